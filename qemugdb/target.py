@@ -1,0 +1,133 @@
+"""The read-only target protocol the walkers run on.
+
+A Target answers five questions about a QEMU process or core: what bytes are at an address,
+what a type looks like, where a variable or function is, which threads there are (with their
+registers), and what a pc means (symbolize/unwind). Two implementations: qemugdb.gdb_target
+(inside gdb) and qemugdb.core_target (over corefile, for qemu-coredump). Walkers take a Target
+explicitly and never import gdb or corefile.
+
+Types are described by duck-typed objects with the attributes of corefile.types.Type:
+kind ("struct" "union" "enum" "pointer" "array" "int" "bool" "float" "void" "function"
+"typedef"), name, size, members (Member: name, type, offset, bit_size, bit_offset), target,
+length, enumerators [(name, value)], signed. Qualifiers are stripped by the backend.
+"""
+
+from dataclasses import dataclass, field
+
+
+class TargetError(Exception):
+    """Base of every error a walker may see from a target."""
+
+
+class FaultError(TargetError):
+    """Memory at `address` cannot be read."""
+
+    def __init__(self, address, size=None, message=None):
+        self.address = address
+        self.size = size
+        super().__init__(message or f"cannot read memory at {address:#x}")
+
+
+class CorruptError(TargetError):
+    """A structure is inconsistent: a cycle, an impossible value, a runaway list."""
+
+    def __init__(self, message, address=None):
+        self.address = address
+        super().__init__(message)
+
+
+class MissingDebugInfo(TargetError):
+    """A type, member, variable or function the debug info does not have."""
+
+
+@dataclass
+class Location:
+    """What a pc means: function+offset and source position; `inlined` holds the inlined
+    functions at that pc, innermost first, each a Location without pc."""
+    pc: int
+    function: str | None = None
+    offset: int | None = None
+    file: str | None = None
+    line: int | None = None
+    module: str | None = None
+    inlined: list = field(default_factory=list)
+
+
+@dataclass
+class Frame:
+    """One unwound frame. `pc` is as gdb prints it (a caller's pc is the return address)."""
+    level: int
+    pc: int
+    sp: int
+    location: Location
+    registers: dict = field(default_factory=dict, repr=False)
+    fallback: bool = False  # found by a heuristic, not by CFI
+
+
+@dataclass
+class Thread:
+    """A thread of the target: gdb's thread number, the kernel's tid, its name if known."""
+    num: int
+    tid: int
+    name: str | None
+    registers: dict = field(repr=False)
+    crashed: bool = False
+
+
+class Target:
+    """Abstract read-only target; see the module docstring."""
+
+    arch = "x86_64"
+    pointer_size = 8
+    byteorder = "little"
+
+    def read(self, address, size):
+        """Bytes at address; FaultError when unreadable."""
+        raise NotImplementedError
+
+    def lookup_type(self, name):
+        """A type by C name ("BlockDriverState", "struct Coroutine", "enum QEMUClockType");
+        MissingDebugInfo when absent."""
+        raise NotImplementedError
+
+    def variable_address(self, name, file=None, thread=None):
+        """(address, type) of a global, of a file-static in the CU whose name ends with `file`,
+        or of a __thread variable for `thread` (a Thread); MissingDebugInfo when absent."""
+        raise NotImplementedError
+
+    def function_address(self, name):
+        """Entry address of a function, or None."""
+        raise NotImplementedError
+
+    def threads(self):
+        """Every thread, as a list of Thread."""
+        raise NotImplementedError
+
+    def symbolize(self, pc):
+        """A Location for pc."""
+        raise NotImplementedError
+
+    def unwind(self, registers):
+        """Frames unwound from a register set (a thread's or a suspended coroutine's)."""
+        raise NotImplementedError
+
+    # Helpers every backend shares.
+
+    def read_uint(self, address, size=8):
+        return int.from_bytes(self.read(address, size), self.byteorder)
+
+    def read_pointer(self, address):
+        return self.read_uint(address, self.pointer_size)
+
+    def has_type(self, name):
+        try:
+            self.lookup_type(name)
+            return True
+        except MissingDebugInfo:
+            return False
+
+    def variable(self, name, file=None, thread=None):
+        """A typed Object for a variable (see variable_address)."""
+        from .obj import Object
+        address, type_ = self.variable_address(name, file=file, thread=thread)
+        return Object(self, type_, address)
