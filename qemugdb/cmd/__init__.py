@@ -1,10 +1,9 @@
-"""Command declarations; importing this package fills qemugdb.commands.REGISTRY."""
+"""Command declarations, one module per subsystem; load() fills qemugdb.commands.REGISTRY."""
 
 import importlib
-
-MODULES = []  # each helper module appends its name: "coroutine", "block", ...
+import pkgutil
 
 
 def load():
-    for name in MODULES:
-        importlib.import_module(f"{__name__}.{name}")
+    for info in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{info.name}")
