@@ -1,0 +1,354 @@
+"""The Target protocol over gdb's Python API (runs inside gdb only).
+
+Types are wrapped lazily as duck-typed objects with the attributes target.py describes;
+wrappers are cached per gdb type and dropped when a new objfile loads. Memory is never cached.
+Every method that selects a thread to answer restores the user's thread and frame.
+"""
+
+import contextlib
+import re
+
+import gdb
+
+from .target import FaultError, Frame, Location, MissingDebugInfo, Target, TargetError, Thread
+
+# Registers reported for a thread (x86-64); a core may lack some (fs_base on old cores).
+THREAD_REGISTERS = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9",
+                    "r10", "r11", "r12", "r13", "r14", "r15", "rip", "eflags",
+                    "fs_base", "gs_base")
+
+_KINDS = {
+    gdb.TYPE_CODE_STRUCT: "struct", gdb.TYPE_CODE_UNION: "union", gdb.TYPE_CODE_ENUM: "enum",
+    gdb.TYPE_CODE_PTR: "pointer", gdb.TYPE_CODE_ARRAY: "array", gdb.TYPE_CODE_INT: "int",
+    gdb.TYPE_CODE_CHAR: "int", gdb.TYPE_CODE_BOOL: "bool", gdb.TYPE_CODE_FLT: "float",
+    gdb.TYPE_CODE_VOID: "void", gdb.TYPE_CODE_FUNC: "function",
+    gdb.TYPE_CODE_TYPEDEF: "typedef",
+}
+
+
+class Member:
+    """A struct/union member. For a bitfield, bit_offset counts from the start of the
+    containing struct (gdb.Field.bitpos) and offset is the byte holding its first bit."""
+
+    __slots__ = ("name", "type", "offset", "bit_size", "bit_offset")
+
+    def __init__(self, name, type_, offset, bit_size=0, bit_offset=None):
+        self.name = name
+        self.type = type_
+        self.offset = offset
+        self.bit_size = bit_size
+        self.bit_offset = bit_offset
+
+    def __repr__(self):
+        return f"Member({self.name!r}, offset={self.offset})"
+
+
+class GdbType:
+    """A gdb.Type seen through the Target's type attributes (computed on first use)."""
+
+    def __init__(self, target, gtype):
+        self._target = target
+        self._gtype = gtype
+        self.kind = _KINDS.get(gtype.code, "int" if gtype.code == gdb.TYPE_CODE_RANGE else "other")
+        self.name = gtype.tag if self.kind in ("struct", "union", "enum") else gtype.name
+        self._members = None
+
+    def __repr__(self):
+        return f"GdbType({self.kind} {self.name})"
+
+    @property
+    def gdb_type(self):
+        return self._gtype
+
+    @property
+    def size(self):
+        if self.kind in ("void", "function"):
+            return None
+        try:
+            return self._gtype.sizeof
+        except gdb.error:
+            return None
+
+    @property
+    def target(self):
+        if self.kind in ("pointer", "array", "typedef", "function"):
+            return self._target.wrap_type(self._gtype.target())
+        return None
+
+    @property
+    def length(self):
+        if self.kind != "array":
+            return None
+        low, high = self._gtype.range()
+        return high - low + 1 if high >= low else None
+
+    @property
+    def signed(self):
+        if self.kind not in ("int", "enum", "bool"):
+            return False
+        try:
+            return self._gtype.is_signed
+        except ValueError:
+            return False
+
+    @property
+    def enumerators(self):
+        if self.kind != "enum":
+            return []
+        return [(f.name, f.enumval) for f in self._gtype.fields()]
+
+    @property
+    def members(self):
+        if self.kind not in ("struct", "union"):
+            return []
+        if self._members is None:
+            out = []
+            for f in self._gtype.fields():
+                if not hasattr(f, "bitpos"):  # a static member (C++ only)
+                    continue
+                t = self._target.wrap_type(f.type)
+                if f.bitsize:
+                    out.append(Member(f.name, t, f.bitpos // 8, f.bitsize, f.bitpos))
+                else:
+                    out.append(Member(f.name, t, f.bitpos // 8))
+            self._members = out
+        return self._members
+
+
+@contextlib.contextmanager
+def preserved_selection():
+    """Restore the selected thread and frame (when there are some) on exit."""
+    thread = gdb.selected_thread()
+    try:
+        frame = gdb.selected_frame() if thread is not None else None
+    except gdb.error:
+        frame = None
+    try:
+        yield
+    finally:
+        if thread is not None and thread.is_valid():
+            thread.switch()
+            if frame is not None and frame.is_valid():
+                frame.select()
+
+
+def _int(value):
+    """A gdb.Value (pointer, flags, int) as a Python int."""
+    if value.type.strip_typedefs().code == gdb.TYPE_CODE_PTR:
+        value = value.cast(gdb.lookup_type("unsigned long"))
+    return int(value)
+
+
+def _gdb_thread(num):
+    for th in gdb.selected_inferior().threads():
+        if th.num == num:
+            return th
+    raise TargetError(f"no thread {num}")
+
+
+def frame_registers(frame, names=THREAD_REGISTERS):
+    """The registers of a gdb.Frame that it has, as ints."""
+    regs = {}
+    for name in names:
+        try:
+            v = frame.read_register(name)
+        except (ValueError, gdb.error):
+            continue
+        if v.is_optimized_out:
+            continue
+        try:
+            regs[name] = _int(v) & (1 << 64) - 1
+        except gdb.error:  # <unavailable>
+            continue
+    return regs
+
+
+_FORMAT_ADDRESS = re.compile(r"<(?P<name>[^+>]+)(?:\+(?P<off>\d+))?>")
+
+
+class GdbTarget(Target):
+    """The inferior gdb has selected: a live process or a core."""
+
+    def __init__(self):
+        self._types = {}
+        self._by_name = {}
+        gdb.events.new_objfile.connect(self._forget_types)
+
+    def close(self):
+        gdb.events.new_objfile.disconnect(self._forget_types)
+
+    def _forget_types(self, _event=None):
+        self._types.clear()
+        self._by_name.clear()
+
+    # Memory.
+
+    def read(self, address, size):
+        if address < 0 or address + size > 1 << 64:
+            raise FaultError(address, size)
+        try:
+            return bytes(gdb.selected_inferior().read_memory(address, size))
+        except gdb.MemoryError as e:
+            raise FaultError(address, size) from e
+        except gdb.error as e:  # e.g. no process and no core
+            raise FaultError(address, size, f"cannot read memory at {address:#x}: {e}") from e
+
+    # Types.
+
+    def wrap_type(self, gtype):
+        """The wrapper of a gdb.Type; cached by spelling unless anonymous ("{...}"), whose
+        wrappers live in their parent's member list instead."""
+        gtype = gtype.unqualified()
+        spelling = str(gtype)
+        if "{...}" in spelling:
+            return GdbType(self, gtype)
+        key = (gtype.code, spelling)
+        t = self._types.get(key)
+        if t is None:
+            t = self._types[key] = GdbType(self, gtype)
+        return t
+
+    def lookup_type(self, name):
+        t = self._by_name.get(name)
+        if t is None:
+            try:
+                gtype = gdb.lookup_type(name)
+            except gdb.error as e:
+                raise MissingDebugInfo(f"no type {name!r} in the debug info") from e
+            if gtype.code in (gdb.TYPE_CODE_STRUCT, gdb.TYPE_CODE_UNION) and not gtype.fields() \
+                    and gtype.sizeof == 0:
+                raise MissingDebugInfo(f"type {name!r} is only declared in the debug info")
+            t = self._by_name[name] = self.wrap_type(gtype)
+        return t
+
+    # Symbols.
+
+    def _symbol(self, name, file):
+        if file is not None:
+            for sym in gdb.lookup_static_symbols(name):
+                if sym.symtab is not None and sym.symtab.filename.endswith(file):
+                    return sym
+            raise MissingDebugInfo(f"no static {name!r} in {file}")
+        sym = gdb.lookup_global_symbol(name) or gdb.lookup_static_symbol(name)
+        if sym is None:
+            raise MissingDebugInfo(f"no symbol {name!r} in the debug info")
+        return sym
+
+    def variable_address(self, name, file=None, thread=None):
+        sym = self._symbol(name, file)
+        with preserved_selection():
+            if thread is not None:
+                _gdb_thread(thread.num).switch()
+            try:
+                value = sym.value(gdb.selected_frame()) if sym.needs_frame else sym.value()
+                address = value.address
+            except gdb.error as e:
+                raise TargetError(f"cannot locate {name}: {e}") from e
+        if address is None:
+            raise MissingDebugInfo(f"{name} has no address (optimized out?)")
+        return _int(address), self.wrap_type(value.type)
+
+    def function_address(self, name):
+        try:
+            sym = self._symbol(name, None)
+        except MissingDebugInfo:
+            try:
+                return _int(gdb.parse_and_eval(f"(unsigned long)&'{name}'"))
+            except gdb.error:
+                return None
+        if sym.type is None or sym.type.code != gdb.TYPE_CODE_FUNC:
+            return None
+        return _int(sym.value().address)
+
+    # Threads.
+
+    def threads(self):
+        inferior = gdb.selected_inferior()
+        if inferior.pid == 0:
+            return []
+        out = []
+        with preserved_selection():
+            for th in sorted(inferior.threads(), key=lambda t: t.num):
+                th.switch()
+                try:
+                    regs = frame_registers(gdb.newest_frame())
+                except gdb.error:
+                    regs = {}
+                out.append(Thread(num=th.num, tid=th.ptid[1] or th.ptid[0], name=th.name,
+                                  registers=regs))
+        return out
+
+    # Code.
+
+    def symbolize(self, pc):
+        loc = Location(pc=pc)
+        progspace = gdb.current_progspace()
+        loc.module = progspace.solib_name(pc) or (progspace.filename if progspace else None)
+        try:
+            block = gdb.block_for_pc(pc)
+        except RuntimeError:
+            block = None
+        functions = []
+        while block is not None:
+            if block.function is not None:
+                functions.append((block.function, block.start))
+            block = block.superblock
+        sal = gdb.find_pc_line(pc)
+        if sal.symtab is not None:
+            loc.file, loc.line = sal.symtab.filename, sal.line
+        if functions:
+            outer, start = functions[-1]
+            loc.function, loc.offset = outer.name, pc - start
+            loc.inlined = [Location(pc=None, function=f.name) for f, _ in functions[:-1]]
+            return loc
+        m = _FORMAT_ADDRESS.search(gdb.format_address(pc))
+        if m:
+            loc.function, loc.offset = m.group("name"), int(m.group("off") or 0)
+        return loc
+
+    def unwind(self, registers):
+        from .gdb_unwinder import unwind
+        return unwind(self, registers)
+
+
+def location_of_frame(frame):
+    """A Location for a gdb.Frame as `bt` shows it (inline frames not merged)."""
+    pc = frame.pc()
+    sal = frame.find_sal()
+    loc = Location(pc=pc, function=frame.name())
+    if sal.symtab is not None:
+        loc.file, loc.line = sal.symtab.filename, sal.line
+    if frame.type() != gdb.INLINE_FRAME:
+        m = _FORMAT_ADDRESS.search(gdb.format_address(pc))
+        if m:
+            loc.offset = int(m.group("off") or 0)
+    solib = gdb.current_progspace().solib_name(pc)
+    loc.module = solib or gdb.current_progspace().filename
+    return loc
+
+
+def frames_from(frame, stop_functions=(), limit=4096):
+    """Frame records from gdb.Frame `frame` outwards: one record per physical frame with the
+    inline frames gdb shows above it in location.inlined (innermost first); stops after a
+    frame whose function is in stop_functions."""
+    out = []
+    inlined = []
+    level = 0
+    while frame is not None and level < limit:
+        loc = location_of_frame(frame)
+        if frame.type() == gdb.INLINE_FRAME:
+            inlined.append(loc)
+        else:
+            loc.inlined = inlined
+            inlined = []
+            regs = frame_registers(frame, ("rsp", "rip", "rbp"))
+            out.append(Frame(level=len(out), pc=loc.pc, sp=regs.get("rsp", 0), location=loc,
+                             registers=regs))
+            if loc.function in stop_functions:
+                break
+        try:
+            frame = frame.older()
+        except gdb.error:
+            break
+        level += 1
+    return out
