@@ -1,0 +1,549 @@
+"""DWARF debug information of one ELF file: types, variables, functions, pc -> source.
+
+    di = DebugInfo(path, build_id)        # cheap: nothing is read until a lookup
+    di.find_type("BlockDriverState")      # typedef / base type; or "struct X", "union X", "enum X"
+    di.find_variable("co_tls_current", file="util/coroutine-ucontext.c")
+    di.find_function("main")              # unbiased entry address
+    di.locate(pc)                         # Location(function, file, line, inlined_chain)
+
+Lookups go through a name index of every unit's top-level DIEs (corefile.dwarf_index),
+built by a fast scanner on first use and cached by build-id; a type is decoded from its own
+DIEs only, and lazily (corefile.types). Addresses are unbiased (as in the ELF file).
+"""
+
+import bisect
+import marshal
+import os
+from collections import namedtuple
+
+from . import dwarf_format as F
+from .dwarf_format import DwarfError, Reader, read_sections
+from .dwarf_index import NameIndex, scan_unit
+from .dwarf_lines import LineTable
+from .types import Member, Type
+
+__all__ = ["DebugInfo", "DwarfError", "Location", "Frame"]
+
+SECTIONS = (".debug_info", ".debug_abbrev", ".debug_str", ".debug_line_str",
+            ".debug_str_offsets", ".debug_addr", ".debug_rnglists", ".debug_ranges",
+            ".debug_aranges", ".debug_line")
+
+Frame = namedtuple("Frame", "function file line")
+Location = namedtuple("Location", "function file line inlined_chain")
+Location.__doc__ = """Where a pc is. function/file/line describe the innermost frame (an
+inlined function when the pc is inside one); inlined_chain is every frame at this pc as gdb's
+`bt` lists them, innermost first: [Frame(inlined fn, file, line of pc), Frame(its caller,
+call site file, call site line), ..., Frame(the real function, ...)], so its last entry is
+the out-of-line function and it has a single entry when nothing is inlined."""
+
+_TAG_KIND = {F.TAG_structure_type: "struct", 0x02: "struct", F.TAG_union_type: "union",
+             F.TAG_enumeration_type: "enum"}
+_KIND_TAG = {"struct": F.TAG_structure_type, "union": F.TAG_union_type,
+             "enum": F.TAG_enumeration_type}
+_QUALIFIERS = (F.TAG_const_type, F.TAG_volatile_type, F.TAG_restrict_type, F.TAG_atomic_type,
+               0x4101)  # DW_TAG_GNU_... qualifiers share the shape
+_POINTERS = (F.TAG_pointer_type, 0x10, 0x42, 0x1F)  # pointer, reference, rvalue ref, ptr_to_member
+# DW_ATE_* encodings
+_ATE_BOOL = (0x02,)
+_ATE_FLOAT = (0x03, 0x04, 0x09, 0x0F)  # complex_float, float, imaginary_float, decimal_float
+_ATE_SIGNED = (0x05, 0x06, 0x0D)  # signed, signed_char, signed_fixed
+
+
+def default_cache_dir():
+    """$XDG_CACHE_HOME/qemugdb or ~/.cache/qemugdb."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "qemugdb")
+
+
+class DebugInfo:
+    """The DWARF of one ELF file (an executable, a library, or its separate .debug file)."""
+
+    def __init__(self, path, build_id, cache_dir=None):
+        self.path = path
+        if isinstance(build_id, (bytes, bytearray)):
+            build_id = build_id.hex()
+        self.build_id = build_id
+        self.cache_dir = cache_dir or default_cache_dir()
+        self._reader = None
+        self._index = None
+        self._types = {}
+        self._aranges = None
+        self._functions = {}
+        self._lines = {}
+
+    # -- loading --------------------------------------------------------------------
+
+    @property
+    def reader(self):
+        if self._reader is None:
+            sections = read_sections(self.path, SECTIONS)
+            if ".debug_info" not in sections:
+                raise DwarfError(f"{self.path}: no debug information (.debug_info)")
+            self._reader = Reader(sections)
+        return self._reader
+
+    @property
+    def index(self):
+        """The NameIndex: loaded from the cache, else built and stored there."""
+        if self._index is None:
+            path = self._cache_path()
+            index = None
+            if path is not None:
+                try:
+                    with open(path, "rb") as f:
+                        index = NameIndex.from_data(marshal.load(f))
+                except (OSError, EOFError, ValueError, TypeError):
+                    index = None
+            if index is None:
+                reader = self.reader
+                index = NameIndex()
+                for unit in reader.units:
+                    if unit.unit_type in (1, 3):  # DW_UT_compile, DW_UT_partial
+                        scan_unit(reader, unit, index)
+                if path is not None:
+                    self._store(path, index)
+            self._index = index
+        return self._index
+
+    def _cache_path(self):
+        if not self.build_id:
+            return None
+        return os.path.join(self.cache_dir, "dwarf", f"{self.build_id}.index")
+
+    @staticmethod
+    def _store(path, index):
+        """Write the index atomically; an unwritable cache only costs speed."""
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            tmp = f"{path}.{os.getpid()}.tmp"
+            with open(tmp, "wb") as f:
+                marshal.dump(index.to_data(), f)
+            os.replace(tmp, path)
+        except OSError:
+            pass
+
+    # -- types ----------------------------------------------------------------------
+
+    def find_type(self, name):
+        """The Type called name: "T" (typedef or base type), "struct T", "union T",
+        "enum T"; None when the program defines no such type."""
+        name = " ".join(name.split())
+        kind, _, tag_name = name.partition(" ")
+        if kind in _KIND_TAG and tag_name:
+            off = self.index.tags.get((_KIND_TAG[kind], tag_name.encode()))
+        else:
+            off = self.index.types.get(name.encode())
+        return None if off is None else self.type_at(off)
+
+    def type_at(self, off):
+        """The Type of the DIE at .debug_info offset off (qualifiers skipped)."""
+        t = self._types.get(off)
+        if t is None:
+            t = self._build_type(off)
+            self._types[off] = t
+        return t
+
+    def _type_ref(self, unit, attrs):
+        """The Type named by DW_AT_type in attrs (None: void)."""
+        ref = attrs.get(F.AT_type)
+        if ref is None:
+            return None
+        return self.type_at(self.reader.ref(unit, ref))
+
+    def _build_type(self, off):
+        reader = self.reader
+        unit = reader.unit_at(off)
+        tag, attrs, _children, _next = reader.read_die(unit, off)
+        name = attrs.get(F.AT_name)
+        name = name.decode("utf-8", "replace") if name is not None else None
+        size = attrs.get(F.AT_byte_size)
+        if tag in _QUALIFIERS:
+            inner = self._type_ref(unit, attrs)
+            return inner if inner is not None else Type("void", "void", None)
+        if tag == F.TAG_base_type:
+            enc = attrs.get(F.AT_encoding)
+            kind = "bool" if enc in _ATE_BOOL else "float" if enc in _ATE_FLOAT else "int"
+            return Type(kind, name, size, signed=enc in _ATE_SIGNED)
+        if tag == F.TAG_unspecified_type:
+            return Type("void", name or "void", None)
+        if tag in _POINTERS:
+            return Type("pointer", None, size if size is not None else unit.addr_size,
+                        loader=lambda t: t.set_lazy(target=self._type_ref(unit, attrs)))
+        if tag == F.TAG_typedef:
+            return Type("typedef", name, loader=lambda t: t.set_lazy(
+                target=self._type_ref(unit, attrs)))
+        if tag == F.TAG_subroutine_type:
+            return Type("function", None, None, loader=lambda t: t.set_lazy(
+                target=self._type_ref(unit, attrs)))
+        if tag == F.TAG_array_type:
+            return self._array(unit, off, attrs)
+        if tag in _TAG_KIND:
+            kind = _TAG_KIND[tag]
+            if attrs.get(F.AT_declaration) and name is not None:
+                full = self.index.tags.get((tag, name.encode()))
+                if full is not None and full != off:
+                    return self.type_at(full)
+                return Type(kind, name, None, members=[], enumerators=[])
+            if kind == "enum":
+                return self._enum(unit, off, attrs, name, size)
+            return Type(kind, name, size,
+                        loader=lambda t: t.set_lazy(members=self._members(unit, off)))
+        if tag in (F.TAG_variable, F.TAG_formal_parameter, F.TAG_member):
+            inner = self._type_ref(unit, attrs)
+            return inner if inner is not None else Type("void", "void", None)
+        raise DwarfError(f"DIE at {off:#x}: tag {tag:#x} is not a type")
+
+    def children(self, unit, off):
+        """(offset, tag, attrs) of each child of the DIE at off."""
+        reader = self.reader
+        tag, attrs, has_children, pos = reader.read_die(unit, off)
+        if not has_children:
+            return
+        while True:
+            child = pos
+            tag, attrs, has_children, pos = reader.read_die(unit, pos)
+            if tag == 0:
+                return
+            yield child, tag, attrs
+            if has_children:
+                sib = attrs.get(F.AT_sibling)
+                pos = sib if sib is not None else self._skip_children(unit, pos)
+
+    def _skip_children(self, unit, pos):
+        reader = self.reader
+        depth = 1
+        while depth:
+            tag, _attrs, has_children, pos = reader.read_die(unit, pos)
+            if tag == 0:
+                depth -= 1
+            elif has_children:
+                depth += 1
+        return pos
+
+    def _members(self, unit, off):
+        members = []
+        for _child, tag, attrs in self.children(unit, off):
+            if tag != F.TAG_member:
+                continue
+            name = attrs.get(F.AT_name)
+            name = name.decode("utf-8", "replace") if name is not None else None
+            mtype = self._type_ref(unit, attrs)
+            loc = attrs.get(F.AT_data_member_location, 0)
+            if isinstance(loc, bytes):
+                loc = _member_location_expr(loc)
+            bit_size = attrs.get(F.AT_bit_size)
+            bit_offset = None
+            if bit_size is not None:
+                if F.AT_data_bit_offset in attrs:
+                    bit_offset = attrs[F.AT_data_bit_offset]
+                else:
+                    # DWARF 2-4: bit_offset counts from the storage unit's most
+                    # significant bit (little-endian layout assumed, as on x86-64/aarch64).
+                    storage = attrs.get(F.AT_byte_size)
+                    if storage is None:
+                        storage = mtype.size if mtype is not None else 0
+                    bit_offset = loc * 8 + storage * 8 - attrs.get(F.AT_bit_offset, 0) - bit_size
+                loc = bit_offset // 8
+            members.append(Member(name, mtype, loc, bit_size, bit_offset))
+        return members
+
+    def _enum(self, unit, off, attrs, name, size):
+        base = self._type_ref(unit, attrs)
+        signed = base.strip_typedefs().signed if base is not None else False
+        reader = self.reader
+        values = []
+        for child, tag, _attrs in self.children(unit, off):
+            if tag != F.TAG_enumerator:
+                continue
+            _tag, raw, _c, _n = reader.read_die(unit, child, raw=True)
+            ename = reader.value(unit, *raw[F.AT_name]).decode("utf-8", "replace")
+            form, v = raw[F.AT_const_value]
+            width = {F.FORM_data1: 8, F.FORM_data2: 16, F.FORM_data4: 32,
+                     F.FORM_data8: 64}.get(form)
+            if width and v >> (width - 1):
+                if signed:
+                    v -= 1 << width
+            if v < 0:
+                signed = True
+            values.append((ename, v))
+        return Type("enum", name, size, enumerators=values, signed=signed)
+
+    def _array(self, unit, off, attrs):
+        dims = []
+        for _child, tag, sub in self.children(unit, off):
+            if tag == F.TAG_subrange_type:
+                count = sub.get(F.AT_count)
+                if count is None and F.AT_upper_bound in sub:
+                    upper = sub[F.AT_upper_bound]
+                    lower = sub.get(0x22, 0)  # DW_AT_lower_bound
+                    if isinstance(upper, int) and isinstance(lower, int):
+                        # gcc writes "no bound" as an all-ones data value: -1 + 1 == 0
+                        count = (upper - lower + 1) & ((1 << 64) - 1)
+                        if count >= 1 << 63:
+                            count = 0
+                if not isinstance(count, int) or isinstance(count, bool):
+                    count = None
+                dims.append(count)
+        if not dims:
+            dims = [None]
+        size = attrs.get(F.AT_byte_size)
+
+        def make(level):
+            def load(t):
+                if level + 1 < len(dims):
+                    t.set_lazy(target=make(level + 1))
+                else:
+                    t.set_lazy(target=self._type_ref(unit, attrs))
+            return Type("array", None, size if level == 0 else _UNKNOWN, length=dims[level],
+                        loader=load)
+        return make(0)
+
+    # -- variables and functions ----------------------------------------------------
+
+    def find_variable(self, name, file=None):
+        """(address, Type) of a global or file-static variable, or None.
+
+        address is unbiased, or ('tls', offset) for a __thread variable (its offset in this
+        module's TLS block). With file, only the unit whose name ends with file is searched
+        (e.g. file="util/coroutine-ucontext.c" for a static variable of that file).
+        """
+        reader = self.reader
+        best = None
+        for off in self.index.variables.get(name.encode(), ()):
+            unit = reader.unit_at(off)
+            if file is not None and not _unit_matches(unit, file):
+                continue
+            _tag, attrs, _c, _n = reader.read_die(unit, off)
+            addr = _location_address(reader, unit, attrs.get(F.AT_location))
+            if addr is None:
+                continue
+            external = attrs.get(F.AT_external) or self._spec_attr(unit, attrs, F.AT_external)
+            if best is None or (external and not best[0]):
+                best = (bool(external), addr, unit, off, attrs)
+        if best is None:
+            return None
+        _external, addr, unit, off, attrs = best
+        if F.AT_type not in attrs:
+            spec = attrs.get(F.AT_specification)
+            if spec is not None:
+                off = reader.ref(unit, spec)
+        return addr, self.type_at(off)
+
+    def _spec_attr(self, unit, attrs, at):
+        spec = attrs.get(F.AT_specification)
+        if spec is None:
+            return None
+        target = self.reader.ref(unit, spec)
+        return self.reader.read_die(self.reader.unit_at(target), target)[1].get(at)
+
+    def find_function(self, name):
+        """The unbiased entry address of the function called name, or None.
+
+        An out-of-line copy named after it through DW_AT_abstract_origin (a .constprop or
+        .part clone) is used only when no DIE carries the name itself.
+        """
+        reader = self.reader
+        best = None
+        for off in self.index.functions.get(name.encode(), ()):
+            unit = reader.unit_at(off)
+            _tag, attrs, _c, _n = reader.read_die(unit, off)
+            rank = (F.AT_name in attrs or F.AT_specification in attrs,
+                    bool(attrs.get(F.AT_external) or self._spec_attr(unit, attrs, F.AT_external)))
+            entry = attrs.get(F.AT_entry_pc)
+            if entry is None:
+                ranges = reader.die_ranges(unit, attrs)
+                if not ranges:
+                    continue
+                entry = ranges[0][0]
+            if best is None or rank > best[0]:
+                best = (rank, entry)
+        return None if best is None else best[1]
+
+    # -- pc -> source ---------------------------------------------------------------
+
+    def locate(self, pc):
+        """Location of an unbiased pc, or None when no unit describes it.
+
+        For a caller frame pass its return address - 1, as gdb does.
+        """
+        unit = self._unit_for_pc(pc)
+        if unit is None:
+            return None
+        func = self._function_at(unit, pc)
+        lines = self._line_table(unit)
+        row = lines.lookup(pc) if lines is not None else None
+        file, line = row if row is not None else (None, None)
+        if func is None:
+            return None
+        frames = []
+        chain = self._inline_chain(unit, func, pc)
+        # chain: [subprogram, inlined_1, ..., inlined_n] (outermost first)
+        for i in range(len(chain) - 1, -1, -1):
+            off, attrs = chain[i]
+            fname = self._die_name(unit, off, attrs)
+            frames.append(Frame(fname, file, line))
+            file = lines.file_name(attrs.get(F.AT_call_file)) if lines is not None else None
+            line = attrs.get(F.AT_call_line)
+        first = frames[0]
+        return Location(first.function, first.file, first.line, frames)
+
+    def _die_name(self, unit, off, attrs):
+        reader = self.reader
+        for _ in range(8):
+            name = attrs.get(F.AT_name)
+            if name is not None:
+                return name.decode("utf-8", "replace")
+            target = attrs.get(F.AT_abstract_origin, attrs.get(F.AT_specification))
+            if target is None:
+                return None
+            off = reader.ref(unit, target)
+            unit = reader.unit_at(off)
+            attrs = reader.read_die(unit, off)[1]
+        return None
+
+    def _unit_for_pc(self, pc):
+        if self._aranges is None:
+            self._aranges = self._load_aranges()
+        starts, ends, units = self._aranges
+        i = bisect.bisect_right(starts, pc) - 1
+        if i >= 0 and pc < ends[i]:
+            return self.reader.unit_at(units[i])
+        return None
+
+    def _load_aranges(self):
+        """Sorted (starts, ends, unit offsets) from .debug_aranges, else the units' ranges."""
+        reader = self.reader
+        spans = []
+        data = reader.sections.get(".debug_aranges", b"")
+        pos = 0
+        covered = set()
+        while pos + 16 <= len(data):
+            length = int.from_bytes(data[pos:pos + 4], "little")
+            osz = 4
+            hdr = pos + 4
+            if length == 0xFFFFFFFF:
+                length = int.from_bytes(data[pos + 4:pos + 12], "little")
+                osz = 8
+                hdr = pos + 12
+            end = hdr + length
+            cu = int.from_bytes(data[hdr + 2:hdr + 2 + osz], "little")
+            asz = data[hdr + 2 + osz]
+            p = hdr + 4 + osz
+            p += (-(p - pos)) % (2 * asz)  # tuples are aligned to twice the address size
+            while p + 2 * asz <= end:
+                a = int.from_bytes(data[p:p + asz], "little")
+                n = int.from_bytes(data[p + asz:p + 2 * asz], "little")
+                p += 2 * asz
+                if a == 0 and n == 0:
+                    break
+                if n:
+                    spans.append((a, a + n, cu))
+            covered.add(cu)
+            pos = end
+        for unit in reader.units:
+            if unit.offset in covered or unit.unit_type not in (1, 3):
+                continue
+            reader.prepare(unit)
+            for a, b in reader.die_ranges(unit, unit.root):
+                if b > a:
+                    spans.append((a, b, unit.offset))
+        spans.sort()
+        return [s[0] for s in spans], [s[1] for s in spans], [s[2] for s in spans]
+
+    def _function_at(self, unit, pc):
+        """(offset, attrs) of the subprogram of unit whose ranges contain pc."""
+        table = self._functions.get(unit.offset)
+        if table is None:
+            table = self._function_ranges(unit)
+            self._functions[unit.offset] = table
+        starts, spans = table
+        i = bisect.bisect_right(starts, pc) - 1
+        while i >= 0:
+            a, b, off = spans[i]
+            if a <= pc < b:
+                return off
+            if pc - a > 1 << 24:
+                break
+            i -= 1
+        return None
+
+    def _function_ranges(self, unit):
+        reader = self.reader
+        spans = []
+        for off, tag, attrs in self.children(unit, unit.die_offset):
+            if tag == F.TAG_subprogram:
+                for a, b in reader.die_ranges(unit, attrs):
+                    if b > a:
+                        spans.append((a, b, off))
+        spans.sort()
+        return [s[0] for s in spans], spans
+
+    def _inline_chain(self, unit, func, pc):
+        """[(offset, attrs)] from the subprogram at func down the inlined calls holding pc."""
+        reader = self.reader
+        chain = [(func, reader.read_die(unit, func)[1])]
+        scope = func
+        while True:
+            for off, tag, attrs in self.children(unit, scope):
+                if tag in (F.TAG_inlined_subroutine, F.TAG_lexical_block) and any(
+                        a <= pc < b for a, b in reader.die_ranges(unit, attrs)):
+                    if tag == F.TAG_inlined_subroutine:
+                        chain.append((off, attrs))
+                    scope = off
+                    break
+            else:
+                return chain
+
+    def _line_table(self, unit):
+        table = self._lines.get(unit.offset)
+        if table is None and unit.stmt_list is not None:
+            data = self.reader.sections.get(".debug_line")
+            if data is None:
+                return None
+            table = LineTable(data, unit.stmt_list, self.reader, unit)
+            self._lines[unit.offset] = table
+        return table
+
+
+_UNKNOWN = None
+
+
+def _unit_matches(unit, file):
+    name = unit.name.decode("utf-8", "replace") if unit.name else ""
+    file = file.lstrip("./")
+    return name == file or name.endswith("/" + file)
+
+
+def _member_location_expr(expr):
+    """A DW_AT_data_member_location expression: DWARF 2's DW_OP_plus_uconst N."""
+    if expr and expr[0] == 0x23:
+        return F.uleb(expr, 1)[0]
+    raise DwarfError("unsupported DW_AT_data_member_location expression")
+
+
+def _location_address(reader, unit, expr):
+    """The static address of a DW_AT_location expression: an int, ('tls', offset), or None
+    for locations that are not a fixed address (registers, location lists)."""
+    if not isinstance(expr, bytes) or not expr:
+        return None
+    op = expr[0]
+    if op == 0x03 and len(expr) == 1 + unit.addr_size:  # DW_OP_addr
+        return int.from_bytes(expr[1:], "little")
+    if op in (0xA1, 0xFB) and len(expr) >= 2:  # DW_OP_addrx, DW_OP_GNU_addr_index
+        i, p = F.uleb(expr, 1)
+        if p == len(expr):
+            return reader._addrx(unit, i)
+    if expr[-1] in (0xE0, 0x9B):  # DW_OP_GNU_push_tls_address, DW_OP_form_tls_address
+        body = expr[:-1]
+        value = None
+        if body[:1] in (b"\x08", b"\x0a", b"\x0c", b"\x0e"):  # DW_OP_const1u/2u/4u/8u
+            n = {0x08: 1, 0x0A: 2, 0x0C: 4, 0x0E: 8}[body[0]]
+            if len(body) == 1 + n:
+                value = int.from_bytes(body[1:], "little")
+        elif body[:1] == b"\x10":  # DW_OP_constu
+            value, p = F.uleb(body, 1)
+            if p != len(body):
+                value = None
+        if value is not None:
+            return ("tls", value)
+    return None

@@ -1,0 +1,760 @@
+"""Raw DWARF decoding: ELF debug sections, unit headers, abbreviations, attribute forms, DIEs.
+
+Pure standard library and deliberately low level: a DIE is decoded straight from the
+section bytes into (tag, {attribute: value}) only when a lookup needs it, so nothing here
+builds per-DIE objects for a whole unit.
+"""
+
+import bisect
+import struct
+import zlib
+
+
+
+class DwarfError(Exception):
+    """The debug information is missing, malformed or uses something not supported."""
+
+# Tags (DWARF 5, section 7.5.3)
+TAG_array_type = 0x01
+TAG_enumeration_type = 0x04
+TAG_formal_parameter = 0x05
+TAG_lexical_block = 0x0B
+TAG_member = 0x0D
+TAG_pointer_type = 0x0F
+TAG_compile_unit = 0x11
+TAG_structure_type = 0x13
+TAG_subroutine_type = 0x15
+TAG_typedef = 0x16
+TAG_union_type = 0x17
+TAG_unspecified_parameters = 0x18
+TAG_variant = 0x19
+TAG_inlined_subroutine = 0x1D
+TAG_subrange_type = 0x21
+TAG_base_type = 0x24
+TAG_const_type = 0x26
+TAG_enumerator = 0x28
+TAG_subprogram = 0x2E
+TAG_variable = 0x34
+TAG_volatile_type = 0x35
+TAG_restrict_type = 0x37
+TAG_atomic_type = 0x47
+TAG_partial_unit = 0x3C
+TAG_unspecified_type = 0x3B
+TAG_skeleton_unit = 0x4A
+TAG_GNU_call_site = 0x4109
+TAG_call_site = 0x48
+
+# Attributes
+AT_sibling = 0x01
+AT_location = 0x02
+AT_name = 0x03
+AT_byte_size = 0x0B
+AT_bit_offset = 0x0C
+AT_bit_size = 0x0D
+AT_stmt_list = 0x10
+AT_low_pc = 0x11
+AT_high_pc = 0x12
+AT_language = 0x13
+AT_comp_dir = 0x1B
+AT_const_value = 0x1C
+AT_inline = 0x20
+AT_upper_bound = 0x2F
+AT_abstract_origin = 0x31
+AT_count = 0x37
+AT_data_member_location = 0x38
+AT_declaration = 0x3C
+AT_encoding = 0x3E
+AT_external = 0x3F
+AT_specification = 0x47
+AT_type = 0x49
+AT_ranges = 0x55
+AT_entry_pc = 0x52
+AT_call_column = 0x57
+AT_call_file = 0x58
+AT_call_line = 0x59
+AT_data_bit_offset = 0x6B
+AT_str_offsets_base = 0x72
+AT_addr_base = 0x73
+AT_rnglists_base = 0x74
+AT_loclists_base = 0x8C
+AT_linkage_name = 0x6E
+AT_MIPS_linkage_name = 0x2007
+
+# Forms
+FORM_addr = 0x01
+FORM_block2 = 0x03
+FORM_block4 = 0x04
+FORM_data2 = 0x05
+FORM_data4 = 0x06
+FORM_data8 = 0x07
+FORM_string = 0x08
+FORM_block = 0x09
+FORM_block1 = 0x0A
+FORM_data1 = 0x0B
+FORM_flag = 0x0C
+FORM_sdata = 0x0D
+FORM_strp = 0x0E
+FORM_udata = 0x0F
+FORM_ref_addr = 0x10
+FORM_ref1 = 0x11
+FORM_ref2 = 0x12
+FORM_ref4 = 0x13
+FORM_ref8 = 0x14
+FORM_ref_udata = 0x15
+FORM_indirect = 0x16
+FORM_sec_offset = 0x17
+FORM_exprloc = 0x18
+FORM_flag_present = 0x19
+FORM_strx = 0x1A
+FORM_addrx = 0x1B
+FORM_ref_sup4 = 0x1C
+FORM_strp_sup = 0x1D
+FORM_data16 = 0x1E
+FORM_line_strp = 0x1F
+FORM_ref_sig8 = 0x20
+FORM_implicit_const = 0x21
+FORM_loclistx = 0x22
+FORM_rnglistx = 0x23
+FORM_ref_sup8 = 0x24
+FORM_strx1 = 0x25
+FORM_strx2 = 0x26
+FORM_strx3 = 0x27
+FORM_strx4 = 0x28
+FORM_addrx1 = 0x29
+FORM_addrx2 = 0x2A
+FORM_addrx3 = 0x2B
+FORM_addrx4 = 0x2C
+FORM_GNU_addr_index = 0x1F01
+FORM_GNU_str_index = 0x1F02
+FORM_GNU_ref_alt = 0x1F20
+FORM_GNU_strp_alt = 0x1F21
+
+# Sizes of forms that do not depend on the unit (None: variable or unit dependent).
+_FIXED = {
+    FORM_block2: None, FORM_data2: 2, FORM_data4: 4, FORM_data8: 8, FORM_data1: 1,
+    FORM_flag: 1, FORM_ref1: 1, FORM_ref2: 2, FORM_ref4: 4, FORM_ref8: 8,
+    FORM_flag_present: 0, FORM_ref_sup4: 4, FORM_data16: 16, FORM_ref_sig8: 8,
+    FORM_implicit_const: 0, FORM_ref_sup8: 8, FORM_strx1: 1, FORM_strx2: 2, FORM_strx3: 3,
+    FORM_strx4: 4, FORM_addrx1: 1, FORM_addrx2: 2, FORM_addrx3: 3, FORM_addrx4: 4,
+}
+_OFFSET_SIZED = (FORM_strp, FORM_sec_offset, FORM_line_strp, FORM_strp_sup,
+                 FORM_GNU_ref_alt, FORM_GNU_strp_alt)
+_ADDR_FORMS = (FORM_addr, FORM_addrx, FORM_addrx1, FORM_addrx2, FORM_addrx3, FORM_addrx4,
+               FORM_GNU_addr_index)
+_REF_FORMS = (FORM_ref1, FORM_ref2, FORM_ref4, FORM_ref8, FORM_ref_udata)
+
+_u16 = struct.Struct("<H").unpack_from
+_u32 = struct.Struct("<I").unpack_from
+_u64 = struct.Struct("<Q").unpack_from
+
+
+def uleb(data, pos):
+    """Decode an unsigned LEB128 at pos: (value, new_pos)."""
+    b = data[pos]
+    if b < 0x80:
+        return b, pos + 1
+    result = b & 0x7F
+    shift = 7
+    pos += 1
+    while True:
+        b = data[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if b < 0x80:
+            return result, pos
+        shift += 7
+
+
+def sleb(data, pos):
+    """Decode a signed LEB128 at pos: (value, new_pos)."""
+    result = 0
+    shift = 0
+    while True:
+        b = data[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        shift += 7
+        if b < 0x80:
+            if b & 0x40:
+                result -= 1 << shift
+            return result, pos
+
+
+def cstring(data, pos):
+    """The NUL-terminated bytes at pos."""
+    return data[pos:data.index(b"\0", pos)]
+
+
+# ---------------------------------------------------------------------------------------
+# ELF sections
+
+def read_sections(path, wanted):
+    """{name: bytes} of the wanted ELF sections of path (decompressing SHF_COMPRESSED ones).
+
+    Only ELF64/ELF32 little-endian files are handled (x86-64 and aarch64 both are).
+    """
+    with open(path, "rb") as f:
+        ident = f.read(64)
+        if len(ident) < 52 or ident[:4] != b"\x7fELF":
+            raise DwarfError(f"{path}: not an ELF file")
+        if ident[5] != 1:
+            raise DwarfError(f"{path}: big-endian ELF is not supported")
+        is64 = ident[4] == 2
+        if is64:
+            shoff, = _u64(ident, 0x28)
+            shentsize, shnum, shstrndx = struct.unpack_from("<HHH", ident, 0x3A)
+        else:
+            shoff, = _u32(ident, 0x20)
+            shentsize, shnum, shstrndx = struct.unpack_from("<HHH", ident, 0x2E)
+        f.seek(shoff)
+        table = f.read(shentsize * shnum)
+        if len(table) < shentsize * shnum or shstrndx >= shnum:
+            raise DwarfError(f"{path}: truncated section header table")
+        headers = []
+        for i in range(shnum):
+            if is64:
+                name, typ, flags, _addr, off, size = struct.unpack_from(
+                    "<IIQQQQ", table, i * shentsize)
+            else:
+                name, typ, flags, _addr, off, size = struct.unpack_from(
+                    "<IIIIII", table, i * shentsize)
+            headers.append((name, typ, flags, off, size))
+        _n, _t, _f, stroff, strsize = headers[shstrndx]
+        f.seek(stroff)
+        names = f.read(strsize)
+        result = {}
+        for name_off, typ, flags, off, size in headers:
+            name = cstring(names, name_off).decode("latin-1")
+            if name not in wanted or typ == 8:  # SHT_NOBITS: stripped into a .debug file
+                continue
+            f.seek(off)
+            data = f.read(size)
+            if len(data) < size:
+                raise DwarfError(f"{path}: section {name} is truncated")
+            if flags & 0x800:  # SHF_COMPRESSED
+                ch_type, = _u32(data, 0)
+                if ch_type != 1:
+                    raise DwarfError(f"{path}: section {name}: unknown compression {ch_type}")
+                data = zlib.decompress(data[24 if is64 else 12:])
+            result[name] = data
+        return result
+
+
+# ---------------------------------------------------------------------------------------
+# Abbreviations
+
+# What the index scanner does with a top-level DIE of an abbreviation (Abbrev.action).
+SKIP, TYPE_NAME, TAG_DEF, VAR_DEF, FUNC_DEF, CHECK = range(6)
+_TAG_KINDS = (TAG_structure_type, TAG_union_type, TAG_enumeration_type, 0x02)
+
+
+class Abbrev:
+    """One abbreviation: tag, children flag and the attribute specs.
+
+    sizes holds each attribute's byte size (None: variable); fixed is the byte size of the
+    whole DIE after its code when every size is known; sib_at and name_at are the offsets of
+    a ref4 DW_AT_sibling, of DW_AT_name and of a ref4 DW_AT_specification or
+    DW_AT_abstract_origin (origin_at) when only fixed-size attributes precede them.
+    action tells the index scanner what a top-level DIE of this shape defines.
+    """
+    __slots__ = ("tag", "children", "attrs", "sizes", "fixed", "sib_at", "name_at",
+                 "name_form", "origin_at", "action")
+
+    def __init__(self, tag, children, attrs, offset_size, addr_size):
+        self.tag = tag
+        self.children = children
+        self.attrs = attrs
+        self.sizes = tuple(form_size(form, offset_size, addr_size) for _a, form, _i in attrs)
+        self.sib_at = None
+        self.name_at = None
+        self.name_form = None
+        self.origin_at = None
+        pos = 0
+        present = {}
+        for (at, form, _implicit), size in zip(attrs, self.sizes):
+            present[at] = form
+            if pos is None:
+                continue
+            if at == AT_sibling and form == FORM_ref4:
+                self.sib_at = pos
+            elif at == AT_name:
+                self.name_at = pos
+                self.name_form = form
+            elif at in (AT_specification, AT_abstract_origin) and form == FORM_ref4:
+                self.origin_at = pos
+            pos = None if size is None else pos + size
+        self.fixed = pos
+        self.action = self._action(tag, present)
+
+    def _action(self, tag, present):
+        if present.get(AT_declaration) == FORM_flag:
+            return CHECK
+        declaration = AT_declaration in present
+        named = AT_name in present
+        if tag in (TAG_typedef, TAG_base_type, TAG_unspecified_type):
+            return TYPE_NAME if named else SKIP
+        if tag in _TAG_KINDS:
+            return TAG_DEF if named and not declaration else SKIP
+        if declaration:
+            return SKIP
+        if tag == TAG_variable and AT_location in present:
+            return VAR_DEF
+        if tag == TAG_subprogram and (AT_low_pc in present or AT_ranges in present):
+            return FUNC_DEF
+        return SKIP
+
+    def attr_pos(self, data, pos, wanted):
+        """Offset in data of attribute wanted of the DIE whose attributes start at pos."""
+        for (at, form, _implicit), size in zip(self.attrs, self.sizes):
+            if at == wanted:
+                return pos
+            if size is not None:
+                pos += size
+            else:
+                pos = skip_form(data, form, pos)
+        return None
+
+    def end(self, data, pos):
+        """Offset just past the attributes of the DIE whose attributes start at pos."""
+        if self.fixed is not None:
+            return pos + self.fixed
+        for (at, form, _implicit), size in zip(self.attrs, self.sizes):
+            if size is not None:
+                pos += size
+            else:
+                pos = skip_form(data, form, pos)
+        return pos
+
+
+def skip_form(data, form, pos):
+    """Offset past a variable-size value of form at pos."""
+    if form == FORM_exprloc or form == FORM_block:
+        n, pos = uleb(data, pos)
+        return pos + n
+    if form == FORM_string:
+        return data.index(b"\0", pos) + 1
+    if form in (FORM_udata, FORM_sdata, FORM_ref_udata, FORM_strx, FORM_addrx, FORM_loclistx,
+                FORM_rnglistx, FORM_GNU_addr_index, FORM_GNU_str_index):
+        while data[pos] & 0x80:
+            pos += 1
+        return pos + 1
+    if form == FORM_block1:
+        return pos + 1 + data[pos]
+    if form == FORM_block2:
+        return pos + 2 + _u16(data, pos)[0]
+    if form == FORM_block4:
+        return pos + 4 + _u32(data, pos)[0]
+    raise DwarfError(f"cannot skip DWARF form {form:#x}")
+
+
+def form_size(form, offset_size, addr_size):
+    """The byte size of a form's value, or None when it is variable."""
+    if form in _FIXED:
+        return _FIXED[form]
+    if form in _OFFSET_SIZED or form == FORM_ref_addr:
+        return offset_size
+    if form == FORM_addr:
+        return addr_size
+    return None
+
+
+_shapes = {}
+
+
+def parse_abbrevs(data, offset, offset_size, addr_size):
+    """{code: Abbrev} of the abbreviation table at offset of .debug_abbrev.
+
+    Abbrev objects are shared between tables by their encoded shape: most units of a
+    program repeat the same few hundred shapes.
+    """
+    table = {}
+    pos = offset
+    shapes = _shapes
+    while True:
+        code = data[pos]
+        pos += 1
+        if code & 0x80:
+            code, pos = uleb(data, pos - 1)
+        if code == 0:
+            return table
+        start = pos
+        # Walk to the (0, 0) terminator: ulebs are mostly one byte.
+        while data[pos] & 0x80:
+            pos += 1
+        pos += 2  # last tag byte, children flag
+        while True:
+            at = data[pos]
+            pos += 1
+            if at & 0x80:
+                while data[pos] & 0x80:
+                    pos += 1
+                pos += 1
+            form = data[pos]
+            pos += 1
+            if form & 0x80:
+                while data[pos] & 0x80:
+                    pos += 1
+                pos += 1
+            elif form == FORM_implicit_const:
+                while data[pos] & 0x80:
+                    pos += 1
+                pos += 1
+            elif at == 0 and form == 0:
+                break
+        key = (data[start:pos], offset_size, addr_size)
+        ab = shapes.get(key)
+        if ab is None:
+            ab = shapes[key] = _decode_abbrev(key[0], offset_size, addr_size)
+        table[code] = ab
+
+
+def _decode_abbrev(entry, offset_size, addr_size):
+    tag, pos = uleb(entry, 0)
+    children = entry[pos] != 0
+    pos += 1
+    attrs = []
+    while True:
+        at, pos = uleb(entry, pos)
+        form, pos = uleb(entry, pos)
+        if at == 0 and form == 0:
+            return Abbrev(tag, children, tuple(attrs), offset_size, addr_size)
+        implicit = None
+        if form == FORM_implicit_const:
+            implicit, pos = sleb(entry, pos)
+        attrs.append((at, form, implicit))
+
+
+# ---------------------------------------------------------------------------------------
+# Units
+
+class Unit:
+    """A unit header of .debug_info and, once read, the attributes of its root DIE."""
+    __slots__ = ("offset", "end", "version", "unit_type", "addr_size", "offset_size",
+                 "abbrev_offset", "die_offset", "abbrevs", "str_offsets_base", "addr_base",
+                 "rnglists_base", "loclists_base", "name", "comp_dir", "stmt_list",
+                 "low_pc", "root")
+
+    def __init__(self, offset, end, version, unit_type, addr_size, offset_size,
+                 abbrev_offset, die_offset):
+        self.offset = offset
+        self.end = end
+        self.version = version
+        self.unit_type = unit_type
+        self.addr_size = addr_size
+        self.offset_size = offset_size
+        self.abbrev_offset = abbrev_offset
+        self.die_offset = die_offset
+        self.abbrevs = None
+        self.str_offsets_base = 8
+        self.addr_base = 8
+        self.rnglists_base = None
+        self.loclists_base = None
+        self.name = None
+        self.comp_dir = None
+        self.stmt_list = None
+        self.low_pc = 0
+        self.root = None
+
+
+def parse_unit_headers(info):
+    """The Unit headers of .debug_info, in order (cheap: headers only)."""
+    units = []
+    pos = 0
+    size = len(info)
+    while pos + 11 <= size:
+        start = pos
+        length, = _u32(info, pos)
+        pos += 4
+        offset_size = 4
+        if length == 0xFFFFFFFF:
+            length, = _u64(info, pos)
+            pos += 8
+            offset_size = 8
+        end = pos + length
+        if end > size:
+            raise DwarfError(f".debug_info unit at {start:#x} runs past the section end")
+        version, = _u16(info, pos)
+        pos += 2
+        unit_type = 1
+        if version >= 5:
+            unit_type = info[pos]
+            addr_size = info[pos + 1]
+            pos += 2
+            abbrev_offset = int.from_bytes(info[pos:pos + offset_size], "little")
+            pos += offset_size
+            if unit_type in (2, 6):  # DW_UT_type, DW_UT_split_type: signature + type offset
+                pos += 8 + offset_size
+            elif unit_type in (4, 5):  # DW_UT_skeleton, DW_UT_split_compile: dwo id
+                pos += 8
+        elif version in (2, 3, 4):
+            abbrev_offset = int.from_bytes(info[pos:pos + offset_size], "little")
+            pos += offset_size
+            addr_size = info[pos]
+            pos += 1
+        else:
+            raise DwarfError(f".debug_info unit at {start:#x}: unsupported DWARF version {version}")
+        units.append(Unit(start, end, version, unit_type, addr_size, offset_size,
+                          abbrev_offset, pos))
+        pos = end
+    return units
+
+
+class Reader:
+    """Decodes attribute values and DIEs of the units of one .debug_info section."""
+
+    def __init__(self, sections):
+        self.info = sections.get(".debug_info", b"")
+        self.abbrev = sections.get(".debug_abbrev", b"")
+        self.str = sections.get(".debug_str", b"")
+        self.line_str = sections.get(".debug_line_str", b"")
+        self.str_offsets = sections.get(".debug_str_offsets", b"")
+        self.addr = sections.get(".debug_addr", b"")
+        self.rnglists = sections.get(".debug_rnglists", b"")
+        self.ranges = sections.get(".debug_ranges", b"")
+        self.sections = sections
+        self._abbrev_cache = {}
+        self.units = parse_unit_headers(self.info)
+        self._unit_starts = [u.offset for u in self.units]
+
+    def unit_at(self, offset):
+        """The prepared Unit that contains .debug_info offset."""
+        i = bisect.bisect_right(self._unit_starts, offset) - 1
+        if i < 0 or offset >= self.units[i].end:
+            raise DwarfError(f"no unit contains .debug_info offset {offset:#x}")
+        return self.prepare(self.units[i])
+
+    def prepare(self, unit):
+        """Load the unit's abbreviations and the attributes of its root DIE."""
+        if unit.abbrevs is not None:
+            return unit
+        key = (unit.abbrev_offset, unit.offset_size, unit.addr_size)
+        abbrevs = self._abbrev_cache.get(key)
+        if abbrevs is None:
+            abbrevs = parse_abbrevs(self.abbrev, unit.abbrev_offset, unit.offset_size,
+                                    unit.addr_size)
+            self._abbrev_cache[key] = abbrevs
+        unit.abbrevs = abbrevs
+        # The base attributes must be known before any *x form is resolved.
+        tag, attrs, _children, _next = self.read_die(unit, unit.die_offset, raw=True)
+        unit.str_offsets_base = attrs.get(AT_str_offsets_base, (0, 8))[1]
+        unit.addr_base = attrs.get(AT_addr_base, (0, 8))[1]
+        if AT_rnglists_base in attrs:
+            unit.rnglists_base = attrs[AT_rnglists_base][1]
+        if AT_loclists_base in attrs:
+            unit.loclists_base = attrs[AT_loclists_base][1]
+        root = self.read_die(unit, unit.die_offset)[1]
+        unit.root = root
+        unit.name = root.get(AT_name)
+        unit.comp_dir = root.get(AT_comp_dir)
+        unit.stmt_list = root.get(AT_stmt_list)
+        unit.low_pc = root.get(AT_low_pc, 0)
+        return unit
+
+    def read_die(self, unit, pos, raw=False):
+        """Decode the DIE at pos: (tag, {attr: value}, has_children, next_pos).
+
+        A null entry gives (0, None, False, pos + 1). With raw, values are (form, raw value)
+        pairs and nothing is resolved through other sections.
+        """
+        info = self.info
+        code = info[pos]
+        if code >= 0x80:
+            code, pos = uleb(info, pos)
+        else:
+            pos += 1
+        if code == 0:
+            return 0, None, False, pos
+        ab = unit.abbrevs.get(code)
+        if ab is None:
+            raise DwarfError(f"DIE at {pos:#x}: unknown abbreviation {code}")
+        attrs = {}
+        for at, form, implicit in ab.attrs:
+            if form == FORM_implicit_const:
+                v = implicit
+            else:
+                v, pos = self.raw_value(unit, form, pos)
+                if form == FORM_indirect:
+                    form, v = v
+            if raw:
+                attrs[at] = (form, v)
+            elif at == AT_high_pc and form not in _ADDR_FORMS:
+                attrs[at] = attrs.get(AT_low_pc, 0) + v  # constant class: offset from low_pc
+            else:
+                attrs[at] = self.value(unit, form, v)
+        return ab.tag, attrs, ab.children, pos
+
+    def raw_value(self, unit, form, pos):
+        """(raw value, new pos) of an attribute of the given form at pos."""
+        info = self.info
+        if form == FORM_ref4 or form == FORM_data4 or form == FORM_ref_sup4:
+            return _u32(info, pos)[0], pos + 4
+        if form == FORM_data1 or form == FORM_ref1 or form == FORM_flag or form == FORM_strx1 \
+                or form == FORM_addrx1:
+            return info[pos], pos + 1
+        if form == FORM_strp or form == FORM_sec_offset or form == FORM_line_strp \
+                or form == FORM_ref_addr or form in _OFFSET_SIZED:
+            n = unit.offset_size if (form != FORM_ref_addr or unit.version > 2) else unit.addr_size
+            return int.from_bytes(info[pos:pos + n], "little"), pos + n
+        if form == FORM_data2 or form == FORM_ref2 or form == FORM_strx2 or form == FORM_addrx2:
+            return _u16(info, pos)[0], pos + 2
+        if form == FORM_data8 or form == FORM_ref8 or form == FORM_ref_sig8 \
+                or form == FORM_ref_sup8:
+            return _u64(info, pos)[0], pos + 8
+        if form == FORM_addr:
+            n = unit.addr_size
+            return int.from_bytes(info[pos:pos + n], "little"), pos + n
+        if form == FORM_flag_present:
+            return True, pos
+        if form in (FORM_udata, FORM_ref_udata, FORM_strx, FORM_addrx, FORM_loclistx,
+                    FORM_rnglistx, FORM_GNU_addr_index, FORM_GNU_str_index):
+            return uleb(info, pos)
+        if form == FORM_sdata:
+            return sleb(info, pos)
+        if form == FORM_string:
+            end = info.index(b"\0", pos)
+            return info[pos:end], end + 1
+        if form == FORM_exprloc or form == FORM_block:
+            n, pos = uleb(info, pos)
+            return info[pos:pos + n], pos + n
+        if form == FORM_block1:
+            n = info[pos]
+            return info[pos + 1:pos + 1 + n], pos + 1 + n
+        if form == FORM_block2:
+            n, = _u16(info, pos)
+            return info[pos + 2:pos + 2 + n], pos + 2 + n
+        if form == FORM_block4:
+            n, = _u32(info, pos)
+            return info[pos + 4:pos + 4 + n], pos + 4 + n
+        if form == FORM_data16:
+            return info[pos:pos + 16], pos + 16
+        if form == FORM_strx3 or form == FORM_addrx3:
+            return int.from_bytes(info[pos:pos + 3], "little"), pos + 3
+        if form == FORM_strx4 or form == FORM_addrx4:
+            return _u32(info, pos)[0], pos + 4
+        if form == FORM_indirect:
+            real, pos = uleb(info, pos)
+            if real == FORM_implicit_const:
+                raise DwarfError("DW_FORM_indirect to DW_FORM_implicit_const")
+            v, pos = self.raw_value(unit, real, pos)
+            return (real, v), pos
+        raise DwarfError(f"unsupported DWARF form {form:#x}")
+
+    def value(self, unit, form, v):
+        """The meaning of a raw value: names as bytes, references as absolute offsets."""
+        if form in _REF_FORMS:
+            return unit.offset + v
+        if form == FORM_strp:
+            return cstring(self.str, v)
+        if form == FORM_line_strp:
+            return cstring(self.line_str, v)
+        if form in (FORM_strx, FORM_strx1, FORM_strx2, FORM_strx3, FORM_strx4,
+                    FORM_GNU_str_index):
+            n = unit.offset_size
+            p = unit.str_offsets_base + v * n
+            return cstring(self.str, int.from_bytes(self.str_offsets[p:p + n], "little"))
+        if form in (FORM_addrx, FORM_addrx1, FORM_addrx2, FORM_addrx3, FORM_addrx4,
+                    FORM_GNU_addr_index):
+            n = unit.addr_size
+            p = unit.addr_base + v * n
+            return int.from_bytes(self.addr[p:p + n], "little")
+        if form == FORM_rnglistx:
+            return ("rnglistx", v)
+        if form == FORM_loclistx:
+            return ("loclistx", v)
+        if form == FORM_ref_addr:
+            return ("ref_addr", v)
+        return v
+
+    def ref(self, unit, value):
+        """An attribute value from value() that names a DIE, as an absolute .debug_info offset."""
+        if type(value) is tuple:
+            return value[1]
+        return value
+
+    # -- address ranges -------------------------------------------------------------
+
+    def die_ranges(self, unit, attrs):
+        """[(low, high)] covered by a DIE with low_pc/high_pc or ranges, else []."""
+        if AT_low_pc in attrs:
+            low = attrs[AT_low_pc]
+            high = attrs.get(AT_high_pc)
+            if high is None:
+                return [(low, low + 1)]
+            return [(low, high)]
+        if AT_ranges in attrs:
+            return self.ranges_at(unit, attrs[AT_ranges])
+        return []
+
+    def ranges_at(self, unit, value):
+        """Ranges of a DW_AT_ranges value (rnglistx index or section offset)."""
+        base = unit.low_pc or 0
+        if unit.version >= 5:
+            if type(value) is tuple:
+                n = unit.offset_size
+                p = unit.rnglists_base + value[1] * n
+                value = unit.rnglists_base + int.from_bytes(self.rnglists[p:p + n], "little")
+            return self._rnglist(unit, value, base)
+        return self._ranges_v4(unit, value, base)
+
+    def _rnglist(self, unit, pos, base):
+        data = self.rnglists
+        out = []
+        asz = unit.addr_size
+        while True:
+            kind = data[pos]
+            pos += 1
+            if kind == 0:  # DW_RLE_end_of_list
+                return out
+            if kind == 1:  # base_addressx
+                i, pos = uleb(data, pos)
+                base = self._addrx(unit, i)
+            elif kind == 2:  # startx_endx
+                a, pos = uleb(data, pos)
+                b, pos = uleb(data, pos)
+                out.append((self._addrx(unit, a), self._addrx(unit, b)))
+            elif kind == 3:  # startx_length
+                a, pos = uleb(data, pos)
+                n, pos = uleb(data, pos)
+                s = self._addrx(unit, a)
+                out.append((s, s + n))
+            elif kind == 4:  # offset_pair
+                a, pos = uleb(data, pos)
+                b, pos = uleb(data, pos)
+                out.append((base + a, base + b))
+            elif kind == 5:  # base_address
+                base = int.from_bytes(data[pos:pos + asz], "little")
+                pos += asz
+            elif kind == 6:  # start_end
+                a = int.from_bytes(data[pos:pos + asz], "little")
+                b = int.from_bytes(data[pos + asz:pos + 2 * asz], "little")
+                pos += 2 * asz
+                out.append((a, b))
+            elif kind == 7:  # start_length
+                a = int.from_bytes(data[pos:pos + asz], "little")
+                pos += asz
+                n, pos = uleb(data, pos)
+                out.append((a, a + n))
+            else:
+                raise DwarfError(f"bad range list entry kind {kind} at {pos - 1:#x}")
+
+    def _ranges_v4(self, unit, pos, base):
+        data = self.ranges
+        asz = unit.addr_size
+        top = (1 << (8 * asz)) - 1
+        out = []
+        while pos + 2 * asz <= len(data):
+            a = int.from_bytes(data[pos:pos + asz], "little")
+            b = int.from_bytes(data[pos + asz:pos + 2 * asz], "little")
+            pos += 2 * asz
+            if a == 0 and b == 0:
+                break
+            if a == top:
+                base = b
+            else:
+                out.append((base + a, base + b))
+        return out
+
+    def _addrx(self, unit, i):
+        n = unit.addr_size
+        p = unit.addr_base + i * n
+        return int.from_bytes(self.addr[p:p + n], "little")
