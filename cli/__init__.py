@@ -1,0 +1,1 @@
+"""qemu-coredump, installed as the package qemu_coredump (the directory is cli/)."""

@@ -1,0 +1,153 @@
+"""qemu-coredump: qemugdb's commands on a core file, without gdb.
+
+Every command of qemugdb.commands.REGISTRY becomes `qemu-coredump NAME CORE [options]`;
+`info`, `report` and `gdb` are the CLI's own. Exit status: 0 when everything was read,
+1 when some items were unreadable (partial), 2 for bad input.
+"""
+
+import os
+import shutil
+import sys
+
+import click
+
+from qemugdb import cmd as declarations
+from qemugdb.commands import REGISTRY, to_plain
+from qemugdb.target import TargetError
+
+from .graph import DotMissing, render_dot
+from .session import BadInput, open_session
+
+EXIT_PARTIAL = 1
+EXIT_BAD_INPUT = 2
+
+
+def core_options(f):
+    """CORE and the options that say how to read it, shared by every subcommand."""
+    f = click.option("--debug-dir", "debug_dirs", multiple=True, type=click.Path(exists=True, file_okay=False),
+                     help="Extra directory of separate debug info (repeatable).")(f)
+    f = click.option("--sysroot", type=click.Path(exists=True, file_okay=False),
+                     help="Root under which the core's libraries are found (a core from another machine).")(f)
+    f = click.option("-e", "--exe", type=click.Path(exists=True, dir_okay=False),
+                     help="The executable; found from the core when not given.")(f)
+    f = click.argument("core", type=click.Path(exists=True, dir_okay=False))(f)
+    return f
+
+
+def has_errors(plain):
+    """Whether any record carries an `error` (an unreadable or inconsistent item)."""
+    if isinstance(plain, dict):
+        return bool(plain.get("error")) or any(has_errors(v) for v in plain.values())
+    if isinstance(plain, list):
+        return any(has_errors(v) for v in plain)
+    return False
+
+
+def emit(text, output):
+    if output:
+        mode = "wb" if isinstance(text, bytes) else "w"
+        with open(output, mode) as f:
+            f.write(text)
+        click.echo(f"wrote {output}", err=True)
+    elif isinstance(text, bytes):
+        click.get_binary_stream("stdout").write(text)
+    else:
+        click.echo(text, nl=not text.endswith("\n"))
+
+
+def picture(dot, fmt, output):
+    """SVG/PNG bytes of DOT; without graphviz's dot, write the DOT beside and say so."""
+    try:
+        return render_dot(dot, fmt)
+    except DotMissing as e:
+        if output:
+            emit(e.dot, os.path.splitext(output)[0] + ".dot")
+        fail(str(e))
+
+
+def fail(message, status=EXIT_BAD_INPUT):
+    click.echo(f"qemu-coredump: {message}", err=True)
+    sys.exit(status)
+
+
+def bind(command):
+    """A click command running a registry Command on a core."""
+    formats = command.formats() + (("svg", "png") if "dot" in command.formats() else ())
+
+    def run(core, exe, sysroot, debug_dirs, fmt, as_json, output, **kwargs):
+        fmt = "json" if as_json else fmt
+        try:
+            with open_session(core, exe, sysroot, debug_dirs) as session:
+                args = Namespace(**kwargs, format=fmt)
+                records = command.run(session.target, args)
+                partial = has_errors(to_plain(records)) or session.partial
+                if fmt in ("svg", "png"):
+                    text = picture(command.render(records, "dot", args), fmt, output)
+                else:
+                    text = command.render(records, fmt, args)
+        except BadInput as e:
+            fail(str(e))
+        except TargetError as e:
+            fail(str(e), EXIT_PARTIAL)
+        emit(text, output)
+        if partial:
+            sys.exit(EXIT_PARTIAL)
+
+    params = []
+    for a in command.arguments:
+        if a.flags:
+            params.append(click.Option(list(a.flags), is_flag=a.is_flag, default=a.default, help=a.help,
+                                       type=click.Choice(a.choices) if a.choices else None,
+                                       show_default=a.default not in (None, False)))
+        else:
+            params.append(click.Argument([a.name], required=a.nargs != "?", default=a.default,
+                                         type=click.Choice(a.choices) if a.choices else None))
+    params.append(click.Option(["-f", "--format", "fmt"], type=click.Choice(formats), default="text",
+                               show_default=True, help="Output format."))
+    params.append(click.Option(["--json", "as_json"], is_flag=True, help="Same as --format json."))
+    params.append(click.Option(["-o", "--output"], type=click.Path(dir_okay=False),
+                               help="Write to FILE instead of standard output."))
+    c = click.Command(command.name, callback=run, params=params, help=command.help)
+    return core_options(c)
+
+
+class Namespace:
+    """argparse-like arguments for Command.run, the same shape the gdb binding passes."""
+
+    def __init__(self, **kwargs):
+        self.__dict__.update(kwargs)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="qemugdb")
+def main():
+    """Analyse a QEMU core file: coroutines, AioContexts, the block graph, jobs."""
+    if os.environ.get("NO_COLOR"):
+        os.environ.setdefault("QEMUGDB_COLOR", "never")
+
+
+declarations.load()
+for _command in REGISTRY.values():
+    if not _command.gdb_only:
+        main.add_command(bind(_command))
+
+
+@main.command("gdb")
+@core_options
+def gdb_command(core, exe, sysroot, debug_dirs):
+    """Start gdb on the core with qemugdb loaded."""
+    gdb = shutil.which("gdb")
+    if gdb is None:
+        fail("gdb is not installed")
+    try:
+        with open_session(core, exe, sysroot, debug_dirs) as session:
+            exe = session.exe_path
+    except BadInput as e:
+        fail(str(e))
+    load = os.path.join(os.path.dirname(os.path.abspath(declarations.__file__)), "..", "gdb_load.py")
+    argv = [gdb, "-q", "-ex", f"source {os.path.normpath(load)}"]
+    if sysroot:
+        argv += ["-ex", f"set sysroot {sysroot}"]
+    for d in debug_dirs:
+        argv += ["-ex", f"set debug-file-directory {d}"]
+    os.execv(gdb, argv + [exe, core])

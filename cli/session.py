@@ -1,0 +1,55 @@
+"""Opening a core for the CLI: corefile's Program behind qemugdb's CoreTarget."""
+
+import contextlib
+import sys
+import threading
+
+import corefile
+from qemugdb.core_target import CoreTarget
+
+
+class BadInput(Exception):
+    """The core or executable cannot be used: one line for the user."""
+
+
+class Session:
+    def __init__(self, program):
+        self.program = program
+        self.target = CoreTarget(program)
+
+    @property
+    def exe_path(self):
+        return self.program.exe_path
+
+    @property
+    def partial(self):
+        return bool(self.program.partial_reasons)
+
+
+@contextlib.contextmanager
+def progress(message, after=1.0):
+    """Say `message` on stderr if the block takes longer than `after` seconds."""
+    timer = threading.Timer(after, lambda: print(f"qemu-coredump: {message}", file=sys.stderr))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
+@contextlib.contextmanager
+def open_session(core, exe=None, sysroot=None, debug_dirs=()):
+    try:
+        with progress(f"reading {core} and its debug info…"):
+            program = corefile.open(core, exe=exe, sysroot=sysroot, debug_dirs=tuple(debug_dirs))
+    except corefile.CorefileError as e:
+        raise BadInput(str(e)) from None
+    except OSError as e:
+        raise BadInput(f"{e.filename or core}: {e.strerror}") from None
+    try:
+        yield Session(program)
+    finally:
+        close = getattr(program, "close", None)
+        if close:
+            close()
