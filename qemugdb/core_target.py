@@ -1,0 +1,72 @@
+"""The Target protocol over a corefile.Program: qemugdb's walkers on a core without gdb.
+
+Imported by the CLI only (corefile needs pyelftools, which gdb's Python lacks).
+"""
+
+import corefile
+
+from .target import FaultError, Frame, Location, MissingDebugInfo, Target, Thread
+
+
+def _location(loc):
+    inlined = [Location(pc=loc.pc, function=f, file=file, line=line) for f, file, line in loc.inlined]
+    return Location(pc=loc.pc, function=loc.function, offset=loc.offset, file=loc.file,
+                    line=loc.line, module=loc.module, inlined=inlined)
+
+
+class CoreTarget(Target):
+    """A core file read through corefile; every answer comes from the core and its ELF/DWARF."""
+
+    def __init__(self, program):
+        self.program = program
+        self._threads = [Thread(num=t.num, tid=t.tid, name=None, registers=t.registers,
+                                crashed=t is program.crashed_thread)
+                         for t in program.threads]
+        self._types = {}
+
+    def read(self, address, size):
+        try:
+            return self.program.read(address, size)
+        except corefile.FaultError as e:
+            raise FaultError(e.address, size) from None
+
+    def lookup_type(self, name):
+        try:
+            return self._types[name]
+        except KeyError:
+            pass
+        try:
+            t = self.program.type(name)
+        except corefile.MissingDebugInfoError as e:
+            raise MissingDebugInfo(str(e)) from None
+        if t is None:
+            raise MissingDebugInfo(f"no type {name!r} in the debug info")
+        self._types[name] = t
+        return t
+
+    def variable_address(self, name, file=None, thread=None):
+        core_thread = None if thread is None else self.program.threads[thread.num - 1]
+        try:
+            found = self.program.variable(name, file=file, thread=core_thread)
+        except corefile.MissingDebugInfoError as e:
+            raise MissingDebugInfo(str(e)) from None
+        except corefile.CorefileError as e:
+            raise MissingDebugInfo(f"{name}: {e}") from None
+        if found is None:
+            where = f" in {file}" if file else ""
+            raise MissingDebugInfo(f"no variable {name!r}{where} in the debug info")
+        return found
+
+    def function_address(self, name):
+        return self.program.symbol_address(name)
+
+    def threads(self):
+        return list(self._threads)
+
+    def symbolize(self, pc):
+        return _location(self.program.symbolize(pc))
+
+    def unwind(self, registers):
+        return [Frame(level=f.level, pc=f.pc, sp=f.sp, location=_location(f.location),
+                      registers=f.registers, fallback=f.fallback)
+                for f in self.program.unwind(registers)]
