@@ -172,14 +172,26 @@ class GdbTarget(Target):
     def __init__(self):
         self._types = {}
         self._by_name = {}
+        self._threads = None
         gdb.events.new_objfile.connect(self._forget_types)
+        for event in (gdb.events.stop, gdb.events.cont, gdb.events.exited,
+                      gdb.events.new_thread):
+            event.connect(self.refresh)
 
     def close(self):
         gdb.events.new_objfile.disconnect(self._forget_types)
+        for event in (gdb.events.stop, gdb.events.cont, gdb.events.exited,
+                      gdb.events.new_thread):
+            event.disconnect(self.refresh)
 
     def _forget_types(self, _event=None):
         self._types.clear()
         self._by_name.clear()
+        self._threads = None
+
+    def refresh(self, _event=None):
+        """Forget what may change while the program runs (the threads' registers)."""
+        self._threads = None
 
     # Memory.
 
@@ -263,6 +275,11 @@ class GdbTarget(Target):
     # Threads.
 
     def threads(self):
+        if self._threads is None:
+            self._threads = self._read_threads()
+        return list(self._threads)
+
+    def _read_threads(self):
         inferior = gdb.selected_inferior()
         if inferior.pid == 0:
             return []
@@ -306,9 +323,37 @@ class GdbTarget(Target):
             loc.function, loc.offset = m.group("name"), int(m.group("off") or 0)
         return loc
 
+    def selected_thread(self):
+        """The Thread gdb has selected, or None."""
+        th = gdb.selected_thread()
+        if th is None:
+            return None
+        for t in self.threads():
+            if t.num == th.num:
+                return t
+        return None
+
+    def evaluate(self, expr):
+        """The address a gdb expression denotes: a pointer's or integer's value, an
+        lvalue's address otherwise."""
+        try:
+            value = gdb.parse_and_eval(expr)
+            code = value.type.strip_typedefs().code
+            if code in (gdb.TYPE_CODE_PTR, gdb.TYPE_CODE_INT, gdb.TYPE_CODE_ENUM):
+                return _int(value) & (1 << 64) - 1
+            if value.address is not None:
+                return _int(value.address)
+        except gdb.error as e:
+            raise TargetError(str(e)) from e
+        raise TargetError(f"{expr}: neither a pointer nor an lvalue")
+
     def unwind(self, registers):
-        from .gdb_unwinder import unwind
-        return unwind(self, registers)
+        """Frames for a register set; a thread's own registers give exactly gdb's `bt`."""
+        from . import gdb_unwinder
+        for th in self.threads():
+            if all(th.registers.get(r) == registers.get(r) for r in ("rip", "rsp")):
+                return gdb_unwinder.thread_frames(th.num)
+        return gdb_unwinder.unwind(self, registers)
 
 
 def location_of_frame(frame):

@@ -1,0 +1,106 @@
+"""Coroutine commands: coroutine, coroutine select, coroutines, bt."""
+
+from dataclasses import dataclass
+
+from .. import coroutine as co
+from ..commands import Arg, command
+from ..render import coroutine as render
+from ..target import TargetError
+
+
+def address_of(target, text):
+    """An address from the user: a debugger expression where the target evaluates them
+    (gdb), else a number."""
+    evaluate = getattr(target, "evaluate", None)
+    if evaluate is not None:
+        return evaluate(text)
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise TargetError(f"not an address: {text!r}") from None
+
+
+def _selected_threads(target, all_threads):
+    threads = target.threads()
+    if not threads:
+        raise TargetError("no threads: attach to a process or load a core")
+    if all_threads:
+        return threads
+    selected = getattr(target, "selected_thread", lambda: None)()
+    return [selected] if selected is not None else threads[:1]
+
+
+@command("coroutine", "Show a coroutine's stack: qemu coroutine EXPR (a Coroutine *).",
+         arguments=[Arg("expr", "a Coroutine * (expression or address)")],
+         text=render.render_coroutine)
+def coroutine(target, args):
+    address = address_of(target, args.expr)
+    if not address:
+        raise TargetError("NULL coroutine")
+    threads = target.threads()
+    guard = co.pointer_guard(target, threads)
+    selected = getattr(target, "selected_thread", lambda: None)() or threads[0]
+    for th in threads:
+        try:
+            if co.current_coroutine(target, th) == address:
+                rec = co.describe(target, address, guard, th.registers, unwind=False)
+                rec.state, rec.thread = "running", th.num
+                rec.frames = target.unwind(th.registers)
+                rec.waits.append(f"current on thread {th.num} (LWP {th.tid})")
+                return rec
+        except TargetError:
+            continue
+    rec = co.describe(target, address, guard, selected.registers)
+    if rec.error:
+        raise TargetError(f"coroutine {address:#x}: {rec.error}")
+    return rec
+
+
+@dataclass
+class Selection:
+    address: int | None
+    message: str
+
+
+@command("coroutine select",
+         "Show a coroutine's frames as gdb's own: qemu coroutine select EXPR | off. "
+         "bt, frame N, up/down, info locals and p then work in the coroutine; the view "
+         "goes off by itself before the program resumes.",
+         arguments=[Arg("expr", "a Coroutine * (expression), or `off`"),
+                    Arg("quiet", "print nothing", flags=("--quiet",), is_flag=True)],
+         gdb_only=True, text=render.render_select)
+def coroutine_select(target, args):
+    from .. import gdb_unwinder
+    if args.expr == "off":
+        was_on = gdb_unwinder.deselect()
+        quiet = args.quiet or not was_on
+        return Selection(None, "" if quiet else "coroutine view off")
+    address = address_of(target, args.expr)
+    if not address:
+        raise TargetError("NULL coroutine")
+    thread = target.selected_thread()
+    guard = co.pointer_guard(target)
+    registers = co.saved_registers(target, address, guard, thread.registers)
+    frame_text = gdb_unwinder.select(
+        registers, f"[thread {thread.num} frames hidden: coroutine {address:#x}]")
+    return Selection(address, frame_text)
+
+
+@command("coroutines",
+         "List every coroutine reachable from known roots (threads, jobs, tracked "
+         "requests, throttle groups, AioContexts, pools), why it waits, where it is "
+         "suspended.",
+         arguments=[Arg("pooled", "list idle pool coroutines one by one",
+                        flags=("--pooled",), is_flag=True)],
+         text=render.render_coroutines)
+def coroutines(target, args):
+    return co.all_coroutines(target)
+
+
+@command("bt",
+         "Backtrace of the selected thread (all with -a), then of each coroutine in the "
+         "co->caller chain of the coroutine running on it.",
+         arguments=[Arg("all", "every thread", flags=("-a", "--all"), is_flag=True)],
+         text=render.render_bt)
+def bt(target, args):
+    return co.backtraces(target, _selected_threads(target, args.all))

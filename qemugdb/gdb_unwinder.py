@@ -1,0 +1,282 @@
+"""A coroutine's frames as gdb's own frames, with no register or file writes (gdb only).
+
+While a view is on, a Python unwinder claims the selected thread's innermost non-inline
+frame and reports the coroutine's saved registers as its caller's: gdb's DWARF unwinder then
+produces the coroutine's frames, so `bt`, `frame N`, `up`, `info locals` and `p` work in
+them. The recipe and its pitfalls (../shared/brief/facts.md):
+- the claimed frame's id uses an sp not above the coroutine's sp ("previous frame inner");
+- that frame's own locals would read wrong: a frame filter hides the thread's frames above
+  it and labels it, and `select` puts the user in the frame below;
+- gdb.invalidate_cached_frames() on every change; `backtrace past-main/past-entry` on while
+  the view is on; frames below coroutine_trampoline are junk: the filter stops there;
+- the view goes off before the inferior resumes (hooks on the resuming commands).
+`unwind(target, registers)` uses the same view briefly to list frames for any register set.
+"""
+
+from dataclasses import dataclass
+
+import gdb
+import gdb.unwinder
+
+from .coroutine import BOTTOM
+from .gdb_target import frames_from
+from .target import TargetError
+
+# Commands that resume or end the inferior: a hook turns the view off before each.
+RESUMING = ("continue", "next", "step", "stepi", "nexti", "finish", "until", "advance",
+            "jump", "signal", "run", "start", "starti", "kill", "detach", "return",
+            "reverse-continue", "reverse-next", "reverse-step", "reverse-finish")
+SETTINGS = ("backtrace past-main", "backtrace past-entry")
+
+
+@dataclass
+class View:
+    thread: int            # gdb thread number
+    level: int             # the claimed (innermost non-inline) frame's level
+    registers: dict        # the coroutine's registers, by gdb register name
+    label: str             # what the claimed frame shows as
+    settings: dict         # the user's values of SETTINGS, restored on deselect
+
+
+_view = None
+
+
+class _FrameId:
+    def __init__(self, sp, pc):
+        self.sp = sp
+        self.pc = pc
+
+
+class CoroutineUnwinder(gdb.unwinder.Unwinder):
+    def __init__(self):
+        super().__init__("qemu-coroutine")
+
+    def __call__(self, pending):
+        view = _view
+        if view is None or pending.level() != view.level:
+            return None
+        thread = gdb.selected_thread()
+        if thread is None or thread.num != view.thread:
+            return None
+        sp = pending.read_register("rsp")
+        pc = pending.read_register("rip")
+        fake_sp = min(int(sp), view.registers["rsp"])
+        info = pending.create_unwind_info(_FrameId(gdb.Value(fake_sp).cast(sp.type), pc))
+        for name, value in view.registers.items():
+            try:
+                rtype = pending.read_register(name).type
+            except ValueError:
+                continue
+            info.add_saved_register(name, gdb.Value(value).cast(rtype))
+        return info
+
+
+def _decorator_class():
+    from gdb.FrameDecorator import FrameDecorator
+
+    class Label(FrameDecorator):
+        """The claimed thread frame: its locals would read wrong, so show only a label."""
+
+        def __init__(self, base, label):
+            super().__init__(base)
+            self._label = label
+
+        def function(self):
+            return self._label
+
+        def address(self):
+            return None
+
+        def filename(self):
+            return None
+
+        def line(self):
+            return None
+
+        def frame_args(self):
+            return None
+
+        def frame_locals(self):
+            return None
+
+    return Label
+
+
+class CoroutineFrameFilter:
+    """Hides the thread's frames above the claimed one, labels it, stops at the bottom of
+    the coroutine stack."""
+
+    def __init__(self):
+        self.name = "qemu-coroutine"
+        self.priority = 100
+        self.enabled = True
+        self._label_class = _decorator_class()
+        gdb.frame_filters[self.name] = self
+
+    def filter(self, frames):
+        view = _view
+        if view is None:
+            return frames
+        thread = gdb.selected_thread()
+        if thread is None or thread.num != view.thread:
+            return frames
+        return self._filter(frames, view)
+
+    def _filter(self, frames, view):
+        for decorator in frames:
+            level = decorator.inferior_frame().level()
+            if level < view.level:
+                continue
+            if level == view.level:
+                yield self._label_class(decorator, view.label)
+                continue
+            yield decorator
+            if decorator.inferior_frame().name() == BOTTOM:
+                return
+
+
+def _innermost_real_level():
+    frame = gdb.newest_frame()
+    while frame is not None and frame.type() == gdb.INLINE_FRAME:
+        frame = frame.older()
+    if frame is None:
+        raise TargetError("the thread has no real frame to hang the coroutine on")
+    return frame.level()
+
+
+def _set_view(view):
+    global _view
+    _view = view
+    gdb.invalidate_cached_frames()
+
+
+def current_view():
+    return _view
+
+
+def select(registers, label):
+    """Turn the view on for the selected thread and select the coroutine's innermost frame
+    (the one below the labelled thread frame). Returns gdb's `frame` output for it."""
+    thread = gdb.selected_thread()
+    if thread is None:
+        raise TargetError("no thread: run the program or load a core first")
+    deselect()
+    level = _innermost_real_level()
+    settings = {s: gdb.parameter(s) for s in SETTINGS}
+    for s in SETTINGS:
+        gdb.execute(f"set {s} on", to_string=True)
+    _set_view(View(thread.num, level, dict(registers), label, settings))
+    frame = gdb.newest_frame()
+    for _ in range(level + 1):
+        older = frame.older()
+        if older is None:
+            deselect()
+            raise TargetError("gdb cannot unwind the coroutine's registers")
+        frame = older
+    frame.select()
+    return gdb.execute("frame", to_string=True).rstrip("\n")
+
+
+def deselect():
+    """Turn the view off and restore the user's settings; True if one was on."""
+    view = _view
+    if view is None:
+        return False
+    _set_view(None)
+    for s, value in view.settings.items():
+        gdb.execute(f"set {s} {'on' if value else 'off'}", to_string=True)
+    thread = gdb.selected_thread()
+    if thread is not None:
+        try:
+            gdb.newest_frame().select()
+        except gdb.error:
+            pass
+    return True
+
+
+def unwind(target, registers):
+    """Frame records for a register set, unwound by gdb on the selected thread (down to
+    coroutine_trampoline). Leaves the user's view, thread and frame as they were."""
+    global _view
+    if gdb.selected_thread() is None:
+        raise TargetError("no thread: run the program or load a core first")
+    saved = _view
+    try:
+        user_frame = gdb.selected_frame()
+    except gdb.error:
+        user_frame = None
+    try:
+        _set_view(None)
+        level = _innermost_real_level()
+        _set_view(View(gdb.selected_thread().num, level, dict(registers), "", {}))
+        past = [gdb.parameter(s) for s in SETTINGS]
+        for s in SETTINGS:
+            gdb.execute(f"set {s} on", to_string=True)
+        try:
+            frame = gdb.newest_frame()
+            for _ in range(level + 1):
+                frame = frame.older() if frame is not None else None
+            if frame is None:
+                raise TargetError("gdb cannot unwind these registers")
+            return frames_from(frame, stop_functions=(BOTTOM,))
+        finally:
+            for s, value in zip(SETTINGS, past):
+                gdb.execute(f"set {s} {'on' if value else 'off'}", to_string=True)
+    except gdb.error as e:
+        raise TargetError(f"unwinding failed: {e}") from e
+    finally:
+        _set_view(saved)
+        if user_frame is not None and user_frame.is_valid():
+            user_frame.select()
+
+
+def thread_frames(num):
+    """Frame records of thread `num`'s own stack (with any view off), as gdb's `bt`."""
+    saved = _view
+    try:
+        user_frame = gdb.selected_frame()
+    except gdb.error:
+        user_frame = None
+    user_thread = gdb.selected_thread()
+    try:
+        _set_view(None)
+        for th in gdb.selected_inferior().threads():
+            if th.num == num:
+                th.switch()
+                return frames_from(gdb.newest_frame())
+        raise TargetError(f"no thread {num}")
+    except gdb.error as e:
+        raise TargetError(f"unwinding thread {num} failed: {e}") from e
+    finally:
+        if user_thread is not None and user_thread.is_valid():
+            user_thread.switch()
+        _set_view(saved)
+        if user_frame is not None and user_frame.is_valid():
+            user_frame.select()
+
+
+def install_hooks(command="qemu coroutine select off"):
+    """Before every resuming command, turn the view off (a user's own hook is kept)."""
+    for name in RESUMING:
+        hook = f"hook-{name}"
+        try:
+            gdb.execute(f"show user {hook}", to_string=True)
+            exists = True
+        except gdb.error:
+            exists = False
+        if not exists:
+            gdb.execute(f"define {hook}\n{command} --quiet\nend", to_string=True)
+
+
+_installed = False
+
+
+def install():
+    """Register the unwinder, the frame filter and the hooks once."""
+    global _installed
+    if _installed:
+        return
+    gdb.unwinder.register_unwinder(None, CoroutineUnwinder(), replace=True)
+    CoroutineFrameFilter()
+    install_hooks()
+    _installed = True

@@ -1,0 +1,97 @@
+"""Text for coroutine records: stacks as gdb's `bt` prints them, and coroutine lists."""
+
+
+def location_text(loc):
+    """`func at file:line` (or `func+off in module`) for a Location."""
+    name = loc.function or "??"
+    if loc.file:
+        return f"{name} at {loc.file}:{loc.line}"
+    if loc.offset is not None and loc.function:
+        name = f"{name}+{loc.offset}"
+    if loc.module:
+        return f"{name} from {loc.module}"
+    return name
+
+
+def frames_text(frames, first_level=0):
+    """Frames as gdb's `bt` prints them: inline frames get their own level, and the address
+    goes on the innermost line of each physical frame."""
+    lines = []
+    level = first_level
+    for frame in frames:
+        for i, loc in enumerate([*frame.location.inlined, frame.location]):
+            address = f"{frame.pc:#018x} in " if i == 0 else ""
+            lines.append(f"#{level:<2} {address}{location_text(loc)}")
+            level += 1
+    return "\n".join(lines)
+
+
+def coroutine_header(rec):
+    entry = f"{rec.entry}({rec.entry_arg:#x})" if rec.entry else "?"
+    where = f", thread {rec.thread}" if rec.thread is not None else ""
+    return f"Coroutine {rec.address:#x} {rec.state}{where}, entry {entry}"
+
+
+def render_coroutine(rec, args=None):
+    """`qemu coroutine EXPR`: the header, why it waits, its frames."""
+    lines = [coroutine_header(rec)]
+    lines += [f"  {why}" for why in rec.waits]
+    if rec.error:
+        lines.append(f"  <error: {rec.error}>")
+    if rec.frames:
+        lines.append(frames_text(rec.frames))
+    elif rec.state == "running":
+        lines.append("  (running: its frames are the thread's own, see `bt`)")
+    return "\n".join(lines)
+
+
+def render_coroutines(result, args=None):
+    """`qemu coroutines`: one block per coroutine; idle pool entries counted unless
+    --pooled."""
+    show_pooled = bool(getattr(args, "pooled", False))
+    lines = []
+    pooled = 0
+    for rec in result.coroutines:
+        if rec.state == "pooled" and not show_pooled:
+            pooled += 1
+            continue
+        line = f"{rec.address:#x}  {rec.state:<9}  {rec.entry or '?'}"
+        if rec.suspended_in is not None:
+            line += f"  in {location_text(rec.suspended_in)}"
+        elif rec.state == "running":
+            line += f"  on thread {rec.thread}"
+        lines.append(line)
+        lines += [f"    {why}" for why in rec.waits]
+        if rec.error:
+            lines.append(f"    <error: {rec.error}>")
+    if pooled:
+        lines.append(f"({pooled} idle coroutines in pools; --pooled lists them)")
+    if not lines:
+        lines.append("no coroutines found")
+    lines += [f"<unreadable: {e}>" for e in result.errors]
+    return "\n".join(lines)
+
+
+def render_bt(threads, args=None):
+    """`qemu bt`: each thread's stack, then each coroutine in its co->caller chain."""
+    out = []
+    for t in threads:
+        lines = [f"Thread {t.num} (LWP {t.tid}{', ' + t.name if t.name else ''}):"]
+        if t.frames:
+            lines.append(frames_text(t.frames))
+        if t.current is not None:
+            lines.append(f"(running coroutine {t.current.address:#x}, entry "
+                         f"{t.current.entry or '?'})")
+        for rec in t.callers:
+            lines.append(f"Coroutine at {rec.address:#x} (caller, entry {rec.entry or '?'}):")
+            if rec.error:
+                lines.append(f"  <error: {rec.error}>")
+            lines.append(frames_text(rec.frames))
+        if t.error:
+            lines.append(f"<error: {t.error}>")
+        out.append("\n".join(lines))
+    return "\n\n".join(out)
+
+
+def render_select(result, args=None):
+    return result.message
