@@ -1,0 +1,29 @@
+"""corefile: read an ELF core without gdb: memory, threads, symbols, CFI unwinding,
+and (through corefile.dwarf) types and variables. Knows nothing of QEMU."""
+
+from .errors import (BadCoreError, CorefileError, FaultError, MismatchError,
+                     MissingDebugInfoError)
+
+# corefile.program needs pyelftools; import it on first use so that corefile.arch (pure
+# data, imported by qemugdb inside gdb's pip-less Python) does not need it (PEP 562).
+_LAZY = ("Frame", "Location", "Module", "Program")
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        from . import program
+        return getattr(program, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def open(core: str, exe: str | None = None, sysroot: str | None = None,
+         debug_dirs=(), cache_dir: str | None = None) -> "Program":
+    """Open a core file. exe defaults to the file the core names (NT_FILE / AT_ENTRY);
+    sysroot prefixes the paths the core names; debug_dirs are searched for separate
+    debug info before /usr/lib/debug; cache_dir is where parsed debug info is cached."""
+    from .program import Program
+    return Program(core, exe, sysroot, debug_dirs, cache_dir)
+
+
+__all__ = ["open", "Program", "Module", "Frame", "Location", "CorefileError",
+           "FaultError", "BadCoreError", "MismatchError", "MissingDebugInfoError"]

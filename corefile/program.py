@@ -1,0 +1,501 @@
+"""Program: a core file with its executable and libraries, as one readable process."""
+
+import os
+import struct
+from dataclasses import dataclass, field
+
+from .core import open_core
+from .elf import ElfImage, SymbolTable, find_debug_file
+from .errors import CorefileError, FaultError, MismatchError, MissingDebugInfoError
+from .memory import AddressSpace
+from .unwind import CFIError, CFITable, Unwinder
+
+AT_PHDR, AT_ENTRY, AT_EXECFN, AT_SYSINFO_EHDR = 3, 9, 31, 33
+
+
+@dataclass
+class Location:
+    """Where a pc is. function/file/line are the innermost (as gdb's frame #0 shows);
+    inlined lists the inline call chain innermost-first as (function, file, line)."""
+    pc: int
+    function: str | None = None
+    offset: int | None = None
+    file: str | None = None
+    line: int | None = None
+    inlined: list = field(default_factory=list)
+    module: str | None = None
+
+
+@dataclass
+class Frame:
+    """A physical frame. pc is what gdb prints (the return address for callers);
+    location was looked up at pc - 1 for callers, as gdb does."""
+    level: int
+    pc: int
+    sp: int
+    cfa: int | None
+    registers: dict
+    location: Location
+    fallback: bool = False
+    signal: bool = False
+    tailcall: bool = False
+
+
+class Module:
+    """An ELF file mapped into the process: its bias, symbols, CFI and debug info."""
+
+    def __init__(self, program, name: str, host_path: str, start: int, end: int,
+                 image: ElfImage):
+        self.program = program
+        self.name = name
+        self.host_path = host_path
+        self.start = start
+        self.end = end
+        self.image = image
+        self.build_id = image.build_id
+        self.bias = 0
+        self._debug = False
+        self._symtab = None
+        self._cfi = None
+        self._dwarf = False
+
+    def __repr__(self):
+        return f"<Module {self.name} 0x{self.start:x}-0x{self.end:x} bias 0x{self.bias:x}>"
+
+    @property
+    def debug_image(self) -> ElfImage | None:
+        """The separate debug file (by build-id or .gnu_debuglink), else the image
+        itself when it has DWARF, else None."""
+        if self._debug is False:
+            self._debug = None
+            prog = self.program
+            path = None
+            if self.image.path is not None:
+                path = find_debug_file(self.image, prog.debug_dirs, prog.sysroot)
+            if path:
+                try:
+                    self._debug = ElfImage(path)
+                except CorefileError as e:
+                    prog.partial_reasons.append(str(e))
+            if self._debug is None and self.image.has_dwarf():
+                self._debug = self.image
+        return self._debug
+
+    @property
+    def symtab(self) -> SymbolTable:
+        if self._symtab is None:
+            syms = self.image.symbols()
+            dbg = self.debug_image
+            if dbg is not None and dbg is not self.image:
+                have = {(s.address, s.name) for s in syms}
+                syms = syms + [s for s in dbg.symbols() if (s.address, s.name) not in have]
+                syms.sort(key=lambda s: (s.address, s.name))
+            self._symtab = SymbolTable(syms)
+        return self._symtab
+
+    @property
+    def cfi(self) -> CFITable:
+        if self._cfi is None:
+            img = self.image
+            eh = img.section(".eh_frame")
+            hdr = img.section(".eh_frame_hdr")
+            dbg_img = self.debug_image or img
+            dbg = dbg_img.section(".debug_frame") or img.section(".debug_frame")
+            self._cfi = CFITable(
+                (eh.data(), eh.header.sh_addr) if eh else None,
+                (hdr.data(), hdr.header.sh_addr) if hdr else None,
+                (dbg.data(), 0) if dbg else None)
+        return self._cfi
+
+    @property
+    def dwarf(self):
+        """corefile.dwarf.DebugInfo of this module, or None without DWARF."""
+        if self._dwarf is False:
+            self._dwarf = None
+            dbg = self.debug_image
+            if dbg is not None and dbg.has_dwarf():
+                try:
+                    from .dwarf import DebugInfo
+                except ImportError:
+                    return None
+                self._dwarf = DebugInfo(dbg.path, self.build_id,
+                                        cache_dir=self.program.cache_dir)
+        return self._dwarf
+
+    def contains(self, addr: int) -> bool:
+        return self.start <= addr < self.end
+
+
+class Program:
+    """A core file opened with its executable. See corefile.open()."""
+
+    def __init__(self, core_path: str, exe: str | None = None, sysroot: str | None = None,
+                 debug_dirs=(), cache_dir: str | None = None):
+        self.sysroot = sysroot
+        self.debug_dirs = tuple(debug_dirs)
+        self.cache_dir = cache_dir
+        self.core = open_core(core_path)
+        self.arch = self.core.arch
+        self.partial_reasons = list(self.core.partial_reasons)
+        self.memory = AddressSpace(self.core, sysroot)
+        self.threads = self.core.threads
+        self.psinfo = self.core.psinfo
+        self.auxv = self.core.auxv
+        self.mappings = self.core.mappings
+        self.crashed_thread = self._crashed_thread()
+        self.siginfo = self.crashed_thread.siginfo if self.crashed_thread else None
+        self.modules = []
+        self.exe = None
+        self._load_modules(exe)
+        self.exe_path = self.exe.host_path if self.exe else exe
+        self.build_id = self.exe.build_id if self.exe else None
+        self._unwinder = Unwinder(self.arch, self.read, self._cfi_for, self._is_code,
+                                  self._is_outermost)
+        self._stop_ranges = None
+
+    def close(self):
+        self.core.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- threads -------------------------------------------------------------------
+
+    def _crashed_thread(self):
+        """The thread that took the fatal signal: the kernel writes NT_SIGINFO after
+        that thread only and sets pr_cursig on all; gcore sets no cursig."""
+        threads = self.core.threads
+        if not any(t.cursig for t in threads):
+            return None
+        with_info = [t for t in threads if t.siginfo is not None]
+        if len(with_info) == 1:
+            return with_info[0]
+        return next(t for t in threads if t.cursig)
+
+    # -- memory --------------------------------------------------------------------
+
+    def read(self, addr: int, size: int) -> bytes:
+        return self.memory.read(addr, size)
+
+    def read_u8(self, addr: int) -> int:
+        return self.read(addr, 1)[0]
+
+    def read_u16(self, addr: int) -> int:
+        return struct.unpack("<H", self.read(addr, 2))[0]
+
+    def read_u32(self, addr: int) -> int:
+        return struct.unpack("<I", self.read(addr, 4))[0]
+
+    def read_u64(self, addr: int) -> int:
+        return struct.unpack("<Q", self.read(addr, 8))[0]
+
+    def read_pointer(self, addr: int) -> int:
+        return self.read_u64(addr)
+
+    def read_cstring(self, addr: int, limit: int = 4096) -> bytes:
+        out = bytearray()
+        while len(out) < limit:
+            n = min(256, limit - len(out), 4096 - (addr + len(out)) % 4096)
+            chunk = self.read(addr + len(out), n)
+            i = chunk.find(b"\0")
+            if i >= 0:
+                return bytes(out + chunk[:i])
+            out += chunk
+        return bytes(out)
+
+    # -- modules -------------------------------------------------------------------
+
+    def _load_modules(self, exe: str | None):
+        groups = {}
+        for m in self.mappings:
+            groups.setdefault(m.path, []).append(m)
+        entry = self.auxv.get(AT_ENTRY)
+        exe_name = None
+        for path, maps in groups.items():
+            if entry is not None and any(m.start <= entry < m.end for m in maps):
+                exe_name = path
+        if exe_name is None and self.psinfo:
+            exe_name = next((p for p in groups if os.path.basename(p).startswith(
+                self.psinfo.fname)), None)
+        if exe is not None and exe_name is not None:
+            self.memory.overrides[exe_name] = exe
+        for path, maps in groups.items():
+            first = min(maps, key=lambda m: (m.offset, m.start))
+            if first.offset != 0:
+                continue
+            host = self.memory.host_path(path)
+            if not _looks_like_elf(host):
+                if path == exe_name or not os.path.exists(host):
+                    self.partial_reasons.append(f"cannot open {host} (mapped in the core)")
+                continue
+            try:
+                img = ElfImage(host)
+            except CorefileError as e:
+                self.partial_reasons.append(str(e))
+                continue
+            if img.e_machine != _elf_machine(self.arch):
+                img.close()
+                continue
+            mod = Module(self, path, host, min(m.start for m in maps),
+                         max(m.end for m in maps), img)
+            mod.bias = first.start - img.link_base()
+            self._check_build_id(mod, first.start, is_exe=path == exe_name)
+            if path == exe_name:
+                self.exe = mod
+            self.modules.append(mod)
+        if exe_name is None:
+            self.partial_reasons.append("the core does not say which file is the executable")
+        elif self.exe is None:
+            self.partial_reasons.append(f"executable {exe or exe_name} is not available")
+        vdso = self._vdso()
+        if vdso is not None:
+            self.modules.append(vdso)
+        self.modules.sort(key=lambda m: m.start)
+        if self.exe is not None:
+            self.modules.remove(self.exe)
+            self.modules.insert(0, self.exe)
+
+    def _check_build_id(self, mod: Module, start: int, is_exe: bool):
+        """Compare the file's build-id with the one in the ELF header page the core
+        kept of that mapping; raise MismatchError for the executable."""
+        core_id = _build_id_in_memory(lambda a, n: self.memory.read(a, n, core_only=True),
+                                      start)
+        if core_id is None or mod.build_id is None or core_id == mod.build_id:
+            return
+        msg = (f"{mod.host_path} has build-id {mod.build_id.hex()} but the core was "
+               f"dumped with build-id {core_id.hex()}")
+        if is_exe:
+            raise MismatchError(msg)
+        self.partial_reasons.append(msg)
+
+    def _vdso(self) -> Module | None:
+        base = self.auxv.get(AT_SYSINFO_EHDR)
+        if not base:
+            return None
+        try:
+            hdr = self.read(base, 64)
+            shoff, = struct.unpack_from("<Q", hdr, 40)
+            shentsize, shnum = struct.unpack_from("<HH", hdr, 58)
+            size = shoff + shentsize * shnum
+            if size > 1 << 20:
+                return None
+            import io
+            img = ElfImage(None, io.BytesIO(self.read(base, size)))
+        except (FaultError, CorefileError, struct.error):
+            return None
+        mod = Module(self, "[vdso]", None, base, base + size, img)
+        mod.bias = base - img.link_base()
+        mod._debug = None
+        return mod
+
+    def module_for(self, addr: int) -> Module | None:
+        for m in self.modules:
+            if m.contains(addr):
+                return m
+        return None
+
+    # -- symbols -------------------------------------------------------------------
+
+    def symbolize(self, pc: int) -> Location:
+        """function + offset, file:line and inline chain of pc, from DWARF when the
+        module has it, else from ELF symbols."""
+        loc = Location(pc)
+        mod = self.module_for(pc)
+        if mod is None:
+            return loc
+        loc.module = mod.name
+        rel = pc - mod.bias
+        sym = mod.symtab.lookup(rel)
+        if sym is not None:
+            loc.function, loc.offset = sym
+        dwarf = mod.dwarf
+        if dwarf is not None:
+            found = dwarf.locate(rel)
+            if found is not None:
+                function, loc.file, loc.line, chain = found
+                loc.function = function or loc.function
+                loc.inlined = list(chain or [])
+        return loc
+
+    def elf_symbol(self, pc: int) -> tuple[str, int, str] | None:
+        """(name, offset, module name) of pc from ELF symbols alone (gdb's minimal
+        symbols, `info symbol`)."""
+        mod = self.module_for(pc)
+        if mod is None:
+            return None
+        sym = mod.symtab.lookup(pc - mod.bias)
+        return None if sym is None else (sym[0], sym[1], mod.name)
+
+    def symbol_address(self, name: str) -> int | None:
+        """Address of a function or variable by name: DWARF first, then ELF symbols,
+        the executable before libraries."""
+        for mod in self.modules:
+            dwarf = mod.dwarf
+            if dwarf is not None:
+                addr = dwarf.find_function(name)
+                if addr is not None:
+                    return addr + mod.bias
+        for mod in self.modules:
+            sym = mod.symtab.by_name.get(name)
+            if sym is not None:
+                return sym.address + mod.bias
+        return None
+
+    def type(self, name: str):
+        """A corefile.types.Type by name (struct X, union X, enum X, typedefs...)."""
+        for dwarf in self._dwarfs():
+            t = dwarf.find_type(name)
+            if t is not None:
+                return t
+        return None
+
+    def variable(self, name: str, file: str | None = None, thread=None):
+        """(address, Type) of a global, a file-static (file= a CU name) or a __thread
+        variable (resolved for `thread`, default the first thread); None if unknown."""
+        for mod in self.modules:
+            dwarf = mod.dwarf
+            if dwarf is None:
+                continue
+            found = dwarf.find_variable(name, file=file)
+            if found is None:
+                continue
+            addr, typ = found
+            if isinstance(addr, tuple) and addr[0] == "tls":
+                return self.tls_address(mod, addr[1], thread), typ
+            return addr + mod.bias, typ
+        return None
+
+    def tls_address(self, mod: Module, offset: int, thread=None) -> int:
+        """Address of offset in mod's TLS block for thread (a Thread, a thread number
+        or None for the first thread)."""
+        if thread is None:
+            thread = self.threads[0]
+        elif isinstance(thread, int):
+            thread = self.threads[thread - 1]
+        if mod is not self.exe:
+            raise CorefileError(f"TLS of shared libraries ({mod.name}) is not supported")
+        if mod.image.tls is None:
+            raise CorefileError(f"{mod.name} has no PT_TLS segment")
+        vaddr, memsz, align = mod.image.tls
+        tp = self.arch.thread_pointer(thread.registers)
+        return self.arch.static_tls_address(tp, vaddr, memsz, align, offset)
+
+    def _dwarfs(self):
+        found = False
+        for mod in self.modules:
+            if mod.dwarf is not None:
+                found = True
+                yield mod.dwarf
+        if not found:
+            raise MissingDebugInfoError(
+                "no DWARF debug info for the executable or its libraries"
+                + ("" if _have_dwarf_module() else " (corefile.dwarf is not available)"))
+
+    # -- unwinding -----------------------------------------------------------------
+
+    def _cfi_for(self, pc: int):
+        mod = self.module_for(pc)
+        if mod is None:
+            return None
+        try:
+            table = mod.cfi
+        except CorefileError:
+            return None
+        return table, mod.bias
+
+    def _is_code(self, pc: int) -> bool:
+        return self.module_for(pc) is not None
+
+    def _is_outermost(self, pc: int) -> bool:
+        """pc is in main or in the function holding the entry point: gdb's bt stops
+        there (backtrace past-main / past-entry off)."""
+        if self._stop_ranges is None:
+            self._stop_ranges = []
+            if self.exe is not None:
+                st = self.exe.symtab
+                main = st.function_range("main")
+                if main:
+                    self._stop_ranges.append(main)
+                entry = self.auxv.get(AT_ENTRY)
+                if entry is not None:
+                    e = entry - self.exe.bias
+                    sym = st.lookup(e)
+                    if sym is not None:
+                        r = st.function_range(sym[0])
+                        if r:
+                            self._stop_ranges.append(r)
+                self._stop_ranges = [(a + self.exe.bias, b + self.exe.bias)
+                                     for a, b in self._stop_ranges]
+        return any(a <= pc < b for a, b in self._stop_ranges)
+
+    def unwind(self, registers: dict, past_main: bool = False) -> list:
+        """Frames from a register set (a thread's or a coroutine's) to the outermost
+        frame gdb would show."""
+        frames = []
+        try:
+            for step in self._unwinder.frames(registers, past_main):
+                caller = bool(frames) and not frames[-1].signal and not step.signal
+                loc = self.symbolize(step.pc - 1 if caller else step.pc)
+                loc.pc = step.pc
+                if caller and loc.offset is not None:
+                    loc.offset += 1
+                frames.append(Frame(len(frames), step.pc, step.sp, step.cfa,
+                                    step.registers, loc, step.fallback, step.signal))
+        except CFIError as e:
+            self.partial_reasons.append(f"unwinding stopped: {e}")
+        return frames
+
+
+def _elf_machine(arch) -> str:
+    return {62: "EM_X86_64", 183: "EM_AARCH64"}.get(arch.E_MACHINE, "")
+
+
+def _looks_like_elf(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"\x7fELF"
+    except OSError:
+        return False
+
+
+def _have_dwarf_module() -> bool:
+    try:
+        from . import dwarf  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+def _build_id_in_memory(read, base: int) -> bytes | None:
+    """The GNU build-id note of the ELF image mapped at base, from memory."""
+    try:
+        hdr = read(base, 64)
+        if hdr[:4] != b"\x7fELF":
+            return None
+        phoff, = struct.unpack_from("<Q", hdr, 32)
+        phentsize, phnum = struct.unpack_from("<HH", hdr, 54)
+        phdrs = read(base + phoff, phentsize * phnum)
+        first_vaddr = None
+        notes = []
+        for i in range(phnum):
+            p_type, _, p_offset, p_vaddr, _, p_filesz, _ = struct.unpack_from(
+                "<IIQQQQQ", phdrs, i * phentsize)
+            if p_type == 1 and first_vaddr is None:
+                first_vaddr = p_vaddr - p_offset
+            elif p_type == 4:
+                notes.append((p_vaddr, p_filesz))
+        for vaddr, size in notes:
+            data = read(base + vaddr - (first_vaddr or 0), size)
+            pos = 0
+            while pos + 12 <= len(data):
+                namesz, descsz, ntype = struct.unpack_from("<III", data, pos)
+                name_end = pos + 12 + ((namesz + 3) & ~3)
+                if ntype == 3 and data[pos + 12:pos + 12 + namesz] == b"GNU\0":
+                    return data[name_end:name_end + descsz]
+                pos = name_end + ((descsz + 3) & ~3)
+    except (FaultError, struct.error):
+        return None
+    return None

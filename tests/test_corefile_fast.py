@@ -1,0 +1,350 @@
+"""corefile on small C programs compiled here, dumped by the kernel and by gcore, and
+compared with what gdb says about the same core files."""
+
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+
+import corefile
+
+PROG = r"""
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+__thread long tls_counter = 0x1234;
+long global_value = 0x1122334455667788;
+const char *static_str = "hello corefile";
+char big_buffer[3 * 4096 + 100] = "start of big buffer";
+int fds[2];
+jmp_buf saved_env;
+
+__attribute__((noinline)) static int blocker(int depth)
+{
+    char buf[8];
+    if (depth > 0)
+        return blocker(depth - 1) + 1;
+    return read(fds[0], buf, 1);
+}
+
+static void handler(int sig)
+{
+    (void)sig;
+    blocker(2);
+}
+
+static void *worker(void *arg)
+{
+    tls_counter = (long)arg;
+    blocker((int)(long)arg);
+    return NULL;
+}
+
+static void *sig_worker(void *arg)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = handler;
+    sigaction(SIGUSR1, &sa, NULL);
+    raise(SIGUSR1);
+    return arg;
+}
+
+int main(int argc, char **argv)
+{
+    pthread_t t[3];
+    (void)argv;
+    if (pipe(fds))
+        return 1;
+    memset(big_buffer + 4096, 'x', 2 * 4096);
+    if (setjmp(saved_env) == 0) {
+        pthread_create(&t[0], NULL, worker, (void *)3);
+        pthread_create(&t[1], NULL, worker, (void *)5);
+        pthread_create(&t[2], NULL, sig_worker, NULL);
+    }
+    printf("%d %s %ld\n", getpid(), static_str, global_value);
+    fflush(stdout);
+    if (argc > 1)
+        *(volatile int *)8 = 1;
+    pthread_join(t[0], NULL);
+    return 0;
+}
+"""
+
+GDB_DUMP = r"""
+import gdb, json
+out = []
+for th in sorted(gdb.selected_inferior().threads(), key=lambda t: t.num):
+    th.switch()
+    f = gdb.newest_frame()
+    regs = {r: int(f.read_register(r)) & ((1 << 64) - 1) for r in
+            ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10",
+             "r11", "r12", "r13", "r14", "r15", "rip", "eflags", "fs_base", "gs_base",
+             "cs", "ss")}
+    frames = []
+    while f is not None:
+        ent = {"type": int(f.type()), "pc": f.pc(), "name": f.name(),
+               "sp": int(f.read_register("rsp")) & ((1 << 64) - 1)}
+        frames.append(ent)
+        f = f.older()
+    out.append({"num": th.num, "tid": th.ptid[1], "regs": regs, "frames": frames})
+print("JSON:" + json.dumps(out))
+"""
+
+NORMAL_FRAME, INLINE_FRAME, TAILCALL_FRAME, SIGTRAMP_FRAME = 0, 2, 3, 4
+
+
+def gdb(exe, core, *commands, script=None):
+    args = ["gdb", "-batch", "-nx", "-iex", "set debuginfod enabled off"]
+    if script:
+        args += ["-x", script]
+    for c in commands:
+        args += ["-ex", c]
+    res = subprocess.run(args + [exe, core], capture_output=True, text=True, timeout=120)
+    return res.stdout
+
+
+def gdb_value(exe, core, expr):
+    """The value gdb prints for `p/x expr` (as an int)."""
+    out = gdb(exe, core, f"p/x {expr}")
+    line = [l for l in out.splitlines() if l.startswith("$1 = ")]
+    assert line, f"gdb could not evaluate {expr}: {out}"
+    return int(line[0].split()[-1], 16)
+
+
+@pytest.fixture(scope="module")
+def build(tmp_path_factory):
+    d = tmp_path_factory.mktemp("corefile")
+    (d / "prog.c").write_text(PROG)
+    for name, extra in (("prog", []), ("other", ["-O1"])):
+        subprocess.run(["gcc", "-O2", "-g", "-pthread", *extra, "-o", str(d / name),
+                        str(d / "prog.c")], check=True)
+    (d / "gdbdump.py").write_text(GDB_DUMP)
+    return d
+
+
+def _start(d, *args):
+    def unlimited():
+        resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY,) * 2)
+    p = subprocess.Popen([str(d / "prog"), *args], cwd=d, stdout=subprocess.PIPE,
+                         text=True, preexec_fn=unlimited)
+    pid = int(p.stdout.readline().split()[0])
+    time.sleep(0.5)          # let the threads reach read()
+    return p, pid
+
+
+@pytest.fixture(scope="module")
+def cores(build):
+    """{'kernel': path, 'gcore': path, 'segv': path} of cores of the program."""
+    with open("/proc/sys/kernel/core_pattern") as f:
+        pattern = f.read().strip()
+    assert pattern == "core", f"kernel.core_pattern must be 'core' for these tests, is {pattern!r}"
+    d = build
+    out = {}
+    p, pid = _start(d)
+    subprocess.run(["gcore", "-o", str(d / "gc"), str(pid)], check=True,
+                   capture_output=True, timeout=120)
+    out["gcore"] = str(d / f"gc.{pid}")
+    os.kill(pid, signal.SIGABRT)
+    p.wait(timeout=60)
+    os.rename(d / "core", d / "kernel.core")
+    out["kernel"] = str(d / "kernel.core")
+    p, pid = _start(d, "segv")
+    p.wait(timeout=60)
+    os.rename(d / "core", d / "segv.core")
+    out["segv"] = str(d / "segv.core")
+    return out
+
+
+@pytest.fixture(scope="module")
+def oracle(build, cores):
+    """gdb's threads, registers and frames for each core."""
+    res = {}
+    for kind, core in cores.items():
+        out = gdb(str(build / "prog"), core, script=str(build / "gdbdump.py"))
+        line = [l for l in out.splitlines() if l.startswith("JSON:")]
+        assert line, f"gdb produced no frames for {core}"
+        res[kind] = json.loads(line[0][5:])
+    return res
+
+
+KINDS = ("kernel", "gcore", "segv")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_threads_and_registers_match_gdb(build, cores, oracle, kind):
+    with corefile.open(cores[kind]) as prog:
+        assert prog.exe_path == str(build / "prog")
+        assert [(t.num, t.tid) for t in prog.threads] == \
+            [(t["num"], t["tid"]) for t in oracle[kind]]
+        for mine, theirs in zip(prog.threads, oracle[kind]):
+            for reg, value in theirs["regs"].items():
+                assert mine.registers[reg] == value, (kind, mine.num, reg)
+
+
+def test_crashed_thread_and_siginfo(cores):
+    with corefile.open(cores["segv"]) as prog:
+        t = prog.crashed_thread
+        assert t is prog.threads[0] and t.cursig == signal.SIGSEGV
+        assert prog.siginfo.signo == signal.SIGSEGV and prog.siginfo.addr == 8
+        assert prog.psinfo.fname == "prog"
+    with corefile.open(cores["kernel"]) as prog:
+        assert prog.crashed_thread.cursig == signal.SIGABRT
+        assert prog.siginfo.signo == signal.SIGABRT
+    with corefile.open(cores["gcore"]) as prog:
+        assert prog.crashed_thread is None and prog.siginfo is None
+
+
+def _physical(frames):
+    """gdb's frames that are real stack frames (no inline or tail-call frames). A
+    thread caught inside clone3 before it has a frame makes gdb's prologue analyzer
+    add a last "0x0000000000000000 in ?? ()": corefile stops before such junk."""
+    out = [f for f in frames if f["type"] in (NORMAL_FRAME, SIGTRAMP_FRAME)]
+    while out and out[-1]["pc"] == 0:
+        out.pop()
+    return out
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_frames_match_gdb(cores, oracle, kind):
+    """Every thread: the same physical frames as gdb (pc and sp), signal frame included,
+    down to the outermost frame gdb shows, no fallback frames."""
+    with corefile.open(cores[kind]) as prog:
+        for thread, theirs in zip(prog.threads, oracle[kind]):
+            frames = [f for f in prog.unwind(thread.registers) if not f.tailcall]
+            want = _physical(theirs["frames"])
+            assert [(hex(f.pc), hex(f.sp), f.signal) for f in frames] == \
+                [(hex(f["pc"]), hex(f["sp"]), f["type"] == SIGTRAMP_FRAME) for f in want], \
+                (kind, thread.num)
+            assert not any(f.fallback for f in frames)
+
+
+def test_elf_symbols_match_gdb_minimal_symbols(build, cores, oracle):
+    """ELF symbolization (no DWARF) gives gdb's `info symbol` answer for every frame."""
+    exe = str(build / "prog")
+    with corefile.open(cores["kernel"]) as prog:
+        pcs = []
+        for thread in prog.threads:
+            frames = [f for f in prog.unwind(thread.registers) if not f.tailcall]
+            for i, f in enumerate(frames):
+                caller = i > 0 and not f.signal and not frames[i - 1].signal
+                pcs.append(f.pc - 1 if caller else f.pc)
+        out = gdb(exe, cores["kernel"], *[f"info symbol 0x{pc:x}" for pc in pcs])
+        answers = [l for l in out.splitlines() if " in section " in l]
+        assert len(answers) == len(pcs)
+        for pc, line in zip(pcs, answers):
+            name, offset, _ = prog.elf_symbol(pc)
+            gdb_name = line.split(" in section ")[0]
+            expect = name if offset == 0 else f"{name} + {offset}"
+            # gdb drops a trailing ".N" clone number (blocker.isra.0 -> blocker.isra).
+            assert gdb_name == expect or gdb_name == expect.replace(".0", "", 1), hex(pc)
+
+
+@pytest.mark.parametrize("kind", ("kernel", "gcore"))
+def test_memory_matches_gdb(build, cores, kind):
+    exe = str(build / "prog")
+    core = cores[kind]
+    with corefile.open(core) as prog:
+        addr = prog.symbol_address("global_value")
+        assert addr == gdb_value(exe, core, "&global_value")
+        assert prog.read_u64(addr) == 0x1122334455667788
+        s = prog.read_pointer(prog.symbol_address("static_str"))
+        assert prog.read_cstring(s) == b"hello corefile"
+        # Text the kernel left out of the core comes from the executable.
+        pc = prog.symbol_address("main")
+        out = gdb(exe, core, f"x/16xb 0x{pc:x}")
+        gdb_bytes = bytes(int(w, 16) for l in out.splitlines() if l.startswith("0x")
+                          for w in l.split(":", 1)[1].split())
+        assert prog.read(pc, 16) == gdb_bytes
+        # A read across page (and segment) boundaries.
+        big = prog.symbol_address("big_buffer")
+        data = prog.read(big, 3 * 4096 + 100)
+        assert data.startswith(b"start of big buffer")
+        assert data[4096:3 * 4096] == b"x" * (2 * 4096)
+        with pytest.raises(corefile.FaultError) as e:
+            prog.read(0x10, 8)
+        assert e.value.address == 0x10
+        # A read that starts mapped and runs off the end faults at the first hole.
+        last = max(s.vaddr + s.memsz for s in prog.core.segments)
+        with pytest.raises(corefile.FaultError) as e:
+            prog.read(last - 8, 16)
+        assert e.value.address == last
+
+
+def test_tls_matches_gdb(build, cores):
+    exe = str(build / "prog")
+    core = cores["kernel"]
+    with corefile.open(core) as prog:
+        offset = prog.exe.symtab.tls_by_name["tls_counter"].address
+        out = gdb(exe, core, *[c for t in prog.threads
+                               for c in (f"thread {t.num}", "p/x &tls_counter")])
+        addrs = [int(l.split()[-1], 16) for l in out.splitlines() if l.startswith("$")]
+        assert addrs == [prog.tls_address(prog.exe, offset, t) for t in prog.threads]
+        values = {prog.read_u64(a) for a in addrs}
+        assert values == {0x1234, 3, 5}
+
+
+def test_jmp_buf_demangling(cores):
+    """main's setjmp(saved_env): the demangled pc lies in main, sp on main's stack."""
+    with corefile.open(cores["kernel"]) as prog:
+        arch = prog.arch
+        env = prog.symbol_address("saved_env")
+        main = prog.threads[0].registers
+        guard = prog.read_u64(main["fs_base"] + arch.POINTER_GUARD_OFFSET)
+        slots = {r: prog.read_u64(env + 8 * i) for r, i in arch.JMPBUF_SLOTS.items()}
+        regs = {r: arch.demangle(v, guard) if r in arch.JMPBUF_MANGLED else v
+                for r, v in slots.items()}
+        assert prog.symbolize(regs["rip"]).function == "main"
+        assert main["rsp"] < regs["rsp"] < main["rsp"] + 0x10000
+
+
+def test_bad_input(build, cores, tmp_path):
+    core = cores["kernel"]
+    with pytest.raises(corefile.BadCoreError):
+        corefile.open(str(build / "prog"))
+    short = tmp_path / "short.core"
+    short.write_bytes(open(core, "rb").read(100))
+    with pytest.raises(corefile.BadCoreError):
+        corefile.open(str(short))
+    with pytest.raises(corefile.BadCoreError):
+        corefile.open(str(tmp_path / "missing.core"))
+    with pytest.raises(corefile.MismatchError):
+        corefile.open(core, exe=str(build / "other"))
+    # A core cut in the middle of its memory: opens, says it is partial, and the
+    # bytes that are gone fault.
+    size = os.path.getsize(core)
+    half = tmp_path / "half.core"
+    with open(core, "rb") as src, open(half, "wb") as dst:
+        dst.write(src.read(size // 2))
+    with corefile.open(str(half)) as prog:
+        assert any("truncated" in r for r in prog.partial_reasons)
+        lost = next(s for s in prog.core.segments if s.filesz == 0 and s.memsz and
+                    not any(m.start <= s.vaddr < m.end for m in prog.mappings))
+        with pytest.raises(corefile.FaultError):
+            prog.read(lost.vaddr, 8)
+        for t in prog.threads:
+            prog.unwind(t.registers)     # no exception, however short
+
+
+def test_sysroot(build, cores, tmp_path):
+    """A core from "another machine": its files found under a sysroot."""
+    root = tmp_path / "root"
+    exe = str(build / "prog")
+    dest = root / exe.lstrip("/")
+    dest.parent.mkdir(parents=True)
+    shutil.copy(exe, dest)
+    with corefile.open(cores["kernel"], sysroot=str(root)) as prog:
+        assert prog.exe_path == str(dest)
+        assert prog.read(prog.symbol_address("main"), 4)
+        assert any("libc.so.6" in r for r in prog.partial_reasons)
