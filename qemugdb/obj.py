@@ -77,8 +77,9 @@ class Object:
         if found is None:
             raise MissingDebugInfo(f"{type_name(self.type_)} has no member {name!r}")
         offset, m = found
-        if m.bit_size:
-            return Object(self.target_, m.type, self.address_, m.bit_offset, m.bit_size)
+        if m.bit_size:  # bit_offset counts from the struct that holds m (maybe anonymous)
+            return Object(self.target_, m.type, self.address_ + offset - m.offset,
+                          m.bit_offset, m.bit_size)
         return Object(self.target_, m.type, self.address_ + offset)
 
     def __getattr__(self, name):
