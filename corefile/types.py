@@ -77,13 +77,16 @@ class Type:
 
     @property
     def size(self):
-        """Byte size (sizeof), or None when unknown (void, function, incomplete types)."""
+        """Byte size (sizeof), or None when unknown (void, function, incomplete types);
+        0 for an array without a bound, as gdb says."""
         size = self._get("_size")
         if size is None:
             if self.kind == "typedef" and self.target is not None:
                 return self.target.size
-            if self.kind == "array" and self.length is not None and self.target is not None:
-                elem = self.target.size
+            if self.kind == "array":
+                if self.length is None:
+                    return 0  # flexible array member: gdb's sizeof is 0 too
+                elem = self.target.size if self.target is not None else None
                 return None if elem is None else elem * self.length
         return size
 
@@ -149,8 +152,12 @@ class Type:
         if kind == "pointer":
             return f"{self.target if self.target is not None else 'void'} *"
         if kind == "array":
-            n = "" if self.length is None else self.length
-            return f"{self.target}[{n}]"
+            dims = ""
+            t = self
+            while t is not None and t.kind == "array":
+                dims += f"[{'' if t.length is None else t.length}]"
+                t = t.target
+            return f"{t}{dims}"
         if kind == "function":
             return f"{self.target if self.target is not None else 'void'} (...)"
         return self.name or kind

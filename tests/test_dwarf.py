@@ -1,0 +1,403 @@
+"""corefile.dwarf against gdb: types (ptype/o), variables, functions, lines, inline chains."""
+
+import re
+import subprocess
+
+import pytest
+
+from corefile.dwarf import DebugInfo, DwarfError
+
+_OFF = re.compile(r"^/\*\s+(\d+)(?::\s*(\d+))?\s+\|\s+(\d+) \*/\s*(.*)$")
+_SIZE_ONLY = re.compile(r"^/\*\s+(\d+) \*/\s*(.*)$")
+_TOTAL = re.compile(r"/\* total size \(bytes\):\s+(\d+) \*/")
+_NAME = re.compile(r"(?:\(\*+(\w+)\)\s*\(.*\)|(\w+)(?:\[\d*\])*(?: : \d+)?);$")
+
+
+def gdb_batch(binary, commands, timeout=300):
+    """stdout of gdb -batch running commands on binary (stderr dropped)."""
+    args = ["gdb", "-nx", "-batch", "-ex", "set width 0", "-ex", "set height 0"]
+    for c in commands:
+        args += ["-ex", c]
+    args.append(str(binary))
+    return subprocess.run(args, capture_output=True, text=True, timeout=timeout,
+                          check=False).stdout
+
+
+def ptype_o(binary, names):
+    """{type expression: (total size, [(offset, bit, size, name)])} from gdb's ptype/o.
+
+    Each ptype output starts with "type = "; rows are members in print order, offset None
+    for union members, name None for an expanded struct/union member (gdb prints its name
+    on the closing line).
+    """
+    out = gdb_batch(binary, [f"ptype/o {n}" for n in names])
+    blocks = re.split(r"^(?:/\* offset\s+\|\s+size \*/\s+)?type = .*$", out, flags=re.M)[1:]
+    if len(blocks) != len(names):
+        raise AssertionError(f"gdb printed {len(blocks)} types for {len(names)}:\n{out}")
+    result = {}
+    for name, block in zip(names, blocks):
+        rows = []
+        total = None
+        for line in block.splitlines():
+            line = line.rstrip()
+            m = _OFF.match(line)
+            if m:
+                off, bit, size, decl = m.groups()
+                rows.append((int(off), None if bit is None else int(bit), int(size),
+                             _decl_name(decl)))
+                continue
+            m = _SIZE_ONLY.match(line)
+            if m:
+                size, decl = m.groups()
+                rows.append((None, None, int(size), _decl_name(decl)))
+                continue
+            m = _TOTAL.search(line)
+            if m:
+                total = int(m.group(1))  # the last one is the outer type's
+        result[name] = (total, rows)
+    return result
+
+
+def _decl_name(decl):
+    if decl.endswith("{"):
+        return None
+    m = _NAME.search(decl)
+    if not m:
+        raise AssertionError(f"cannot parse gdb member line {decl!r}")
+    return m.group(1) or m.group(2)
+
+
+def our_rows(t):
+    """The rows gdb's ptype/o prints for t, computed from our Type (same shape as ptype_o)."""
+    rows = []
+    _rows(t.strip_typedefs(), 0, rows)
+    return t.size, rows
+
+
+def _rows(t, base, rows):
+    for m in t.members:
+        mt = m.type
+        expand = mt is not None and mt.kind in ("struct", "union")
+        off = base + m.offset
+        bit = None if m.bit_offset is None else m.bit_offset % 8
+        size = mt.size if mt is not None and mt.size is not None else 0
+        rows.append((None if t.kind == "union" else off, bit, size,
+                     None if expand else m.name))
+        if expand:
+            _rows(mt, off, rows)
+
+
+# ---------------------------------------------------------------------------------------
+# Fast tier: a small C program compiled here, gdb on the same binary as the oracle.
+
+MAIN_C = r"""
+#include <stdint.h>
+#include <stddef.h>
+#include <stdlib.h>
+
+typedef struct Node Node;
+typedef Node NodeAlias;
+typedef NodeAlias *NodePtr;
+typedef const volatile NodePtr CVNodePtr;
+
+enum Color { RED, GREEN = 5, BLUE = -3 };
+typedef enum { ANON_X = 1, ANON_Y } AnonEnum;
+enum Wide { WIDE_TOP = 0xffffffffu };
+
+struct Bits {
+    unsigned a : 3;
+    unsigned b : 5;
+    int c : 7;
+    _Bool flag : 1;
+    unsigned long long wide : 40;
+    char tail;
+    uint16_t after : 9;
+    const int cbits : 4;
+};
+
+union Value { int64_t i; double f; void *p; char bytes[12]; };
+
+struct Node {
+    int id;
+    const char *name;
+    volatile uint32_t counter;
+    const struct Node *next;
+    union {
+        struct { int x, y; };
+        struct { uint64_t lo; } split;
+        double d;
+    };
+    struct {
+        int inner_a;
+        union { char c; short s; };
+        struct Bits nested_bits;
+    } named_inner;
+    struct Bits bits;
+    enum Color color;
+    AnonEnum anon;
+    const union Value value;
+    Node *children[3][2];
+    void (*callback)(Node *, int);
+    CVNodePtr cv;
+    long double ld;
+    _Bool ok;
+    char flex[];
+};
+
+typedef struct {
+    NodePtr head;
+    size_t count;
+    union Value last;
+} List;
+
+struct WithFlex { size_t n; long data[]; };
+struct ZeroLen { int n; int z[0]; };
+
+List global_list;
+static Node static_node = { .id = 7 };
+__thread int tls_counter = 3;
+static __thread Node *tls_current;
+const int const_global = 42;
+int counter = 1;
+extern struct WithFlex *flex_ptr;
+struct WithFlex *flex_ptr;
+struct ZeroLen zero_len;
+enum Wide wide_value = WIDE_TOP;
+
+static inline __attribute__((always_inline)) int inner(int v)
+{
+    global_list.count += v;
+    return (int)global_list.count * 7 + tls_counter;
+}
+
+static inline __attribute__((always_inline)) int middle(int v)
+{
+    int r = inner(v + 1);
+    static_node.id += r;
+    return r * 3 + static_node.id;
+}
+
+__attribute__((noinline)) int outer(int v)
+{
+    int r = middle(v);
+    tls_current = &static_node;
+    return r + middle(r) + 1;
+}
+
+int other_file(int v);
+
+int main(int argc, char **argv)
+{
+    Node *n = calloc(1, sizeof(Node) + 8);
+    n->callback = 0;
+    global_list.head = n;
+    zero_len.n = argc;
+    if (tls_current)
+        n->id = 1;
+    return outer(argc) + other_file(argc) + const_global + counter + (flex_ptr != 0)
+           + (int)wide_value;
+}
+"""
+
+OTHER_C = r"""
+struct Node;                       /* only declared in this unit */
+struct Node *opaque_node;
+static int counter = 5;            /* same name as main.c's global */
+static __thread long other_tls = 9;
+
+__attribute__((noinline)) int other_file(int v)
+{
+    counter += v;
+    other_tls += counter;
+    return counter + (int)other_tls + (opaque_node != 0);
+}
+"""
+
+TYPES = ["struct Node", "struct Bits", "union Value", "List", "struct WithFlex",
+         "struct ZeroLen", "Node", "NodeAlias"]
+
+
+@pytest.fixture(scope="module")
+def program(tmp_path_factory):
+    d = tmp_path_factory.mktemp("dwarf")
+    (d / "main.c").write_text(MAIN_C)
+    (d / "other.c").write_text(OTHER_C)
+    exe = d / "prog"
+    subprocess.run(["gcc", "-O2", "-g", "-no-pie", "-o", str(exe), "main.c", "other.c"],
+                   cwd=d, check=True)
+    return exe
+
+
+@pytest.fixture(scope="module")
+def di(program, tmp_path_factory):
+    return DebugInfo(str(program), None, cache_dir=str(tmp_path_factory.mktemp("cache")))
+
+
+def test_layouts_equal_gdb_ptype_o(program, di):
+    expected = ptype_o(program, TYPES)
+    for name in TYPES:
+        t = di.find_type(name)
+        assert t is not None, name
+        assert our_rows(t) == expected[name], name
+
+
+def test_sizes_enums_and_typedef_chains(program, di):
+    names = ["int", "long double", "_Bool", "uint16_t", "NodePtr", "CVNodePtr", "AnonEnum",
+             "enum Color", "enum Wide"]
+    out = gdb_batch(program, [f"p sizeof({n})" for n in names])
+    sizes = [int(v) for v in re.findall(r"^\$\d+ = (\d+)$", out, re.M)]
+    assert sizes == [di.find_type(n).size for n in names]
+    assert di.find_type("NodePtr").strip_typedefs().kind == "pointer"
+    assert di.find_type("NodePtr").strip_typedefs().target.name == "NodeAlias"
+    assert di.find_type("CVNodePtr").strip_typedefs().target.strip_typedefs().name == "Node"
+    assert di.find_type("int").signed and not di.find_type("unsigned int").signed
+    assert di.find_type("_Bool").kind == "bool" and di.find_type("double").kind == "float"
+    out = gdb_batch(program, ["ptype enum Color", "ptype AnonEnum", "p/u WIDE_TOP"])
+    assert "{RED, GREEN = 5, BLUE = -3}" in out and "{ANON_X = 1, ANON_Y}" in out
+    assert di.find_type("enum Color").enumerators == [("RED", 0), ("GREEN", 5), ("BLUE", -3)]
+    assert di.find_type("AnonEnum").strip_typedefs().enumerators == [("ANON_X", 1), ("ANON_Y", 2)]
+    wide = int(re.search(r"= (\d+)", out.splitlines()[-1]).group(1))
+    assert di.find_type("enum Wide").enumerator("WIDE_TOP") == wide
+    assert di.find_type("struct Nope") is None and di.find_type("Nope") is None
+
+
+def test_members_lookup_and_laziness(di):
+    node = di.find_type("Node")
+    assert node.member("x").offset == node.member("split").offset
+    assert node.member("y").offset == node.member("x").offset + 4
+    inner = node.member("named_inner")
+    s = node.member("named_inner").type.member("s")
+    assert s.offset == 4 and inner.type.member("inner_a").offset == 0
+    assert node.member("nope") is None
+    flex = node.member("flex")
+    assert flex.type.kind == "array" and flex.type.length is None and flex.type.size == 0
+    kids = node.member("children").type
+    assert (kids.length, kids.target.length, kids.target.target.kind) == (3, 2, "pointer")
+    # recursive through a pointer: the very same object
+    assert kids.target.target.target.strip_typedefs() is node.strip_typedefs()
+    assert str(kids) == "Node *[3][2]"
+    assert node.member("value").type.kind == "union"  # const stripped
+    bits = di.find_type("struct Bits")
+    c = bits.member("c")
+    assert (c.bit_size, c.bit_offset, c.offset) == (7, 8, 1)
+    assert di.find_type("struct ZeroLen").member("z").type.length == 0
+
+
+def test_declaration_resolves_to_definition_in_another_unit(di):
+    addr, t = di.find_variable("opaque_node")
+    assert t.kind == "pointer" and t.target.size == di.find_type("struct Node").size
+    assert t.target.member("bits") is not None
+
+
+def _info_address(program, names):
+    out = gdb_batch(program, [f"info address {n}" for n in names])
+    return out.splitlines()
+
+
+def test_variables_equal_gdb(program, di):
+    lines = _info_address(program, ["global_list", "static_node", "flex_ptr", "const_global",
+                                    "tls_counter", "tls_current", "main", "outer"])
+    got = {}
+    for line in lines:
+        m = re.match(r'Symbol "(\w+)" is static storage at address (0x[0-9a-f]+)', line)
+        if m:
+            got[m.group(1)] = int(m.group(2), 16)
+        m = re.match(r'Symbol "(\w+)" is a thread-local variable at offset (0x[0-9a-f]+)', line)
+        if m:
+            got[m.group(1)] = ("tls", int(m.group(2), 16))
+        m = re.match(r'Symbol "(\w+)" is a function at address (0x[0-9a-f]+)', line)
+        if m:
+            got[m.group(1)] = int(m.group(2), 16)
+    assert len(got) == 8, lines
+    for name in ("global_list", "static_node", "flex_ptr", "const_global", "tls_counter",
+                 "tls_current"):
+        addr, _t = di.find_variable(name)
+        assert addr == got[name], name
+    assert di.find_function("main") == got["main"]
+    assert di.find_function("outer") == got["outer"]
+    assert di.find_function("inner") is None  # only ever inlined
+    assert di.find_variable("global_list")[1].name == "List"
+    assert di.find_variable("tls_current")[1].target.name == "Node"
+
+
+def test_file_static_variables(program, di):
+    out = gdb_batch(program, ["p &'main.c'::counter", "p &'other.c'::counter",
+                              "p sizeof('other.c'::other_tls)",
+                              "info address other_tls"])
+    main_addr, other_addr = [int(a, 16) for a in re.findall(r"\) (0x[0-9a-f]+)", out)][:2]
+    assert di.find_variable("counter", file="main.c")[0] == main_addr
+    assert di.find_variable("counter", file="other.c")[0] == other_addr
+    assert di.find_variable("counter")[0] == main_addr  # the external one wins
+    tls = int(re.search(r"thread-local variable at offset (0x[0-9a-f]+)", out).group(1), 16)
+    assert di.find_variable("other_tls", file="other.c")[0] == ("tls", tls)
+    assert di.find_variable("counter", file="nope.c") is None
+    assert di.find_variable("no_such_variable") is None
+
+
+def _text_pcs(di, name):
+    """Every line-table address inside function name."""
+    start = di.find_function(name)
+    unit = di._unit_for_pc(start)
+    table = di._line_table(unit)
+    func = di._function_at(unit, start)
+    _tag, attrs, _c, _n = di.reader.read_die(unit, func)
+    (lo, hi), = di.reader.die_ranges(unit, attrs)
+    return sorted({a for _s, _e, addrs, _r in table.seqs for a in addrs if lo <= a < hi})
+
+
+def test_lines_equal_gdb_info_line(program, di):
+    pcs = []
+    for f in ("main", "outer", "other_file"):
+        pcs += _text_pcs(di, f)
+    pcs += [p + 1 for p in pcs]  # inside instructions too
+    out = gdb_batch(program, [f"info line *{pc:#x}" for pc in pcs])
+    lines = [ln for ln in out.splitlines() if ln.startswith(("Line ", "No line"))]
+    assert len(lines) == len(pcs)
+    for pc, line in zip(pcs, lines):
+        m = re.match(r'Line (\d+) of "([^"]+)"', line)
+        loc = di.locate(pc)
+        if m is None:
+            assert loc is None or loc.line is None, (hex(pc), line)
+        else:
+            assert (loc.file, loc.line) == (m.group(2), int(m.group(1))), (hex(pc), line)
+
+
+def test_inline_chains_equal_gdb_bt(program, di):
+    """Stop the program at pcs inside inlined code and compare gdb's bt with locate()."""
+    starts = set()
+    unit = di._unit_for_pc(di.find_function("outer"))
+    for off, tag, attrs in di.children(unit, di._function_at(unit, di.find_function("outer"))):
+        if tag == 0x1D:
+            starts.update(a for a, _b in di.reader.die_ranges(unit, attrs))
+    pcs = [pc for pc in _text_pcs(di, "outer") if pc not in starts]
+    chains = [di.locate(pc).inlined_chain for pc in pcs]
+    assert any(len(c) == 3 for c in chains)  # inner <- middle <- outer somewhere
+    for pc, chain in zip(pcs, chains):
+        out = gdb_batch(program, [f"break *{pc:#x}", "run", "bt"])
+        frames = re.findall(r"^#\d+\s+(?:0x[0-9a-f]+ in )?(\w+) \(.*\) at (\S+):(\d+)$",
+                            out, re.M)
+        frames = [(f, file, int(line)) for f, file, line in frames]
+        assert frames[:len(chain)] == [tuple(fr) for fr in chain], (hex(pc), out)
+        assert frames[len(chain)][0] == "main"
+
+
+def test_cache_round_trip(program, tmp_path):
+    cold = DebugInfo(str(program), "00ff", cache_dir=str(tmp_path))
+    t = cold.find_type("struct Node")
+    cached = list((tmp_path / "dwarf").iterdir())
+    assert [p.name for p in cached] == ["00ff.index"]
+    warm = DebugInfo(str(program), "00ff", cache_dir=str(tmp_path))
+    assert warm.index.types == cold.index.types and warm.index.tags == cold.index.tags
+    assert warm.find_type("struct Node").size == t.size
+    assert not any(p.name != "prog" and not p.is_dir() for p in program.parent.iterdir()
+                   if p.suffix not in (".c",)), "nothing written next to the input"
+
+
+def test_not_debug_info(tmp_path):
+    (tmp_path / "junk").write_bytes(b"not an elf")
+    with pytest.raises(DwarfError):
+        DebugInfo(str(tmp_path / "junk"), None).find_type("int")
+    subprocess.run(["gcc", "-O2", "-o", str(tmp_path / "nodebug"), "-x", "c", "-"],
+                   input="int main(void){return 0;}", text=True, check=True)
+    with pytest.raises(DwarfError):
+        DebugInfo(str(tmp_path / "nodebug"), None).find_type("int")
