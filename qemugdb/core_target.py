@@ -9,9 +9,14 @@ from .target import FaultError, Frame, Location, MissingDebugInfo, Target, Threa
 
 
 def _location(loc):
-    inlined = [Location(pc=loc.pc, function=f, file=file, line=line) for f, file, line in loc.inlined]
-    return Location(pc=loc.pc, function=loc.function, offset=loc.offset, file=loc.file,
-                    line=loc.line, module=loc.module, inlined=inlined)
+    """corefile lists every function gdb shows at a pc (innermost first, the physical one
+    last); the protocol keeps the physical one in the Location and the inline ones above it
+    in `inlined`."""
+    chain = list(loc.inlined)
+    function, file, line = (chain.pop() if chain else (loc.function, loc.file, loc.line))
+    inlined = [Location(pc=loc.pc, function=f, file=fl, line=ln) for f, fl, ln in chain]
+    return Location(pc=loc.pc, function=function, offset=loc.offset, file=file, line=line,
+                    module=loc.module, inlined=inlined)
 
 
 class CoreTarget(Target):

@@ -42,8 +42,9 @@ class MissingDebugInfo(TargetError):
 
 @dataclass
 class Location:
-    """What a pc means: function+offset and source position; `inlined` holds the inlined
-    functions at that pc, innermost first, each a Location without pc."""
+    """What a pc means: the physical (not inlined) function containing it, the offset from
+    its entry and the source position within it; `inlined` holds the inline frames gdb shows
+    above it at that pc, innermost first, each a Location with function, file and line."""
     pc: int
     function: str | None = None
     offset: int | None = None
