@@ -1,0 +1,398 @@
+"""The block graph: BlockDriverStates, BlockBackends, block jobs and the BdrvChild edges.
+
+Follows block.c (all_bdrv_states via bs_list, graph_bdrv_states via node_list, bs->children
+via next), block-backend.c (block_backends via link) and blockjob.c (block jobs' `nodes`
+GSList of BdrvChild). An edge's parent is a BDS (klass == &child_of_bds), a BlockBackend
+(&child_root) or a block job (&child_job). Permissions and roles are decoded by name from
+DWARF; QMP's permission spelling comes from BlockPermission_lookup in memory.
+"""
+
+from dataclasses import dataclass, field
+
+from . import enums
+from .job import block_jobs
+from .obj import Object, strip_typedefs
+from .queue import qlist_foreach, qtailq_foreach
+from .target import CorruptError, TargetError
+
+# include/block/block-common.h: BDRV_O_* are #defines, absent from DWARF.
+OPEN_FLAGS = (
+    ("BDRV_O_NO_SHARE", 0x0001), ("BDRV_O_RDWR", 0x0002), ("BDRV_O_RESIZE", 0x0004),
+    ("BDRV_O_SNAPSHOT", 0x0008), ("BDRV_O_TEMPORARY", 0x0010), ("BDRV_O_NOCACHE", 0x0020),
+    ("BDRV_O_NATIVE_AIO", 0x0080), ("BDRV_O_NO_BACKING", 0x0100),
+    ("BDRV_O_NO_FLUSH", 0x0200), ("BDRV_O_COPY_ON_READ", 0x0400),
+    ("BDRV_O_INACTIVE", 0x0800), ("BDRV_O_CHECK", 0x1000), ("BDRV_O_ALLOW_RDWR", 0x2000),
+    ("BDRV_O_UNMAP", 0x4000), ("BDRV_O_PROTOCOL", 0x8000), ("BDRV_O_NO_IO", 0x10000),
+    ("BDRV_O_AUTO_RDONLY", 0x20000), ("BDRV_O_IO_URING", 0x40000),
+    ("BDRV_O_CBW_DISCARD_SOURCE", 0x80000),
+)
+BDRV_O_RDWR = 0x0002
+# include/block/block-common.h, used only when the anonymous BLK_PERM_* enum is not reachable.
+BLK_PERM_TABLE = (("BLK_PERM_CONSISTENT_READ", 0x01), ("BLK_PERM_WRITE", 0x02),
+                  ("BLK_PERM_WRITE_UNCHANGED", 0x04), ("BLK_PERM_RESIZE", 0x08))
+CHILD_ROLE_TABLE = (("BDRV_CHILD_DATA", 1), ("BDRV_CHILD_METADATA", 2),
+                    ("BDRV_CHILD_FILTERED", 4), ("BDRV_CHILD_COW", 8),
+                    ("BDRV_CHILD_PRIMARY", 16))
+
+
+@dataclass
+class Permission:
+    """One BLK_PERM_* bit and its QMP name (BlockPermission)."""
+    name: str      # BLK_PERM_WRITE
+    qmp: str       # write
+    bit: int
+
+
+@dataclass
+class BlockLayout:
+    """What the version's debug info says about permissions, roles and flags."""
+    permissions: list
+    permission_source: str
+    roles: enums.Flags
+    open_flags: enums.Flags
+    child_classes: dict     # address of a BdrvChildClass -> "block-driver"|"block-backend"|"block-job"
+
+    def perm_names(self, value):
+        names = [p.qmp for p in self.permissions if value & p.bit]
+        rest = value & ~sum(p.bit for p in self.permissions)
+        return names + ([f"{rest:#x}"] if rest else [])
+
+
+def block_layout(target):
+    """Read BlockLayout from the target (cheap; call once per command)."""
+    qapi = [(n, v) for n, v in enums.enumerators(target, "enum BlockPermission")
+            if not n.endswith("__MAX")]
+    spelled = enums.qapi_names(target, "enum BlockPermission", "BlockPermission_lookup")
+    blk = enums.flags(target, enumerator="BLK_PERM_WRITE", prefix="BLK_PERM_",
+                      table=BLK_PERM_TABLE)
+    bits = dict(blk.bits)
+    perms = []
+    for n, v in sorted(qapi, key=lambda nv: nv[1]):
+        suffix = n.removeprefix("BLOCK_PERMISSION_")
+        qmp = spelled[v]
+        bit = bits.get("BLK_PERM_" + suffix)
+        if bit is not None:
+            perms.append(Permission("BLK_PERM_" + suffix, qmp, bit))
+    if not perms:  # no BlockPermission in the debug info: the BLK_PERM_* names alone
+        perms = [Permission(n, n.removeprefix("BLK_PERM_").lower().replace("_", "-"), b)
+                 for n, b in blk.bits]
+    roles = enums.flags(target, "enum BdrvChildRoleBits", prefix="BDRV_CHILD_",
+                        table=CHILD_ROLE_TABLE)
+    classes = {}
+    for var, file, kind in (("child_of_bds", None, "block-driver"),
+                            ("child_root", "block-backend.c", "block-backend"),
+                            ("child_job", "blockjob.c", "block-job")):
+        try:
+            classes[target.variable_address(var, file=file)[0]] = kind
+        except TargetError:
+            pass
+    return BlockLayout(perms, blk.source, roles,
+                       enums.Flags(list(OPEN_FLAGS), enums.HEADERS), classes)
+
+
+# ---------------------------------------------------------------- records
+
+@dataclass
+class Child:
+    """A BdrvChild edge from `parent` (a BDS, BlockBackend or job address) to node `child`."""
+    address: int
+    name: str | None = None
+    parent: int | None = None
+    parent_type: str | None = None   # block-driver, block-backend, block-job, or None
+    child: int | None = None
+    role: list = field(default_factory=list)
+    perm: list = field(default_factory=list)
+    shared_perm: list = field(default_factory=list)
+    frozen: bool | None = None
+    error: str | None = None
+
+
+@dataclass
+class Node:
+    """A BlockDriverState."""
+    address: int
+    node_name: str | None = None
+    driver: str | None = None
+    filename: str | None = None
+    aio_context: int | None = None
+    refcnt: int | None = None
+    open_flags: int | None = None
+    open_flag_names: list = field(default_factory=list)
+    read_only: bool | None = None
+    in_flight: int | None = None
+    quiesce_counter: int | None = None
+    tracked_requests: int | None = None
+    in_graph: bool = True       # on graph_bdrv_states (what QMP lists)
+    children: list = field(default_factory=list)   # Child records
+    error: str | None = None
+
+
+@dataclass
+class Backend:
+    """A BlockBackend."""
+    address: int
+    name: str | None = None
+    device: str | None = None     # attached device's id, when there is one
+    root: int | None = None       # BdrvChild address
+    root_node: int | None = None  # its BDS
+    aio_context: int | None = None
+    refcnt: int | None = None
+    perm: list = field(default_factory=list)
+    shared_perm: list = field(default_factory=list)
+    in_flight: int | None = None
+    quiesce_counter: int | None = None
+    child: Child | None = None
+    error: str | None = None
+
+
+@dataclass
+class GraphJob:
+    """A block job as a graph node, with its BdrvChild edges (BlockJob.nodes)."""
+    address: int
+    id: str | None = None
+    type: str | None = None
+    children: list = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class BlockGraph:
+    backends: list
+    jobs: list
+    nodes: list
+    permission_source: str
+    open_flags_source: str
+    errors: list = field(default_factory=list)   # list-level failures (a broken link)
+
+
+@dataclass
+class TrackedRequest:
+    address: int
+    offset: int | None = None
+    bytes: int | None = None
+    type: str | None = None
+    serialising: bool | None = None
+    co: int | None = None
+    waiting_for: int | None = None
+    error: str | None = None
+
+
+@dataclass
+class NodeDetail:
+    node: Node
+    backing: int | None
+    file: int | None
+    parents: list          # Child records whose child is this node
+    requests: list         # TrackedRequest
+    request_error: str | None = None
+
+
+# ---------------------------------------------------------------- walkers
+
+def all_bdrv_states(target):
+    """Every BlockDriverState (block.c all_bdrv_states, link bs_list)."""
+    return qtailq_foreach(target.variable("all_bdrv_states", file="block.c"), "bs_list")
+
+
+def graph_bdrv_states(target):
+    """The named BlockDriverStates (block.c graph_bdrv_states, link node_list)."""
+    return qtailq_foreach(target.variable("graph_bdrv_states", file="block.c"), "node_list")
+
+
+def block_backends(target):
+    """Every BlockBackend (block-backend.c block_backends, link link)."""
+    return qtailq_foreach(target.variable("block_backends", file="block-backend.c"), "link")
+
+
+def _error(e):
+    return f"{type(e).__name__}: {e}" if not isinstance(e, TargetError) else str(e)
+
+
+def _string(obj):
+    """A char * or char[] member as str, None for NULL."""
+    if strip_typedefs(obj.type_).kind == "pointer" and not obj.value_():
+        return None
+    return obj.string_()
+
+
+def child_record(layout, child):
+    """A Child record for a BdrvChild Object."""
+    rec = Child(address=child.address_)
+    try:
+        rec.name = _string(child.name)
+        rec.child = child.bs.value_() or None
+        klass = child.klass.value_()
+        rec.parent_type = layout.child_classes.get(klass)
+        rec.parent = child.opaque.value_()
+        rec.role = layout.roles.decode(child.role.value_(), "BDRV_CHILD_")
+        rec.perm = layout.perm_names(child.perm.value_())
+        rec.shared_perm = layout.perm_names(child.shared_perm.value_())
+        rec.frozen = bool(child.frozen.value_())
+    except TargetError as e:
+        rec.error = _error(e)
+    return rec
+
+
+def node_record(layout, bs, in_graph=True):
+    """A Node record for a BlockDriverState Object, children included."""
+    rec = Node(address=bs.address_, in_graph=in_graph)
+    try:
+        rec.node_name = bs.node_name.string_()
+        drv = bs.drv.value_()
+        rec.driver = bs.drv.deref_().format_name.string_() if drv else None
+        rec.filename = bs.filename.string_()
+        rec.aio_context = bs.aio_context.value_()
+        rec.refcnt = bs.refcnt.value_()
+        rec.open_flags = bs.open_flags.value_()
+        rec.open_flag_names = layout.open_flags.decode(rec.open_flags)
+        rec.read_only = not rec.open_flags & BDRV_O_RDWR
+        rec.in_flight = bs.in_flight.value_()
+        rec.quiesce_counter = bs.quiesce_counter.value_()
+        rec.tracked_requests = sum(1 for _ in qlist_foreach(bs.tracked_requests, "list"))
+    except TargetError as e:
+        rec.error = _error(e)
+    try:
+        for child in qlist_foreach(bs.children, "next"):
+            rec.children.append(child_record(layout, child))
+    except TargetError as e:
+        rec.error = rec.error or f"children: {_error(e)}"
+    return rec
+
+
+def backend_record(layout, blk):
+    rec = Backend(address=blk.address_)
+    try:
+        rec.name = _string(blk.name) or ""
+        dev = blk.dev.value_()
+        if dev:
+            rec.device = _string(blk.dev.deref_().id)
+        rec.aio_context = blk.ctx.value_()
+        rec.refcnt = blk.refcnt.value_()
+        rec.perm = layout.perm_names(blk.perm.value_())
+        rec.shared_perm = layout.perm_names(blk.shared_perm.value_())
+        rec.in_flight = blk.in_flight.value_()
+        rec.quiesce_counter = blk.quiesce_counter.value_()
+        rec.root = blk.root.value_() or None
+        if rec.root:
+            rec.child = child_record(layout, blk.root.deref_())
+            rec.root_node = rec.child.child
+    except TargetError as e:
+        rec.error = _error(e)
+    return rec
+
+
+def graph_job_record(layout, job):
+    """A GraphJob for a BlockJob Object (its BdrvChildren from the `nodes` GSList)."""
+    rec = GraphJob(address=job.address_)
+    try:
+        rec.id = _string(job.job.id)
+        rec.type = enums.enum_name(job.job.driver.deref_().job_type).removeprefix("JOB_TYPE_").lower()
+        child_type = job.target_.lookup_type("BdrvChild")
+        for data in gslist_data(job.nodes):
+            rec.children.append(child_record(layout, Object(job.target_, child_type, data)))
+    except TargetError as e:
+        rec.error = _error(e)
+    return rec
+
+
+def gslist_data(head, limit=100_000):
+    """The data pointers of a GSList * Object (glib's {data, next}), bounded."""
+    node = head.value_()
+    seen = set()
+    gslist = strip_typedefs(head.type_).target
+    while node:
+        if node in seen or len(seen) >= limit:
+            raise CorruptError(f"GSList cycles or runs away at {node:#x}", node)
+        seen.add(node)
+        elem = Object(head.target_, gslist, node)
+        yield elem.data.value_()
+        node = elem.next.value_()
+
+
+def block_graph(target, layout=None):
+    """The whole graph as QMP x-debug-query-block-graph sees it (backends, block jobs,
+    graph_bdrv_states), plus nodes only on all_bdrv_states (in_graph False)."""
+    layout = layout or block_layout(target)
+    graph = BlockGraph([], [], [], layout.permission_source, layout.open_flags.source)
+    try:
+        for blk in block_backends(target):
+            graph.backends.append(backend_record(layout, blk))
+    except TargetError as e:
+        graph.errors.append(f"block_backends: {_error(e)}")
+    try:
+        for job in block_jobs(target):
+            graph.jobs.append(graph_job_record(layout, job))
+    except TargetError as e:
+        graph.errors.append(f"jobs: {_error(e)}")
+    seen = set()
+    try:
+        for bs in graph_bdrv_states(target):
+            seen.add(bs.address_)
+            graph.nodes.append(node_record(layout, bs))
+    except TargetError as e:
+        graph.errors.append(f"graph_bdrv_states: {_error(e)}")
+    try:
+        for bs in all_bdrv_states(target):
+            if bs.address_ not in seen:
+                graph.nodes.append(node_record(layout, bs, in_graph=False))
+    except TargetError as e:
+        graph.errors.append(f"all_bdrv_states: {_error(e)}")
+    return graph
+
+
+def find_node(target, spec):
+    """The BlockDriverState Object named `spec` (node-name) or at address `spec` (0x...)."""
+    address = None
+    if spec.lower().startswith("0x"):
+        try:
+            address = int(spec, 16)
+        except ValueError:
+            pass
+    for bs in all_bdrv_states(target):
+        if bs.address_ == address:
+            return bs
+        try:
+            if bs.node_name.string_() == spec:
+                return bs
+        except TargetError:
+            continue
+    if address is not None:
+        return Object(target, target.lookup_type("BlockDriverState"), address)
+    raise LookupError(f"no block node named {spec!r}")
+
+
+def tracked_requests(bs):
+    """TrackedRequest records of a BlockDriverState Object (list `tracked_requests`)."""
+    for req in qlist_foreach(bs.tracked_requests, "list"):
+        rec = TrackedRequest(address=req.address_)
+        try:
+            rec.offset = req.offset.value_()
+            rec.bytes = req.bytes.value_()
+            rec.type = enums.enum_name(req.type).removeprefix("BDRV_TRACKED_").lower()
+            rec.serialising = bool(req.serialising.value_())
+            rec.co = req.co.value_() or None
+            rec.waiting_for = req.waiting_for.value_() or None
+        except TargetError as e:
+            rec.error = _error(e)
+        yield rec
+
+
+def node_detail(target, spec):
+    """NodeDetail for `qemu bdrv NODE`."""
+    layout = block_layout(target)
+    bs = find_node(target, spec)
+    node = node_record(layout, bs)
+    detail = NodeDetail(node, None, None, [], [])
+    try:
+        detail.backing = bs.backing.value_() or None
+        detail.file = bs.file.value_() or None
+        for child in qlist_foreach(bs.parents, "next_parent"):
+            detail.parents.append(child_record(layout, child))
+    except TargetError as e:
+        node.error = node.error or _error(e)
+    try:
+        detail.requests = list(tracked_requests(bs))
+    except TargetError as e:
+        detail.request_error = _error(e)
+    return detail
+
