@@ -89,6 +89,10 @@ def bind(command):
             fail(str(e))
         except TargetError as e:
             fail(str(e), EXIT_PARTIAL)
+        except Exception as e:  # a bug of ours: one line, the traceback only on request
+            if os.environ.get("QEMUGDB_DEBUG"):
+                raise
+            fail(f"internal error: {type(e).__name__}: {e} (QEMUGDB_DEBUG=1 shows the traceback)")
         emit(text, output)
         if partial:
             sys.exit(EXIT_PARTIAL)

@@ -5,7 +5,9 @@ Imported by the CLI only (corefile needs pyelftools, which gdb's Python lacks).
 
 import corefile
 
-from .target import FaultError, Frame, Location, MissingDebugInfo, Target, Thread
+from .target import FaultError, Frame, Location, MissingDebugInfo, Process, Target, Thread
+
+FAULT_SIGNALS = (4, 7, 8, 11)  # SIGILL, SIGBUS, SIGFPE, SIGSEGV: si_addr is the fault address
 
 
 def _location(loc):
@@ -67,6 +69,18 @@ class CoreTarget(Target):
 
     def threads(self):
         return list(self._threads)
+
+    def process(self):
+        p = self.program
+        si = p.siginfo
+        crashed = p.crashed_thread
+        signal = si.signo if si else (crashed.cursig if crashed else None)
+        return Process(
+            executable=p.exe_path, build_id=p.build_id.hex() if p.build_id else None,
+            pid=p.psinfo.pid if p.psinfo else (p.threads[0].tid if p.threads else None),
+            signal=signal, signal_code=si.code if si else None,
+            fault_address=si.addr if si and si.signo in FAULT_SIGNALS else None,
+            crashed_thread=crashed.num if crashed else None, partial=list(p.partial_reasons))
 
     def symbolize(self, pc):
         return _location(self.program.symbolize(pc))

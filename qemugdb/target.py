@@ -75,6 +75,19 @@ class Thread:
     crashed: bool = False
 
 
+@dataclass
+class Process:
+    """The process as a whole: its program, and the fatal signal when it died of one."""
+    executable: str | None
+    build_id: str | None
+    pid: int | None
+    signal: int | None = None          # the fatal signal (kernel cores); None if alive/gcore
+    signal_code: int | None = None     # si_code
+    fault_address: int | None = None   # si_addr for SIGSEGV/SIGBUS/SIGILL/SIGFPE
+    crashed_thread: int | None = None  # gdb thread number that took the signal
+    partial: list = field(default_factory=list)  # what could not be read, one line each
+
+
 class Target:
     """Abstract read-only target; see the module docstring."""
 
@@ -102,6 +115,10 @@ class Target:
 
     def threads(self):
         """Every thread, as a list of Thread."""
+        raise NotImplementedError
+
+    def process(self):
+        """A Process describing the whole target."""
         raise NotImplementedError
 
     def symbolize(self, pc):

@@ -1,0 +1,53 @@
+"""Text of the triage report: one page to paste into a bug."""
+
+from .coroutine import coroutine_header, frames_text
+
+
+def _field(name, value):
+    return f"{name + ':':<14}{value}"
+
+
+def render_report(rep, args=None, section_renderers=None):
+    """The report; section_renderers maps each section title to its records' renderer."""
+    highlight = getattr(args, "highlight", None)
+    out = ["== Process"]
+    out.append(_field("program", rep.executable or "?"))
+    out.append(_field("QEMU", rep.qemu_version or "unknown"))
+    out.append(_field("build-id", rep.build_id or "?"))
+    out.append(_field("pid", rep.pid if rep.pid is not None else "?"))
+    if rep.signal:
+        fault = f" at {rep.fault_address:#x}" if rep.fault_address is not None else ""
+        out.append(_field("signal", f"{rep.signal}{fault}"))
+    else:
+        out.append(_field("signal", "none (a snapshot of a running process)"))
+    if rep.abort_message:
+        out.append(_field("abort", rep.abort_message))
+    if rep.crashed is not None:
+        bt = rep.crashed
+        out += ["", f"== Crashing thread {bt.num} (LWP {bt.tid})", frames_text(bt.frames)]
+        if bt.current is not None:
+            out.append(f"  in {coroutine_header(bt.current)}")
+        for c in bt.callers:
+            out += [f"-- called from {coroutine_header(c)}", frames_text(c.frames)]
+        if bt.error:
+            out.append(f"<error: {bt.error}>")
+    for src in rep.source:
+        out += ["", f"-- {src.file}:{src.line}"]
+        code = "\n".join(text for _, text in src.lines)
+        if highlight is not None:
+            code = highlight(code, src.file)
+        for (n, _), text in zip(src.lines, code.split("\n")):
+            mark = ">" if n == src.line else " "
+            out.append(f"{mark}{n:>6}  {text}")
+    out += ["", "== Threads"]
+    for t in rep.threads:
+        mark = "*" if t.crashed else " "
+        co = f"  [coroutine {t.current_coroutine:#x}]" if t.current_coroutine else ""
+        where = t.where or (f"<error: {t.error}>" if t.error else "")
+        out.append(f"{mark}{t.num:>3}  LWP {t.tid:<8} {t.role:<18} {where}{co}")
+    for title, records in rep.sections.items():
+        out += ["", f"== {title}", section_renderers[title](records, args)]
+    if rep.partial:
+        out += ["", "== Partial: some items could not be read"]
+        out += [f"  {line}" for line in rep.partial]
+    return "\n".join(out)

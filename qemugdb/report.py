@@ -1,0 +1,202 @@
+"""The one-page triage report: what the program was, how it died, what every thread was
+doing, and (from the other walkers) the event loop, jobs and block graph."""
+
+import os
+import re
+import signal as signals
+from dataclasses import dataclass, field
+
+from . import coroutine
+from .obj import find_member
+from .target import TargetError
+
+# The function a thread's stack reveals its role by, outermost wins (QEMU's thread bodies).
+ROLES = (
+    ("main", "main loop"), ("qemu_main", "main loop"), ("qemu_default_main", "main loop"),
+    ("iothread_run", "iothread"), ("worker_thread", "worker"), ("call_rcu_thread", "rcu"),
+    ("migration_thread", "migration"), ("sigwait_compat", "signal"),
+)
+VCPU = re.compile(r"(kvm_vcpu|mttcg_cpu|rr_cpu|dummy_cpu|qemu_kvm_cpu|hvf_cpu|whpx_cpu|"
+                  r"nvmm_cpu|[a-z_]*_cpu)_thread_fn$")
+VERSION = re.compile(rb"version (\d+\.\d+\.\d+[\w.+~-]*)")
+SOURCE_CONTEXT = 3
+
+
+@dataclass
+class ThreadSummary:
+    num: int
+    tid: int
+    role: str
+    where: str | None          # the innermost frame outside libc/glib, as function file:line
+    current_coroutine: int | None = None
+    crashed: bool = False
+    error: str | None = None
+
+
+@dataclass
+class SourceLines:
+    file: str
+    line: int
+    lines: list                # [(number, text)]
+
+
+@dataclass
+class Report:
+    executable: str | None
+    qemu_version: str | None
+    build_id: str | None
+    pid: int | None
+    signal: str | None
+    fault_address: int | None
+    abort_message: str | None
+    crashed: object = None     # coroutine.ThreadBacktrace of the thread that took the signal
+    source: list = field(default_factory=list)   # SourceLines around the crashing frames
+    threads: list = field(default_factory=list)  # ThreadSummary
+    sections: dict = field(default_factory=dict)  # title -> records of other walkers
+    partial: list = field(default_factory=list)
+
+
+def signal_name(number):
+    try:
+        return signals.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def qemu_version(executable, chunk=1 << 20):
+    """QEMU_FULL_VERSION as the program prints it in --version ("... version X.Y.Z"),
+    found in the executable file; None when absent."""
+    try:
+        with open(executable, "rb") as f:
+            tail = b""
+            while True:
+                data = f.read(chunk)
+                if not data:
+                    return None
+                m = VERSION.search(tail + data)
+                if m:
+                    return m.group(1).decode()
+                tail = data[-64:]
+    except (OSError, TypeError):
+        return None
+
+
+def abort_message(target):
+    """glibc's __abort_msg (set by assert() and abort messages), or None."""
+    try:
+        pointer = target.variable("__abort_msg")
+        if not pointer.value_():
+            return None
+        msg = pointer.deref_()
+        if find_member(msg.type_, "msg") is None:
+            return None
+        return msg.msg.string_().rstrip("\n")
+    except TargetError:
+        return None
+
+
+def _functions(frames):
+    for f in frames:
+        for loc in f.location.inlined:
+            yield loc.function
+        yield f.location.function
+
+
+def thread_role(frames):
+    """main loop, iothread, worker, rcu, vCPU, ... from the functions on a thread's stack."""
+    names = [n for n in _functions(frames) if n]
+    for name in reversed(names):
+        if VCPU.search(name):
+            return "vCPU"
+    by_name = dict(ROLES)
+    for name in names:
+        if name in by_name and name != "main":
+            return by_name[name]
+    return "main loop" if "main" in names else "other"
+
+
+def _where(frames, executable):
+    """The innermost frame in the executable itself, outside the coroutine machinery and
+    system headers, as `function at file:line`."""
+    for f in frames:
+        if f.location.module != executable:
+            continue
+        for loc in [*f.location.inlined, f.location]:
+            if loc.function in coroutine.MACHINERY or (loc.file or "").startswith("/usr/"):
+                continue
+            return f"{loc.function} at {loc.file}:{loc.line}" if loc.file else loc.function
+    return None
+
+
+def iothread_ids(target):
+    """{tid: IOThread id} from the IOThread objects (thread_id), where readable."""
+    from .iothread import iothreads
+    try:
+        return {t.thread_id: t.id for t in iothreads(target) if t.thread_id}
+    except TargetError:
+        return {}
+
+
+def source_lines(frames, source_dir, limit=3):
+    """A few lines of source around each of the first `limit` frames with a file."""
+    out = []
+    for f in frames:
+        if len(out) >= limit:
+            break
+        for loc in [*f.location.inlined, f.location]:
+            if not loc.file or not loc.line:
+                continue
+            path = _find_source(source_dir, loc.file)
+            if path is None:
+                continue
+            with open(path, errors="replace") as src:
+                text = src.read().splitlines()
+            lo = max(1, loc.line - SOURCE_CONTEXT)
+            hi = min(len(text), loc.line + SOURCE_CONTEXT)
+            out.append(SourceLines(loc.file, loc.line, [(n, text[n - 1]) for n in range(lo, hi + 1)]))
+            break
+    return out
+
+
+def _find_source(source_dir, file):
+    """file as DWARF names it (often ../dir/x.c relative to the build dir) under source_dir."""
+    parts = [p for p in file.split("/") if p not in ("", ".", "..")]
+    for i in range(len(parts)):
+        path = os.path.join(source_dir, *parts[i:])
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def report(target, source_dir=None, sections=()):
+    """A Report; `sections` is [(title, walk(target))] of other walkers to include."""
+    p = target.process()
+    rep = Report(executable=p.executable, qemu_version=qemu_version(p.executable),
+                 build_id=p.build_id, pid=p.pid,
+                 signal=signal_name(p.signal) if p.signal else None,
+                 fault_address=p.fault_address, abort_message=abort_message(target),
+                 partial=list(p.partial))
+    threads = target.threads()
+    traces = coroutine.backtraces(target, threads)
+    iothreads = iothread_ids(target)
+    for th, bt in zip(threads, traces):
+        role = thread_role(bt.frames)
+        if role == "iothread" and th.tid in iothreads:
+            role = f"iothread {iothreads[th.tid]}"
+        crashed = th.num == p.crashed_thread
+        rep.threads.append(ThreadSummary(th.num, th.tid, role, _where(bt.frames, p.executable),
+                                         bt.current.address if bt.current else None,
+                                         crashed, bt.error))
+        if crashed:
+            rep.crashed = bt
+    if rep.crashed is not None and source_dir:
+        frames = list(rep.crashed.frames)
+        for c in rep.crashed.callers:
+            frames.extend(c.frames)
+        rep.source = source_lines(frames, source_dir)
+    for title, walk in sections:
+        try:
+            rep.sections[title] = walk(target)
+        except TargetError as e:
+            rep.partial.append(f"{title}: {e}")
+    return rep
