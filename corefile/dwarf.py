@@ -362,7 +362,8 @@ class DebugInfo:
     # -- pc -> source ---------------------------------------------------------------
 
     def locate(self, pc):
-        """Location of an unbiased pc, or None when no unit describes it.
+        """Location of an unbiased pc, or None when no unit describes it (function None and
+        an empty chain when only the line table covers it).
 
         For a caller frame pass its return address - 1, as gdb does.
         """
@@ -374,7 +375,8 @@ class DebugInfo:
         row = lines.lookup(pc) if lines is not None else None
         file, line = row if row is not None else (None, None)
         if func is None:
-            return None
+            # Padding between functions still has a line row, as gdb's `info line` shows.
+            return None if row is None else Location(None, file, line, [])
         frames = []
         chain = self._inline_chain(unit, func, pc)
         # chain: [subprogram, inlined_1, ..., inlined_n] (outermost first)

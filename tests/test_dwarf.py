@@ -10,6 +10,7 @@ from corefile.dwarf import DebugInfo, DwarfError
 _OFF = re.compile(r"^/\*\s+(\d+)(?::\s*(\d+))?\s+\|\s+(\d+) \*/\s*(.*)$")
 _SIZE_ONLY = re.compile(r"^/\*\s+(\d+) \*/\s*(.*)$")
 _TOTAL = re.compile(r"/\* total size \(bytes\):\s+(\d+) \*/")
+_CLOSE = re.compile(r"^\s*\}\s*(.*);$")
 _NAME = re.compile(r"(?:\(\*+(\w+)\)\s*\(.*\)|(\w+)(?:\[\d*\])*(?: : \d+)?);$")
 
 
@@ -38,18 +39,30 @@ def ptype_o(binary, names):
     for name, block in zip(names, blocks):
         rows = []
         total = None
+        opened = []  # row index of each expanded struct/union still open
         for line in block.splitlines():
             line = line.rstrip()
             m = _OFF.match(line)
             if m:
                 off, bit, size, decl = m.groups()
-                rows.append((int(off), None if bit is None else int(bit), int(size),
-                             _decl_name(decl)))
-                continue
-            m = _SIZE_ONLY.match(line)
+                row = (int(off), None if bit is None else int(bit), int(size))
+            else:
+                m = _SIZE_ONLY.match(line)
+                if m:
+                    size, decl = m.groups()
+                    row = (None, None, int(size))
             if m:
-                size, decl = m.groups()
-                rows.append((None, None, int(size), _decl_name(decl)))
+                rows.append(row + (_decl_name(decl),))
+                if decl.endswith("{"):
+                    opened.append(len(rows))
+                continue
+            m = _CLOSE.match(line)
+            if m and opened:
+                first = opened.pop()
+                if m.group(1) != "" and not re.fullmatch(r"\w+", m.group(1)):
+                    # The body of an anonymous type reached through an array or pointer:
+                    # gdb prints member offsets from a stale base there, so drop them.
+                    rows[first:] = [(None,) + r[1:] for r in rows[first:]]
                 continue
             m = _TOTAL.search(line)
             if m:
@@ -74,17 +87,26 @@ def our_rows(t):
     return t.size, rows
 
 
-def _rows(t, base, rows):
+def _rows(t, base, rows, stale=False):
     for m in t.members:
         mt = m.type
         expand = mt is not None and mt.kind in ("struct", "union")
         off = base + m.offset
         bit = None if m.bit_offset is None else m.bit_offset % 8
         size = mt.size if mt is not None and mt.size is not None else 0
-        rows.append((None if t.kind == "union" else off, bit, size,
+        rows.append((None if t.kind == "union" or stale else off, bit, size,
                      None if expand else m.name))
         if expand:
-            _rows(mt, off, rows)
+            _rows(mt, off, rows, stale)
+            continue
+        # gdb prints the body of an anonymous struct/union behind arrays and pointers.
+        inner = mt
+        while inner is not None and inner.kind in ("array", "pointer"):
+            inner = inner.target
+        if inner is not None and inner is not mt and inner.kind in ("struct", "union") \
+                and inner.name is None:
+            rows[-1] = rows[-1][:3] + (None,)
+            _rows(inner, 0, rows, True)
 
 
 # ---------------------------------------------------------------------------------------

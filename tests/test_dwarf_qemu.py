@@ -1,0 +1,96 @@
+"""corefile.dwarf on real QEMU builds (slow tier): layouts, variables, functions and lines
+equal what gdb reads from the same binary."""
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from corefile.dwarf import DebugInfo
+from test_dwarf import gdb_batch, our_rows, ptype_o
+
+pytestmark = pytest.mark.slow
+
+CACHE = Path(os.environ.get("QEMUGDB_CACHE", Path.home() / ".cache" / "qemugdb"))
+
+# Present in both 7.2 and 10.0 (several change layout between them).
+QEMU_TYPES = [
+    "BlockDriverState", "BdrvChild", "BlockBackend", "BlockJob", "Job", "AioContext", "QEMUBH",
+    "AioHandler", "QEMUTimer", "QEMUTimerList", "QEMUTimerListGroup", "Coroutine",
+    "CoroutineUContext", "IOThread", "CoQueue", "CoMutex", "ThrottleGroupMember",
+    "BdrvTrackedRequest", "BlockDriver", "BlockExport", "QemuMutex", "QemuCond", "QemuEvent",
+    "QemuLockCnt", "EventNotifier", "BdrvChildClass", "BlockJobDriver", "JobDriver",
+    "BlockAIOCB", "ThrottleState", "CoRwlock", "Object", "ObjectClass", "QDict", "QObject",
+    "BlockLimits", "QemuOpts", "struct QEMUClock", "struct ThrottleGroup", "NBDExport",
+    "struct NBDClient", "GSource", "BlockDriverInfo", "struct BlockExportDriver",
+    "MirrorBlockJob", "StreamBlockJob", "struct LinuxAioState",
+]
+SYSTEM_TYPES = ["CPUState", "MemoryRegion", "AddressSpace", "FlatView", "DeviceState",
+                "BusState", "X86CPU", "PCIDevice", "VirtIODevice", "VirtQueue",
+                "MachineState", "struct KVMState", "RAMBlock"]
+
+
+def binary(version, program="qemu-storage-daemon"):
+    found = sorted(CACHE.glob(f"qemu-{version}*/bin/{program}"))
+    if not found:
+        raise AssertionError(f"no QEMU {version} {program} under {CACHE}: run "
+                             "`fixtures/build-qemu.sh bookworm trixie` (tests/run.sh does)")
+    return found[-1]
+
+
+BINARIES = [("7.2", "qemu-storage-daemon", QEMU_TYPES),
+            ("10.0", "qemu-storage-daemon", QEMU_TYPES),
+            ("10.0", "qemu-system-x86_64", QEMU_TYPES[:20] + SYSTEM_TYPES)]
+
+
+@pytest.fixture(scope="module", params=BINARIES, ids=lambda b: f"{b[1]}-{b[0]}")
+def target(request, tmp_path_factory):
+    version, program, types = request.param
+    exe = binary(version, program)
+    return exe, types, DebugInfo(str(exe), None,
+                                 cache_dir=str(tmp_path_factory.mktemp("cache")))
+
+
+def test_layouts_equal_gdb(target):
+    exe, types, di = target
+    expected = ptype_o(exe, types)
+    for name in types:
+        t = di.find_type(name)
+        assert t is not None, name
+        assert our_rows(t) == expected[name], name
+
+
+def test_variables_and_functions_equal_gdb(target):
+    exe, _types, di = target
+    out = gdb_batch(exe, ["info address co_tls_current", "p &all_bdrv_states",
+                          "p &qemu_aio_context", "info address aio_poll",
+                          "info address qemu_coroutine_switch", "info address main"])
+    tls = int(re.search(r"thread-local variable at offset (0x[0-9a-f]+)", out).group(1), 16)
+    addrs = [int(a, 16) for a in re.findall(r"\) (0x[0-9a-f]+) <", out)]
+    funcs = [int(a, 16) for a in re.findall(r"is a function at address (0x[0-9a-f]+)", out)]
+    assert len(addrs) == 2 and len(funcs) == 3, out
+    addr, t = di.find_variable("co_tls_current", file="util/coroutine-ucontext.c")
+    assert addr == ("tls", tls) and str(t) == "Coroutine *"
+    assert di.find_variable("all_bdrv_states")[0] == addrs[0]
+    assert di.find_variable("qemu_aio_context")[0] == addrs[1]
+    assert [di.find_function(f) for f in ("aio_poll", "qemu_coroutine_switch", "main")] == funcs
+
+
+def test_lines_equal_gdb(target):
+    exe, _types, di = target
+    pcs = []
+    for name in ("aio_poll", "qemu_coroutine_switch", "bdrv_open", "coroutine_trampoline"):
+        start = di.find_function(name)
+        pcs += [start + d for d in range(0, 400, 7)]
+    out = gdb_batch(exe, [f"info line *{pc:#x}" for pc in pcs])
+    lines = [ln for ln in out.splitlines() if ln.startswith(("Line ", "No line"))]
+    assert len(lines) == len(pcs)
+    for pc, line in zip(pcs, lines):
+        m = re.match(r'Line (\d+) of "([^"]+)"', line)
+        loc = di.locate(pc)
+        if m is None:
+            assert loc is None or loc.line is None, (hex(pc), line)
+        else:
+            assert loc is not None and (loc.file, loc.line) == (m.group(2), int(m.group(1))), \
+                (hex(pc), line, loc)
