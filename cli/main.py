@@ -17,6 +17,7 @@ from qemugdb.target import TargetError
 
 from .graph import DotMissing, render_dot
 from .session import BadInput, open_session
+from .style import colour, use_colour, visible
 
 EXIT_PARTIAL = 1
 EXIT_BAD_INPUT = 2
@@ -43,15 +44,20 @@ def has_errors(plain):
     return False
 
 
-def emit(text, output):
+def emit(text, output, terminal_text=True):
+    """Write the output; terminal_text (text for people, not JSON or DOT) has the core's
+    control characters made visible and, on a terminal, colour."""
+    if isinstance(text, str) and terminal_text:
+        text = visible(text)
     if output:
-        mode = "wb" if isinstance(text, bytes) else "w"
-        with open(output, mode) as f:
+        with open(output, "wb" if isinstance(text, bytes) else "w") as f:
             f.write(text)
         click.echo(f"wrote {output}", err=True)
     elif isinstance(text, bytes):
         click.get_binary_stream("stdout").write(text)
     else:
+        if terminal_text and use_colour():
+            text = colour(text)
         click.echo(text, nl=not text.endswith("\n"))
 
 
@@ -61,7 +67,7 @@ def picture(dot, fmt, output):
         return render_dot(dot, fmt)
     except DotMissing as e:
         if output:
-            emit(e.dot, os.path.splitext(output)[0] + ".dot")
+            emit(e.dot, os.path.splitext(output)[0] + ".dot", terminal_text=False)
         fail(str(e))
 
 
@@ -93,7 +99,7 @@ def bind(command):
             if os.environ.get("QEMUGDB_DEBUG"):
                 raise
             fail(f"internal error: {type(e).__name__}: {e} (QEMUGDB_DEBUG=1 shows the traceback)")
-        emit(text, output)
+        emit(text, output, terminal_text=fmt == "text")
         if partial:
             sys.exit(EXIT_PARTIAL)
 
@@ -126,8 +132,6 @@ class Namespace:
 @click.version_option(package_name="qemugdb")
 def main():
     """Analyse a QEMU core file: coroutines, AioContexts, the block graph, jobs."""
-    if os.environ.get("NO_COLOR"):
-        os.environ.setdefault("QEMUGDB_COLOR", "never")
 
 
 declarations.load()
