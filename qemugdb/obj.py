@@ -166,9 +166,10 @@ class Object:
     def string_(self, limit=4096):
         """A C string: a char array's contents up to NUL, or what a char * points to."""
         t = strip_typedefs(self.type_)
-        if t.kind == "array":
-            n = t.length if t.length is not None else limit
-            raw = self.target_.read(self.address_, min(n, limit))
+        if t.kind == "array" and t.length:
+            raw = self.target_.read(self.address_, min(t.length, limit))
+        elif t.kind == "array":  # a flexible array member: up to the NUL
+            raw = read_c_string(self.target_, self.address_, limit)
         elif t.kind == "pointer":
             raw = read_c_string(self.target_, self.value_(), limit)
         else:
