@@ -28,6 +28,7 @@ class Symbol:
     size: int
     is_function: bool
     is_tls: bool = False   # address is an offset in the module's TLS block
+    old_version: bool = False  # name@VERSION, not the default name@@VERSION
 
 
 class ElfImage:
@@ -109,16 +110,24 @@ def _read_symbols(img: ElfImage) -> list:
             continue
         strtab = img.elf.get_section(sec.header.sh_link).data()
         data = sec.data()
-        for name_off, info, _, shndx, value, size in struct.iter_unpack("<IBBHQQ", data):
+        # .dynsym names carry no @VERSION: a hidden .gnu.version entry marks the
+        # non-default versions.
+        versym = img.section_data(".gnu.version") if secname == ".dynsym" else None
+        for i, (name_off, info, _, shndx, value, size) in enumerate(
+                struct.iter_unpack("<IBBHQQ", data)):
             kind = info & 0xF
             if shndx == SHN_UNDEF or kind not in (STT_FUNC, STT_OBJECT, STT_TLS,
                                                   STT_GNU_IFUNC):
                 continue
             end = strtab.index(b"\0", name_off)
-            name = strtab[name_off:end].split(b"@", 1)[0].decode("utf-8", "replace")
-            if name and (value, name) not in syms:
-                syms[(value, name)] = Symbol(name, value, size, kind in (STT_FUNC, STT_GNU_IFUNC),
-                                             kind == STT_TLS)
+            raw = strtab[name_off:end]
+            name = raw.split(b"@", 1)[0].decode("utf-8", "replace")
+            old = b"@" in raw and b"@@" not in raw or bool(
+                versym and versym[2 * i + 1] & 0x80)
+            if name and ((value, name) not in syms or syms[(value, name)].old_version):
+                syms[(value, name)] = Symbol(name, value, size,
+                                             kind in (STT_FUNC, STT_GNU_IFUNC),
+                                             kind == STT_TLS, old)
     return sorted(syms.values(), key=lambda s: (s.address, s.name))
 
 
@@ -135,7 +144,9 @@ class SymbolTable:
             if s.is_tls:
                 self.tls_by_name.setdefault(s.name, s)
                 continue
-            self.by_name.setdefault(s.name, s)
+            known = self.by_name.get(s.name)
+            if known is None or (known.old_version and not s.old_version):
+                self.by_name[s.name] = s
             if not s.is_function:
                 continue
             if self.funcs and self.funcs[-1].address == s.address:

@@ -4,19 +4,31 @@ import os
 import struct
 from dataclasses import dataclass, field
 
+from .callsites import CallSites, find_chain
 from .core import open_core
 from .elf import ElfImage, SymbolTable, find_debug_file
 from .errors import CorefileError, FaultError, MismatchError, MissingDebugInfoError
 from .memory import AddressSpace
 from .unwind import CFIError, CFITable, Unwinder
 
+try:
+    from .dwarf import DebugInfo, DwarfError
+except ImportError:          # the DWARF half may be absent: ELF symbols only
+    DebugInfo = None
+
+    class DwarfError(Exception):
+        pass
+
 AT_PHDR, AT_ENTRY, AT_EXECFN, AT_SYSINFO_EHDR = 3, 9, 31, 33
 
 
 @dataclass
 class Location:
-    """Where a pc is. function/file/line are the innermost (as gdb's frame #0 shows);
-    inlined lists the inline call chain innermost-first as (function, file, line)."""
+    """Where a pc is. function/file/line are the innermost frame (an inlined function
+    when pc is inside one), as gdb shows it. inlined is every frame gdb lists at this pc,
+    innermost first, as (function, file, line): the inlined functions, then the
+    out-of-line function holding them (empty without DWARF). offset is from the ELF
+    symbol holding pc."""
     pc: int
     function: str | None = None
     offset: int | None = None
@@ -28,8 +40,11 @@ class Location:
 
 @dataclass
 class Frame:
-    """A physical frame. pc is what gdb prints (the return address for callers);
-    location was looked up at pc - 1 for callers, as gdb does."""
+    """A frame: a physical one, or a tail-call frame gdb rebuilds from DWARF call sites
+    (tailcall=True; its registers are its caller's). pc is what gdb prints (the return
+    address for callers); location was looked up at pc - 1 for callers, as gdb does.
+    fallback: found without CFI (frame-pointer chain), may be wrong. signal: the signal
+    trampoline ("<signal handler called>")."""
     level: int
     pc: int
     sp: int
@@ -58,6 +73,7 @@ class Module:
         self._symtab = None
         self._cfi = None
         self._dwarf = False
+        self._callsites = None
 
     def __repr__(self):
         return f"<Module {self.name} 0x{self.start:x}-0x{self.end:x} bias 0x{self.bias:x}>"
@@ -113,14 +129,31 @@ class Module:
         if self._dwarf is False:
             self._dwarf = None
             dbg = self.debug_image
-            if dbg is not None and dbg.has_dwarf():
-                try:
-                    from .dwarf import DebugInfo
-                except ImportError:
-                    return None
+            if DebugInfo is not None and dbg is not None and dbg.has_dwarf():
                 self._dwarf = DebugInfo(dbg.path, self.build_id,
                                         cache_dir=self.program.cache_dir)
         return self._dwarf
+
+    @property
+    def callsites(self) -> CallSites | None:
+        if self._callsites is None and self.dwarf is not None:
+            self._callsites = CallSites(self.dwarf)
+        return self._callsites
+
+    def dwarf_call(self, method: str, *args):
+        """self.dwarf.method(*args); None (and a partial reason) when the DWARF is
+        unusable."""
+        dwarf = self.dwarf
+        if dwarf is None:
+            return None
+        try:
+            return getattr(dwarf, method)(*args)
+        except (DwarfError, CorefileError, ValueError, IndexError, KeyError) as e:
+            reason = f"debug info of {self.name} unusable: {e}"
+            if reason not in self.program.partial_reasons:
+                self.program.partial_reasons.append(reason)
+            self._dwarf = None
+            return None
 
     def contains(self, addr: int) -> bool:
         return self.start <= addr < self.end
@@ -311,13 +344,11 @@ class Program:
         sym = mod.symtab.lookup(rel)
         if sym is not None:
             loc.function, loc.offset = sym
-        dwarf = mod.dwarf
-        if dwarf is not None:
-            found = dwarf.locate(rel)
-            if found is not None:
-                function, loc.file, loc.line, chain = found
-                loc.function = function or loc.function
-                loc.inlined = list(chain or [])
+        found = mod.dwarf_call("locate", rel)
+        if found is not None:
+            function, loc.file, loc.line, chain = found
+            loc.function = function or loc.function
+            loc.inlined = [tuple(f) for f in chain or ()]
         return loc
 
     def elf_symbol(self, pc: int) -> tuple[str, int, str] | None:
@@ -333,11 +364,9 @@ class Program:
         """Address of a function or variable by name: DWARF first, then ELF symbols,
         the executable before libraries."""
         for mod in self.modules:
-            dwarf = mod.dwarf
-            if dwarf is not None:
-                addr = dwarf.find_function(name)
-                if addr is not None:
-                    return addr + mod.bias
+            addr = mod.dwarf_call("find_function", name)
+            if addr is not None:
+                return addr + mod.bias
         for mod in self.modules:
             sym = mod.symtab.by_name.get(name)
             if sym is not None:
@@ -346,8 +375,9 @@ class Program:
 
     def type(self, name: str):
         """A corefile.types.Type by name (struct X, union X, enum X, typedefs...)."""
-        for dwarf in self._dwarfs():
-            t = dwarf.find_type(name)
+        self._require_dwarf()
+        for mod in self.modules:
+            t = mod.dwarf_call("find_type", name)
             if t is not None:
                 return t
         return None
@@ -355,11 +385,9 @@ class Program:
     def variable(self, name: str, file: str | None = None, thread=None):
         """(address, Type) of a global, a file-static (file= a CU name) or a __thread
         variable (resolved for `thread`, default the first thread); None if unknown."""
+        self._require_dwarf()
         for mod in self.modules:
-            dwarf = mod.dwarf
-            if dwarf is None:
-                continue
-            found = dwarf.find_variable(name, file=file)
+            found = mod.dwarf_call("find_variable", name, file)
             if found is None:
                 continue
             addr, typ = found
@@ -383,16 +411,11 @@ class Program:
         tp = self.arch.thread_pointer(thread.registers)
         return self.arch.static_tls_address(tp, vaddr, memsz, align, offset)
 
-    def _dwarfs(self):
-        found = False
-        for mod in self.modules:
-            if mod.dwarf is not None:
-                found = True
-                yield mod.dwarf
-        if not found:
+    def _require_dwarf(self):
+        if not any(mod.dwarf is not None for mod in self.modules):
             raise MissingDebugInfoError(
                 "no DWARF debug info for the executable or its libraries"
-                + ("" if _have_dwarf_module() else " (corefile.dwarf is not available)"))
+                + ("" if DebugInfo else " (corefile.dwarf is not available)"))
 
     # -- unwinding -----------------------------------------------------------------
 
@@ -433,20 +456,106 @@ class Program:
 
     def unwind(self, registers: dict, past_main: bool = False) -> list:
         """Frames from a register set (a thread's or a coroutine's) to the outermost
-        frame gdb would show."""
-        frames = []
+        frame gdb would show, with gdb's tail-call frames; inline frames are in each
+        frame's location.inlined (see backtrace() for gdb's numbering)."""
+        steps = []
         try:
             for step in self._unwinder.frames(registers, past_main):
-                caller = bool(frames) and not frames[-1].signal and not step.signal
-                loc = self.symbolize(step.pc - 1 if caller else step.pc)
-                loc.pc = step.pc
-                if caller and loc.offset is not None:
-                    loc.offset += 1
-                frames.append(Frame(len(frames), step.pc, step.sp, step.cfa,
-                                    step.registers, loc, step.fallback, step.signal))
+                steps.append(step)
         except CFIError as e:
             self.partial_reasons.append(f"unwinding stopped: {e}")
+        frames = []
+        for i, step in enumerate(steps):
+            caller = i > 0 and not steps[i - 1].signal and not step.signal
+            lookup = step.pc - 1 if caller else step.pc
+            if i > 0 and caller:
+                for ret in self._tail_calls(steps[i - 1], frames[-1].lookup_pc, step.pc):
+                    loc = self.symbolize(ret - 1)
+                    loc.pc = ret
+                    frames.append(Frame(len(frames), ret, step.sp, None, step.registers,
+                                        loc, tailcall=True))
+            loc = self._location(step.pc, lookup)
+            frame = Frame(len(frames), step.pc, step.sp, step.cfa, step.registers, loc,
+                          step.fallback, step.signal)
+            frame.lookup_pc = lookup
+            frames.append(frame)
+        for f in frames:
+            f.__dict__.pop("lookup_pc", None)
         return frames
+
+    def _location(self, pc, lookup):
+        loc = self.symbolize(lookup)
+        loc.pc = pc
+        if loc.offset is not None:
+            loc.offset += pc - lookup
+        return loc
+
+    def _tail_calls(self, callee, callee_lookup, caller_ret) -> list:
+        """Return pcs of the tail-call frames between a callee frame and its caller."""
+        if callee.signal:
+            return []
+        mod = self.module_for(callee_lookup)
+        sites = mod.callsites if mod is not None else None
+        if sites is None:
+            return []
+        try:
+            found = sites.function_entry(callee_lookup - mod.bias)
+            if found is None:
+                return []
+            return find_chain(caller_ret, found[1] + mod.bias, self._sites_at)
+        except (DwarfError, CorefileError, ValueError, IndexError, KeyError):
+            return []
+
+    def _sites_at(self, pc):
+        """Call sites of the function holding absolute pc, in absolute addresses."""
+        mod = self.module_for(pc)
+        sites = mod.callsites if mod is not None else None
+        if sites is None:
+            return []
+        out = []
+        for ret, tail, target in sites.sites(pc - mod.bias):
+            if target is not None:
+                kind, value = target
+                target = value + mod.bias if kind == "addr" else self._entry_by_name(value)
+            out.append((ret + mod.bias, tail, target))
+        return out
+
+    def _entry_by_name(self, name):
+        cache = self.__dict__.setdefault("_entries", {})
+        if name not in cache:
+            cache[name] = self.symbol_address(name)
+        return cache[name]
+
+    def backtrace(self, registers: dict, past_main: bool = False) -> list:
+        """gdb's `bt` for a register set: BacktraceEntry per frame gdb numbers, inline
+        frames included."""
+        out = []
+        for frame in self.unwind(registers, past_main):
+            loc = frame.location
+            chain = loc.inlined if loc.inlined and not frame.tailcall else \
+                [(loc.function, loc.file, loc.line)]
+            for i, (function, file, line) in enumerate(chain):
+                if frame.tailcall:
+                    kind = "tailcall"
+                elif i < len(chain) - 1:
+                    kind = "inline"
+                else:
+                    kind = "signal" if frame.signal else "normal"
+                out.append(BacktraceEntry(len(out), frame.pc, function, file, line, kind,
+                                          frame))
+        return out
+
+
+@dataclass
+class BacktraceEntry:
+    """One line of gdb's bt: kind is normal, inline, tailcall or signal."""
+    num: int
+    pc: int
+    function: str | None
+    file: str | None
+    line: int | None
+    kind: str
+    frame: Frame
 
 
 def _elf_machine(arch) -> str:
@@ -458,14 +567,6 @@ def _looks_like_elf(path: str) -> bool:
         with open(path, "rb") as f:
             return f.read(4) == b"\x7fELF"
     except OSError:
-        return False
-
-
-def _have_dwarf_module() -> bool:
-    try:
-        from . import dwarf  # noqa: F401
-        return True
-    except ImportError:
         return False
 
 
