@@ -10,10 +10,11 @@ DWARF; QMP's permission spelling comes from BlockPermission_lookup in memory.
 from dataclasses import dataclass, field
 
 from . import enums
+from .glib import gslist_data
 from .job import block_jobs
 from .obj import Object, strip_typedefs
 from .queue import qlist_foreach, qtailq_foreach
-from .target import CorruptError, TargetError
+from .target import TargetError
 
 # include/block/block-common.h: BDRV_O_* are #defines, absent from DWARF.
 OPEN_FLAGS = (
@@ -293,20 +294,6 @@ def graph_job_record(layout, job):
     except TargetError as e:
         rec.error = _error(e)
     return rec
-
-
-def gslist_data(head, limit=100_000):
-    """The data pointers of a GSList * Object (glib's {data, next}), bounded."""
-    node = head.value_()
-    seen = set()
-    gslist = strip_typedefs(head.type_).target
-    while node:
-        if node in seen or len(seen) >= limit:
-            raise CorruptError(f"GSList cycles or runs away at {node:#x}", node)
-        seen.add(node)
-        elem = Object(head.target_, gslist, node)
-        yield elem.data.value_()
-        node = elem.next.value_()
 
 
 def block_graph(target, layout=None):

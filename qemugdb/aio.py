@@ -1,0 +1,393 @@
+"""The event loop: AioContexts, their bottom halves, fd handlers and timers.
+
+AioContexts: qemu_aio_context and iohandler_ctx (util/main-loop.c statics), each IOThread's
+ctx, each thread's current context (util/async.c's __thread co_tls_my_aiocontext, which
+also says which thread runs which context), and any context a block node or job points to.
+BHs: ctx->bh_list (QSLIST via next) holds the *enqueued* BHs (QEMU >= 5.0 keeps no list of
+idle ones) and ctx->bh_slice_list the slices aio_bh_poll() is draining. Handlers:
+ctx->aio_handlers (QLIST via node); a handler also on node_deleted is being deleted.
+Timers: main_loop_tlg and each context's tlg, tl[] indexed by QEMUClockType, each
+QEMUTimerList's active_timers chained by QEMUTimer.next.
+"""
+
+from dataclasses import dataclass, field
+
+from . import enums
+from .obj import Object, strip_typedefs
+from .queue import LIMIT, qlist_foreach, qsimpleq_foreach, qslist_foreach
+from .target import CorruptError, TargetError
+
+# util/async.c's anonymous enum, used only when the backend cannot reach it in DWARF.
+BH_FLAGS_TABLE = (("BH_PENDING", 1), ("BH_SCHEDULED", 2), ("BH_DELETED", 4),
+                  ("BH_ONESHOT", 8), ("BH_IDLE", 16))
+
+
+def symbol(target, pc):
+    """`function+offset` (or `function`) for a code address, None for NULL, hex if unknown."""
+    if not pc:
+        return None
+    try:
+        loc = target.symbolize(pc)
+    except TargetError:
+        loc = None
+    if loc is None or not loc.function:
+        return f"{pc:#x}"
+    return f"{loc.function}+{loc.offset}" if loc.offset else loc.function
+
+
+def _tls_variable(target, name, file, thread):
+    """A QEMU_DEFINE_STATIC_CO_TLS variable (co_tls_NAME) or a plain __thread NAME."""
+    try:
+        return target.variable(f"co_tls_{name}", file=file, thread=thread)
+    except TargetError:
+        return target.variable(name, file=file, thread=thread)
+
+
+@dataclass
+class ContextRecord:
+    address: int
+    names: list = field(default_factory=list)    # "main loop", "iohandler", "iothread ID", ...
+    threads: list = field(default_factory=list)  # [{"num", "tid"}]
+    notify_me: int | None = None
+    notified: bool | None = None
+    poll_disable_cnt: int | None = None
+    external_disable_cnt: int | None = None      # QEMU < 8.2
+    bhs: int | None = None
+    bhs_pending: int | None = None
+    handlers: int | None = None
+    handlers_deleted: int | None = None
+    timers: int | None = None
+    scheduled_coroutines: int | None = None
+    error: str | None = None
+
+
+@dataclass
+class BH:
+    ctx: int
+    address: int
+    name: str | None = None
+    cb: int | None = None
+    cb_symbol: str | None = None
+    opaque: int | None = None
+    flags: int | None = None
+    flag_names: list = field(default_factory=list)
+    slice: int | None = None          # index in bh_slice_list, None for bh_list
+    error: str | None = None
+
+
+@dataclass
+class Handler:
+    ctx: int
+    address: int
+    fd: int | None = None
+    events: int | None = None
+    callbacks: dict = field(default_factory=dict)   # io_read: symbol, ... (set ones only)
+    opaque: int | None = None
+    deleted: bool | None = None
+    error: str | None = None
+
+
+@dataclass
+class Timer:
+    group: str                 # "main_loop_tlg" or "AioContext 0x..."
+    clock: str
+    timer_list: int
+    address: int | None = None
+    expire_time: int | None = None
+    scale: int | None = None
+    cb: int | None = None
+    cb_symbol: str | None = None
+    opaque: int | None = None
+    attributes: int | None = None
+    error: str | None = None
+
+
+@dataclass
+class Listing:
+    """What a command returns: the records, the errors met walking (inline), notes."""
+    items: list
+    errors: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- contexts
+
+def known_contexts(target, threads=None):
+    """[(address, [names], [threads])] of every AioContext we can name, in a stable order:
+    the main loop's, the IOThreads', then those only block nodes or jobs point to."""
+    threads = threads if threads is not None else target.threads()
+    found = {}
+
+    def add(address, name=None, thread=None):
+        if not address:
+            return
+        names, runners = found.setdefault(address, ([], []))
+        if name and name not in names:
+            names.append(name)
+        if thread is not None and thread not in runners:
+            runners.append(thread)
+
+    for var, name in (("qemu_aio_context", "main loop"), ("iohandler_ctx", "iohandler")):
+        try:
+            add(target.variable(var, file="main-loop.c").value_(), name)
+        except TargetError:
+            pass
+    try:
+        from .iothread import iothreads
+        for it in iothreads(target, threads):
+            add(it.aio_context, f"iothread {it.id}")
+    except TargetError:
+        pass
+    for th in threads:
+        try:
+            add(_tls_variable(target, "my_aiocontext", "async.c", th).value_(), None,
+                {"num": th.num, "tid": th.tid})
+        except TargetError:
+            continue
+    main = found.get(_main_context(target))
+    iohandler = _var(target, "iohandler_ctx")
+    if main and iohandler in found:  # the main loop thread polls iohandler_ctx via glib
+        for th in main[1]:
+            add(iohandler, None, th)
+    try:
+        from .block import all_bdrv_states
+        for bs in all_bdrv_states(target):
+            add(bs.aio_context.value_())
+    except TargetError:
+        pass
+    try:
+        from .job import all_jobs
+        for job in all_jobs(target):
+            add(job.aio_context.value_())
+    except TargetError:
+        pass
+    return [(a, names, runners) for a, (names, runners) in found.items()]
+
+
+def _var(target, name):
+    try:
+        return target.variable(name, file="main-loop.c").value_()
+    except TargetError:
+        return None
+
+
+def _main_context(target):
+    return _var(target, "qemu_aio_context")
+
+
+def context_label(contexts, address):
+    """A short name for a context address from known_contexts() output."""
+    for a, names, _ in contexts:
+        if a == address:
+            return names[0] if names else f"{address:#x}"
+    return f"{address:#x}" if address else "none"
+
+
+def _count(iterator):
+    return sum(1 for _ in iterator)
+
+
+def contexts(target, threads=None):
+    """ContextRecords with counters."""
+    ctx_type = target.lookup_type("AioContext")
+    out = []
+    for address, names, runners in known_contexts(target, threads):
+        rec = ContextRecord(address=address, names=names, threads=runners)
+        ctx = Object(target, ctx_type, address)
+        try:
+            rec.notify_me = ctx.notify_me.value_()
+            rec.notified = bool(ctx.notified.value_())
+            rec.poll_disable_cnt = ctx.poll_disable_cnt.value_()
+            try:
+                rec.external_disable_cnt = ctx.external_disable_cnt.value_()
+            except TargetError:
+                pass  # QEMU >= 8.2 has none
+            bhs = list(_bh_objects(ctx))
+            rec.bhs = len(bhs)
+            pending = _pending_bit(target)
+            rec.bhs_pending = sum(1 for _, bh in bhs if bh.flags.value_() & pending)
+            handlers = list(qlist_foreach(ctx.aio_handlers, "node"))
+            rec.handlers = len(handlers)
+            rec.handlers_deleted = sum(1 for h in handlers if _deleted(h))
+            rec.timers = sum(_count(_timer_chain(tl)) for _, tl in _timer_lists(ctx.tlg))
+            rec.scheduled_coroutines = _count(
+                qslist_foreach(ctx.scheduled_coroutines, "co_scheduled_next"))
+        except TargetError as e:
+            rec.error = str(e)
+        out.append(rec)
+    return out
+
+
+def select_contexts(target, spec=None, threads=None):
+    """[(address, label)] of the contexts a command asked for: all, or the one whose
+    address or name (main loop, iohandler, iothread ID, ID) is `spec`."""
+    known = known_contexts(target, threads)
+    pairs = [(a, context_label(known, a)) for a, _, _ in known]
+    if spec is None:
+        return pairs
+    try:
+        wanted = int(spec, 0)
+    except ValueError:
+        wanted = None
+    for a, names, _ in known:
+        if a == wanted or spec in names or f"iothread {spec}" in names:
+            return [(a, context_label(known, a))]
+    if wanted:
+        return [(wanted, f"{wanted:#x}")]
+    raise LookupError(f"no AioContext {spec!r}; known: "
+                      + ", ".join(label for _, label in pairs))
+
+
+# ---------------------------------------------------------------- BHs
+
+def _pending_bit(target):
+    return dict(bh_flags(target).bits).get("BH_PENDING", 1)
+
+
+def bh_flags(target):
+    return enums.flags(target, enumerator="BH_PENDING", prefix="BH_", table=BH_FLAGS_TABLE)
+
+
+def _bh_objects(ctx):
+    """(slice index or None, QEMUBH Object) of bh_list, then of each bh_slice_list slice."""
+    for bh in qslist_foreach(ctx.bh_list, "next"):
+        yield None, bh
+    for i, s in enumerate(qsimpleq_foreach(ctx.bh_slice_list, "next")):
+        for bh in qslist_foreach(s.bh_list, "next"):
+            yield i, bh
+
+
+def bhs(target, spec=None):
+    """Listing of BH records of the selected contexts."""
+    ctx_type = target.lookup_type("AioContext")
+    flags = bh_flags(target)
+    out = Listing([], notes=[
+        "bh_list holds enqueued BHs only (scheduled, or deleted and awaiting aio_bh_poll)"])
+    if flags.source != "debug info":
+        out.notes.append(f"BH flag values from {flags.source}")
+    for address, label in select_contexts(target, spec):
+        ctx = Object(target, ctx_type, address)
+        try:
+            for index, bh in _bh_objects(ctx):
+                rec = BH(ctx=address, address=bh.address_, slice=index)
+                out.items.append(rec)
+                try:
+                    rec.name = bh.name.string_() if bh.name.value_() else None
+                    rec.cb = bh.cb.value_()
+                    rec.cb_symbol = symbol(target, rec.cb)
+                    rec.opaque = bh.opaque.value_()
+                    rec.flags = bh.flags.value_()
+                    rec.flag_names = flags.decode(rec.flags, "BH_")
+                except TargetError as e:
+                    rec.error = str(e)
+        except TargetError as e:
+            out.errors.append(f"{label}: {e}")
+    return out
+
+
+# ---------------------------------------------------------------- handlers
+
+HANDLER_CALLBACKS = ("io_read", "io_write", "io_poll", "io_poll_ready", "io_poll_begin",
+                     "io_poll_end")
+
+
+def _deleted(handler):
+    return bool(handler.node_deleted.le_prev.value_())
+
+
+def handlers(target, spec=None):
+    """Listing of fd Handler records of the selected contexts."""
+    ctx_type = target.lookup_type("AioContext")
+    out = Listing([])
+    for address, label in select_contexts(target, spec):
+        ctx = Object(target, ctx_type, address)
+        try:
+            for h in qlist_foreach(ctx.aio_handlers, "node"):
+                rec = Handler(ctx=address, address=h.address_)
+                out.items.append(rec)
+                try:
+                    rec.fd = h.pfd.fd.value_()
+                    rec.events = h.pfd.events.value_()
+                    for name in HANDLER_CALLBACKS:
+                        try:
+                            cb = h.member_(name).value_()
+                        except TargetError:
+                            continue  # a callback this version does not have
+                        if cb:
+                            rec.callbacks[name] = symbol(target, cb)
+                    rec.opaque = h.opaque.value_()
+                    rec.deleted = _deleted(h)
+                except TargetError as e:
+                    rec.error = str(e)
+        except TargetError as e:
+            out.errors.append(f"{label}: {e}")
+    return out
+
+
+# ---------------------------------------------------------------- timers
+
+def clock_names(target):
+    """{QEMUClockType value: name} from DWARF (QEMU_CLOCK_REALTIME -> realtime)."""
+    return {v: n.removeprefix("QEMU_CLOCK_").lower()
+            for n, v in enums.enumerators(target, "QEMUClockType") if n != "QEMU_CLOCK_MAX"}
+
+
+def _timer_lists(tlg):
+    """(clock index, QEMUTimerList Object) of a QEMUTimerListGroup's non-NULL tl[]."""
+    tl = tlg.tl
+    for i in range(strip_typedefs(tl.type_).length or 0):
+        if tl[i].value_():
+            yield i, tl[i].deref_()
+
+
+def _timer_chain(timer_list, limit=LIMIT):
+    """QEMUTimer Objects of a QEMUTimerList's active_timers (linked by next), bounded."""
+    seen = set()
+    cur = timer_list.active_timers
+    while cur.value_():
+        t = cur.deref_()
+        if t.address_ in seen or len(seen) >= limit:
+            raise CorruptError(f"timer list cycles at {t.address_:#x}", t.address_)
+        seen.add(t.address_)
+        yield t
+        cur = t.next
+
+
+def timers(target, spec=None):
+    """Listing of Timer records: main_loop_tlg (unless a context is asked for) and the
+    selected contexts' tlg."""
+    names = clock_names(target)
+    groups = []
+    if spec is None:
+        try:
+            groups.append(("main_loop_tlg", target.variable("main_loop_tlg")))
+        except TargetError as e:
+            groups.append(("main_loop_tlg", None))
+            main_error = str(e)
+    ctx_type = target.lookup_type("AioContext")
+    for address, label in select_contexts(target, spec):
+        groups.append((f"{label} ({address:#x})", Object(target, ctx_type, address).tlg))
+    out = Listing([])
+    for group, tlg in groups:
+        if tlg is None:
+            out.errors.append(f"{group}: {main_error}")
+            continue
+        try:
+            for index, tl in _timer_lists(tlg):
+                clock = names.get(index, str(index))
+                for t in _timer_chain(tl):
+                    rec = Timer(group=group, clock=clock, timer_list=tl.address_,
+                                address=t.address_)
+                    out.items.append(rec)
+                    try:
+                        rec.expire_time = t.expire_time.value_()
+                        rec.scale = t.scale.value_()
+                        rec.cb = t.cb.value_()
+                        rec.cb_symbol = symbol(target, rec.cb)
+                        rec.opaque = t.opaque.value_()
+                        rec.attributes = t.attributes.value_()
+                    except TargetError as e:
+                        rec.error = str(e)
+        except TargetError as e:
+            out.errors.append(f"{group}: {e}")
+    return out
