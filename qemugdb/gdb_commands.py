@@ -61,6 +61,20 @@ def build_parser(cmd):
     return parser
 
 
+def parse(parser, cmd, argv):
+    """argparse, except that a positional argument named `expr` (a gdb expression) takes
+    the words argparse leaves over: `qemu coroutine (Coroutine *) $x` needs no quotes."""
+    if not any(a.name == "expr" and not a.flags for a in cmd.arguments):
+        return parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    bad = [w for w in extra if w.startswith("--")]
+    if bad:
+        parser.error(f"unrecognized arguments: {' '.join(bad)}")
+    if extra:
+        args.expr = " ".join([args.expr, *extra]) if args.expr else " ".join(extra)
+    return args
+
+
 class DebugParameter(gdb.Parameter):
     """Show Python tracebacks of qemu commands (for reporting bugs)."""
     set_doc = "Set whether qemu commands show Python tracebacks."
@@ -89,7 +103,7 @@ def _bind(cmd, is_prefix, debug):
 
         def invoke(self, argument, from_tty):
             try:
-                args = parser.parse_args(gdb.string_to_argv(argument))
+                args = parse(parser, cmd, gdb.string_to_argv(argument))
             except _Usage as e:
                 if str(e):
                     raise gdb.GdbError(str(e).strip()) from None

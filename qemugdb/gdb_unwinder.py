@@ -109,7 +109,9 @@ class CoroutineFrameFilter:
     def __init__(self):
         self.name = "qemu-coroutine"
         self.priority = 100
-        self.enabled = True
+        # Enabled only while a view is on: any enabled filter makes gdb print every
+        # backtrace through Python, which looks different for frames without debug info.
+        self.enabled = False
         self._label_class = _decorator_class()
         gdb.frame_filters[self.name] = self
 
@@ -147,6 +149,8 @@ def _innermost_real_level():
 def _set_view(view):
     global _view
     _view = view
+    if _filter is not None:
+        _filter.enabled = view is not None and bool(view.label)
     gdb.invalidate_cached_frames()
 
 
@@ -265,18 +269,17 @@ def install_hooks(command="qemu coroutine select off"):
         except gdb.error:
             exists = False
         if not exists:
-            gdb.execute(f"define {hook}\n{command} --quiet\nend", to_string=True)
+            gdb.execute(f"define {hook}\n{command}\nend", to_string=True)
 
 
-_installed = False
+_filter = None
 
 
 def install():
     """Register the unwinder, the frame filter and the hooks once."""
-    global _installed
-    if _installed:
+    global _filter
+    if _filter is not None:
         return
     gdb.unwinder.register_unwinder(None, CoroutineUnwinder(), replace=True)
-    CoroutineFrameFilter()
+    _filter = CoroutineFrameFilter()
     install_hooks()
-    _installed = True

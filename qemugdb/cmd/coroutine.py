@@ -66,15 +66,13 @@ class Selection:
          "Show a coroutine's frames as gdb's own: qemu coroutine select EXPR | off. "
          "bt, frame N, up/down, info locals and p then work in the coroutine; the view "
          "goes off by itself before the program resumes.",
-         arguments=[Arg("expr", "a Coroutine * (expression), or `off`"),
-                    Arg("quiet", "print nothing", flags=("--quiet",), is_flag=True)],
+         arguments=[Arg("expr", "a Coroutine * (expression), or `off`")],
          gdb_only=True, text=render.render_select)
 def coroutine_select(target, args):
     from .. import gdb_unwinder
     if args.expr == "off":
         was_on = gdb_unwinder.deselect()
-        quiet = args.quiet or not was_on
-        return Selection(None, "" if quiet else "coroutine view off")
+        return Selection(None, "coroutine view off" if was_on else "")
     address = address_of(target, args.expr)
     if not address:
         raise TargetError("NULL coroutine")

@@ -2,12 +2,10 @@
 
 
 def location_text(loc):
-    """`func at file:line` (or `func+off in module`) for a Location."""
+    """`func at file:line` (or `func from module`), as gdb's `bt` says it."""
     name = loc.function or "??"
     if loc.file:
         return f"{name} at {loc.file}:{loc.line}"
-    if loc.offset is not None and loc.function:
-        name = f"{name}+{loc.offset}"
     if loc.module:
         return f"{name} from {loc.module}"
     return name
