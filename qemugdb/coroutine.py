@@ -9,6 +9,9 @@ records and never print; a root that cannot be read becomes an error string in t
 import importlib
 from dataclasses import dataclass, field
 
+from .aio import known_contexts
+from .block import all_bdrv_states
+from .job import all_jobs
 from .obj import Object, strip_typedefs
 from .queue import qlist_foreach, qsimpleq_foreach, qslist_foreach, qtailq_foreach
 from .target import CorruptError, Location, MissingDebugInfo, TargetError
@@ -173,11 +176,6 @@ def _thread_roots(target, threads):
             below = caller
 
 
-def all_bdrv_states(target):
-    """Every BlockDriverState (all_bdrv_states, link bs_list)."""
-    return qtailq_foreach(target.variable("all_bdrv_states"), "bs_list")
-
-
 def _node_name(bs):
     try:
         return bs.node_name.string_() or f"{bs.address_:#x}"
@@ -234,11 +232,6 @@ def _throttle_roots(target):
                     yield co.address_, f"throttled {d} in throttle group {gname}", "suspended"
 
 
-def all_jobs(target):
-    """Every Job (the static `jobs` list in job.c, link job_list)."""
-    return qlist_foreach(target.variable("jobs", file="job.c"), "job_list")
-
-
 def _job_roots(target):
     for job in all_jobs(target):
         co = job.co.value_()
@@ -247,31 +240,13 @@ def _job_roots(target):
             yield co, f"job {job.id.string_()} ({status})", "suspended"
 
 
-def aio_contexts(target):
-    """The AioContexts we can name: the main loop's two and every block node's."""
-    seen = []
-    for name in ("qemu_aio_context", "iohandler_ctx"):
-        try:
-            ctx = target.variable(name, file="main-loop.c").value_()
-        except TargetError:
-            continue
-        if ctx and ctx not in seen:
-            seen.append(ctx)
-    try:
-        for bs in all_bdrv_states(target):
-            ctx = bs.aio_context.value_()
-            if ctx and ctx not in seen:
-                seen.append(ctx)
-    except TargetError:
-        pass
+def _scheduled_roots(target, threads):
     ctx_type = target.lookup_type("AioContext")
-    return [Object(target, ctx_type, a) for a in seen]
-
-
-def _scheduled_roots(target):
-    for ctx in aio_contexts(target):
+    for address, names, _ in known_contexts(target, threads):
+        ctx = Object(target, ctx_type, address)
+        label = f"AioContext {address:#x}" + (f" ({', '.join(names)})" if names else "")
         for co in qslist_foreach(ctx.scheduled_coroutines, "co_scheduled_next"):
-            yield co.address_, f"scheduled on AioContext {ctx.address_:#x}", "suspended"
+            yield co.address_, f"scheduled on {label}", "suspended"
 
 
 def _pool_roots(target, threads):
@@ -331,7 +306,7 @@ def all_coroutines(target, unwind=True, pooled=True):
              ("jobs", lambda: _job_roots(target)),
              ("tracked requests", lambda: _request_roots(target)),
              ("throttle groups", lambda: _throttle_roots(target)),
-             ("AioContexts", lambda: _scheduled_roots(target))]
+             ("AioContexts", lambda: _scheduled_roots(target, threads))]
     if pooled:
         roots.append(("coroutine pools", lambda: _pool_roots(target, threads)))
     for what, walk in roots:
