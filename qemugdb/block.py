@@ -163,6 +163,7 @@ class BlockGraph:
     nodes: list
     permission_source: str
     open_flags_source: str
+    aio_contexts: dict = field(default_factory=dict)   # address -> name (main loop, ...)
     errors: list = field(default_factory=list)   # list-level failures (a broken link)
 
 
@@ -324,6 +325,9 @@ def block_graph(target, layout=None):
                 graph.nodes.append(node_record(layout, bs, in_graph=False))
     except TargetError as e:
         graph.errors.append(f"all_bdrv_states: {_error(e)}")
+    from .aio import known_contexts
+    for address, names, _ in known_contexts(target):
+        graph.aio_contexts[address] = names[0] if names else f"{address:#x}"
     return graph
 
 

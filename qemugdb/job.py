@@ -4,7 +4,7 @@ Type and status are spelled as QMP spells them (JobType_lookup, JobStatus_lookup
 is Job.progress (ProgressMeter current/total, QMP's offset/len); speed is BlockJob.speed.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from . import enums
 from .obj import container_of
@@ -46,6 +46,9 @@ class JobRecord:
     aio_context: int | None = None
     co: int | None = None
     block_job: bool = False
+    suspended_in: object = None     # Location of the coroutine's first non-machinery frame
+    frames: list = field(default_factory=list)
+    co_error: str | None = None
     error: str | None = None
 
 
@@ -84,3 +87,28 @@ def jobs(target):
     except TargetError as e:
         out.error = str(e)
     return out
+
+
+def add_coroutines(target, result, frames=False):
+    """Fill each job's `suspended_in` (and `frames` when asked) from its coroutine."""
+    from .coroutine import describe, pointer_guard
+    try:
+        threads = target.threads()
+        guard = pointer_guard(target, threads)
+    except TargetError as e:
+        for rec in result.jobs:
+            if rec.co:
+                rec.co_error = str(e)
+        return
+    regs = threads[0].registers if threads else None
+    for rec in result.jobs:
+        if not rec.co:
+            continue
+        if rec.busy:
+            rec.co_error = "busy: the coroutine runs on a thread (see `qemu bt -a`)"
+            continue
+        co = describe(target, rec.co, guard, regs)
+        rec.suspended_in = co.suspended_in
+        rec.co_error = co.error
+        if frames:
+            rec.frames = co.frames

@@ -1,0 +1,44 @@
+"""Aligned text tables and the small formatting helpers the text renderers share."""
+
+
+def cell(value):
+    """A value as table text: None -> "-", bool -> yes/no, list -> comma-joined."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value) if value else "-"
+    return str(value).replace("\n", "\\n")
+
+
+def hexa(value):
+    """An address as 0x..., None as "-"."""
+    return "-" if value is None else f"{value:#x}"
+
+
+def table(headers, rows, indent="", right=()):
+    """Columns aligned to the widest cell; columns named in `right` are right-aligned; the
+    last column is not padded."""
+    rows = [[cell(c) for c in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    lines = []
+    for row in [list(headers)] + rows:
+        parts = []
+        for i, text in enumerate(row):
+            last = i == len(row) - 1
+            if headers[i] in right:
+                parts.append(text.rjust(widths[i]))
+            else:
+                parts.append(text if last else text.ljust(widths[i]))
+        lines.append((indent + "  ".join(parts)).rstrip())
+    return "\n".join(lines)
+
+
+def section(title, body, empty="(none)"):
+    """A titled block: `title`, then the body indented, or `empty`."""
+    return f"{title}\n{body if body else '  ' + empty}"
+
+
+def errors_text(errors):
+    return "\n".join(f"<error: {e}>" for e in errors)
