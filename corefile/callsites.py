@@ -104,14 +104,15 @@ def find_chain(caller_ret, callee_entry, sites_at, limit=64):
     """The tail calls between a caller frame (its return address, absolute) and the
     callee's entry (absolute), innermost first, as [return_pc of each tail-call site].
 
-    sites_at(pc) -> [(return_pc, is_tail, target_abs or None)] of the function holding
-    absolute pc.
+    sites_at(pc) -> [(return_pc, is_tail, target)] of the function holding absolute
+    pc, target() giving the absolute address called (or None when unknown).
     Follows gdb: the call site at caller_ret names the first function; its tail-call
     sites are followed depth-first to callee_entry; when several chains exist only their
     common callers-side prefix and callees-side suffix are kept.
     """
     site = next((s for s in sites_at(caller_ret - 1) if s[0] == caller_ret), None)
-    if site is None or site[2] is None or site[2] == callee_entry:
+    first = site[2]() if site is not None else None
+    if first is None or first == callee_entry:
         return []
     chains = []
     seen = set()
@@ -121,7 +122,10 @@ def find_chain(caller_ret, callee_entry, sites_at, limit=64):
             return
         seen.add(func_addr)
         for ret, tail, target in sites_at(func_addr):
-            if not tail or target is None:
+            if not tail:
+                continue
+            target = target()
+            if target is None:
                 continue
             if target == callee_entry:
                 chains.append(path + [ret])
@@ -129,7 +133,7 @@ def find_chain(caller_ret, callee_entry, sites_at, limit=64):
                 walk(target, path + [ret])
         seen.discard(func_addr)
 
-    walk(site[2], [])
+    walk(first, [])
     if not chains:
         return []
     first = chains[0]

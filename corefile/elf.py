@@ -2,12 +2,11 @@
 program headers, and ELF symbol lookup (addr -> name + offset)."""
 
 import bisect
+import mmap
 import os
 import struct
+import zlib
 from dataclasses import dataclass
-
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
 
 from .errors import CorefileError
 
@@ -17,6 +16,7 @@ PT_NOTE = 4
 NT_GNU_BUILD_ID = 3
 STT_OBJECT, STT_FUNC, STT_TLS, STT_GNU_IFUNC = 1, 2, 6, 10
 SHN_UNDEF = 0
+STB_LOCAL = 0
 
 DEFAULT_DEBUG_DIR = "/usr/lib/debug"
 
@@ -29,58 +29,119 @@ class Symbol:
     is_function: bool
     is_tls: bool = False   # address is an offset in the module's TLS block
     old_version: bool = False  # name@VERSION, not the default name@@VERSION
+    is_global: bool = False    # STB_GLOBAL or STB_WEAK: what other modules link to
+
+
+@dataclass
+class Section:
+    name: str
+    type: int
+    flags: int
+    addr: int        # unbiased
+    offset: int
+    size: int
+    link: int
+
+
+SHT_NOBITS = 8
+SHT_NOTE = 7
+SHF_COMPRESSED = 0x800
+ELFCOMPRESS_ZLIB = 1
 
 
 class ElfImage:
-    """One ELF file opened read-only (or an in-memory image such as the vDSO)."""
+    """One ELF file opened read-only and mmap'ed (or an in-memory image such as the
+    vDSO: path None, data given). Headers are parsed with struct, sections on demand."""
 
-    def __init__(self, path: str, stream=None):
+    def __init__(self, path: str | None, data: bytes | None = None):
         self.path = path
+        if data is None:
+            try:
+                with open(path, "rb") as f:
+                    data = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
+            except (OSError, ValueError) as e:
+                raise CorefileError(f"cannot open {path}: "
+                                    f"{getattr(e, 'strerror', None) or e}") from None
+        self.data = data
+        name = path or "in-memory ELF image"
+        if len(data) < 64 or data[:4] != b"\x7fELF":
+            raise CorefileError(f"{name}: not an ELF file")
+        if data[4] != 2 or data[5] != 1:
+            raise CorefileError(f"{name}: only 64-bit little-endian ELF is supported")
         try:
-            self._file = stream if stream is not None else open(path, "rb")
-        except OSError as e:
-            raise CorefileError(f"cannot open {path}: {e.strerror}") from None
-        try:
-            self.elf = ELFFile(self._file)
-        except (ELFError, struct.error, ValueError) as e:
-            raise CorefileError(f"{path}: not a valid ELF file ({e})") from None
-        self.e_machine = self.elf.header["e_machine"]
-        self.loads = []
-        self.tls = None
-        for seg in self.elf.iter_segments():
-            h = seg.header
-            if h.p_type == "PT_LOAD":
-                self.loads.append((h.p_vaddr, h.p_memsz, h.p_offset, h.p_filesz))
-            elif h.p_type == "PT_TLS":
-                self.tls = (h.p_vaddr, h.p_memsz, h.p_align)
+            (self.e_type, self.e_machine, _, _, phoff, shoff, _, _, phentsize, phnum,
+             shentsize, shnum, shstrndx) = struct.unpack_from("<HHIQQQIHHHHHH", data, 16)
+            self.loads = []
+            self.tls = None
+            self._notes = []
+            for i in range(phnum):
+                p_type, _, p_offset, p_vaddr, _, p_filesz, p_memsz, p_align = \
+                    struct.unpack_from("<IIQQQQQQ", data, phoff + i * phentsize)
+                if p_type == PT_LOAD:
+                    self.loads.append((p_vaddr, p_memsz, p_offset, p_filesz))
+                elif p_type == PT_TLS:
+                    self.tls = (p_vaddr, p_memsz, p_align)
+                elif p_type == PT_NOTE:
+                    self._notes.append((p_offset, p_filesz))
+            self.sections = {}
+            self._by_index = []
+            if shoff and shnum and shoff + shnum * shentsize <= len(data):
+                raw = [struct.unpack_from("<IIQQQQII", data, shoff + i * shentsize)
+                       for i in range(shnum)]
+                _, _, _, _, str_off, str_size, _, _ = raw[shstrndx]
+                names = bytes(data[str_off:str_off + str_size])
+                for sh_name, sh_type, flags, addr, offset, size, link, _ in raw:
+                    sname = names[sh_name:names.index(b"\0", sh_name)].decode(
+                        "utf-8", "replace")
+                    sec = Section(sname, sh_type, flags, addr, offset, size, link)
+                    self._by_index.append(sec)
+                    self.sections.setdefault(sname, sec)
+        except (struct.error, ValueError, IndexError) as e:
+            raise CorefileError(f"{name}: malformed ELF headers ({e})") from None
         self._build_id = False
         self._symbols = None
+        self._exports = None
 
     def close(self):
-        self._file.close()
+        if isinstance(self.data, mmap.mmap):
+            self.data.close()
 
     @property
     def build_id(self) -> bytes | None:
+        """The NT_GNU_BUILD_ID note, from the note segments or the note sections."""
         if self._build_id is False:
             self._build_id = None
-            for sec in self.elf.iter_sections():
-                if sec.header.sh_type == "SHT_NOTE":
-                    for note in sec.iter_notes():
-                        if note["n_type"] == "NT_GNU_BUILD_ID":
-                            self._build_id = bytes.fromhex(note["n_desc"])
-                            return self._build_id
+            places = list(self._notes) + [(s.offset, s.size) for s in self._by_index
+                                          if s.type == SHT_NOTE]
+            for off, size in places:
+                found = _build_id_note(bytes(self.data[off:off + size]))
+                if found:
+                    self._build_id = found
+                    break
         return self._build_id
 
-    def section(self, name: str):
-        """The section's header and a reader, or None when absent or without bytes."""
-        sec = self.elf.get_section_by_name(name)
-        if sec is None or sec.header.sh_type == "SHT_NOBITS":
+    def section(self, name: str) -> Section | None:
+        """The section called name, or None when absent or without bytes."""
+        sec = self.sections.get(name)
+        if sec is None or sec.type == SHT_NOBITS:
             return None
         return sec
 
     def section_data(self, name: str) -> bytes | None:
         sec = self.section(name)
-        return None if sec is None else sec.data()
+        return None if sec is None else self._contents(sec)
+
+    def _contents(self, sec: Section) -> bytes | None:
+        data = bytes(self.data[sec.offset:sec.offset + sec.size])
+        if sec.flags & SHF_COMPRESSED:
+            ch_type, = struct.unpack_from("<I", data, 0)
+            if ch_type != ELFCOMPRESS_ZLIB:
+                return None
+            try:
+                return zlib.decompress(data[24:])
+            except zlib.error:
+                return None
+        return data
 
     def debuglink(self) -> str | None:
         data = self.section_data(".gnu_debuglink")
@@ -98,18 +159,39 @@ class ElfImage:
     def symbols(self) -> list:
         """Function and object symbols of .symtab and .dynsym, sorted by address."""
         if self._symbols is None:
-            self._symbols = _read_symbols(self)
+            self._symbols = _read_symbols(self, (".dynsym", ".symtab"))
         return self._symbols
 
+    def exported(self, name: str) -> Symbol | None:
+        """The defined global function `name` of .dynsym (default version): what a
+        call from another module binds to."""
+        if self._exports is None:
+            self._exports = {}
+            for sym in _read_symbols(self, (".dynsym",)):
+                if sym.is_function and sym.is_global and not sym.old_version:
+                    self._exports.setdefault(sym.name, sym)
+        return self._exports.get(name)
 
-def _read_symbols(img: ElfImage) -> list:
+
+def _build_id_note(data: bytes) -> bytes | None:
+    pos = 0
+    while pos + 12 <= len(data):
+        namesz, descsz, ntype = struct.unpack_from("<III", data, pos)
+        desc = pos + 12 + ((namesz + 3) & ~3)
+        if ntype == NT_GNU_BUILD_ID and data[pos + 12:pos + 12 + namesz] == b"GNU\0":
+            return data[desc:desc + descsz]
+        pos = desc + ((descsz + 3) & ~3)
+    return None
+
+
+def _read_symbols(img: ElfImage, tables) -> list:
     syms = {}
-    for secname in (".dynsym", ".symtab"):
+    for secname in tables:
         sec = img.section(secname)
-        if sec is None:
+        if sec is None or sec.link >= len(img._by_index):
             continue
-        strtab = img.elf.get_section(sec.header.sh_link).data()
-        data = sec.data()
+        strtab = img._contents(img._by_index[sec.link])
+        data = img._contents(sec)
         # .dynsym names carry no @VERSION: a hidden .gnu.version entry marks the
         # non-default versions.
         versym = img.section_data(".gnu.version") if secname == ".dynsym" else None
@@ -127,7 +209,7 @@ def _read_symbols(img: ElfImage) -> list:
             if name and ((value, name) not in syms or syms[(value, name)].old_version):
                 syms[(value, name)] = Symbol(name, value, size,
                                              kind in (STT_FUNC, STT_GNU_IFUNC),
-                                             kind == STT_TLS, old)
+                                             kind == STT_TLS, old, info >> 4 != STB_LOCAL)
     return sorted(syms.values(), key=lambda s: (s.address, s.name))
 
 

@@ -115,12 +115,17 @@ class Module:
             img = self.image
             eh = img.section(".eh_frame")
             hdr = img.section(".eh_frame_hdr")
-            dbg_img = self.debug_image or img
-            dbg = dbg_img.section(".debug_frame") or img.section(".debug_frame")
+
+            def debug_frame():
+                dbg_img = self.debug_image or img
+                data = dbg_img.section_data(".debug_frame") or img.section_data(
+                    ".debug_frame")
+                return (data, 0) if data else None
+
             self._cfi = CFITable(
-                (eh.data(), eh.header.sh_addr) if eh else None,
-                (hdr.data(), hdr.header.sh_addr) if hdr else None,
-                (dbg.data(), 0) if dbg else None)
+                (img.section_data(".eh_frame"), eh.addr) if eh else None,
+                (img.section_data(".eh_frame_hdr"), hdr.addr) if hdr else None,
+                debug_frame)
         return self._cfi
 
     @property
@@ -269,7 +274,7 @@ class Program:
             except CorefileError as e:
                 self.partial_reasons.append(str(e))
                 continue
-            if img.e_machine != _elf_machine(self.arch):
+            if img.e_machine != self.arch.E_MACHINE:
                 img.close()
                 continue
             mod = Module(self, path, host, min(m.start for m in maps),
@@ -315,8 +320,7 @@ class Program:
             size = shoff + shentsize * shnum
             if size > 1 << 20:
                 return None
-            import io
-            img = ElfImage(None, io.BytesIO(self.read(base, size)))
+            img = ElfImage(None, self.read(base, size))
         except (FaultError, CorefileError, struct.error):
             return None
         mod = Module(self, "[vdso]", None, base, base + size, img)
@@ -507,24 +511,40 @@ class Program:
             return []
 
     def _sites_at(self, pc):
-        """Call sites of the function holding absolute pc, in absolute addresses."""
+        """Call sites of the function holding absolute pc: [(return pc, is_tail,
+        target)] in absolute addresses; targets resolve on first use (a callable)."""
         mod = self.module_for(pc)
         sites = mod.callsites if mod is not None else None
         if sites is None:
             return []
-        out = []
-        for ret, tail, target in sites.sites(pc - mod.bias):
-            if target is not None:
-                kind, value = target
-                target = value + mod.bias if kind == "addr" else self._entry_by_name(value)
-            out.append((ret + mod.bias, tail, target))
-        return out
+        return [(ret + mod.bias, tail, lambda t=target: self._call_target(mod, t))
+                for ret, tail, target in sites.sites(pc - mod.bias)]
 
-    def _entry_by_name(self, name):
+    def _call_target(self, mod, target):
+        if target is None:
+            return None
+        kind, value = target
+        if kind == "addr":
+            return value + mod.bias
         cache = self.__dict__.setdefault("_entries", {})
-        if name not in cache:
-            cache[name] = self.symbol_address(name)
-        return cache[name]
+        key = (mod.name, value)
+        if key not in cache:
+            cache[key] = self._link_address(value, mod)
+        return cache[key]
+
+    def _link_address(self, name, caller):
+        """Where a call from module caller to the function name lands: caller's own
+        symbol (glibc calls its hidden __GI_ aliases), the executable's, else the first
+        module exporting it (as the dynamic linker binds), else DWARF."""
+        for mod in (caller, self.exe):
+            sym = mod.symtab.by_name.get(name) if mod is not None else None
+            if sym is not None and sym.is_function:
+                return sym.address + mod.bias
+        for mod in self.modules:
+            sym = mod.image.exported(name)
+            if sym is not None:
+                return sym.address + mod.bias
+        return self.symbol_address(name)
 
     def backtrace(self, registers: dict, past_main: bool = False) -> list:
         """gdb's `bt` for a register set: BacktraceEntry per frame gdb numbers, inline
@@ -556,10 +576,6 @@ class BacktraceEntry:
     line: int | None
     kind: str
     frame: Frame
-
-
-def _elf_machine(arch) -> str:
-    return {62: "EM_X86_64", 183: "EM_AARCH64"}.get(arch.E_MACHINE, "")
 
 
 def _looks_like_elf(path: str) -> bool:

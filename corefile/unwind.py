@@ -275,10 +275,13 @@ class CFITable:
     """The CFI of one module: .eh_frame (+ .eh_frame_hdr) and .debug_frame."""
 
     def __init__(self, eh_frame=None, eh_frame_hdr=None, debug_frame=None):
-        """Each argument: (bytes, unbiased section address) or None."""
+        """eh_frame, eh_frame_hdr: (bytes, unbiased section address) or None;
+        debug_frame: a callable giving that, called the first time .eh_frame has no
+        FDE for a pc."""
         self.eh = _Section(eh_frame[0], eh_frame[1], True) if eh_frame else None
         self.hdr = eh_frame_hdr
-        self.debug = _Section(debug_frame[0], debug_frame[1], False) if debug_frame else None
+        self._debug_frame = debug_frame
+        self._debug = None
         self._table = None
         self._rows = {}
 
@@ -315,6 +318,15 @@ class CFITable:
         _, fde_rel = struct.unpack_from("<ii", data, pos + (lo - 1) * 8)
         fde = self.eh.fde(fde_rel + addr - self.eh.addr)
         return fde if fde is not None and fde.start <= pc < fde.end else None
+
+    @property
+    def debug(self):
+        if self._debug_frame is not None:
+            found = self._debug_frame()
+            self._debug_frame = None
+            if found:
+                self._debug = _Section(found[0], found[1], False)
+        return self._debug
 
     def find(self, pc) -> FDE | None:
         """The FDE covering unbiased pc, from .eh_frame first then .debug_frame."""
