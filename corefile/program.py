@@ -266,7 +266,7 @@ class Program:
                 continue
             host = self.memory.host_path(path)
             if not _looks_like_elf(host):
-                if path == exe_name or not os.path.exists(host):
+                if path == exe_name or self._elf_header_in_core(first.start):
                     self.partial_reasons.append(f"cannot open {host} (mapped in the core)")
                 continue
             try:
@@ -295,6 +295,13 @@ class Program:
         if self.exe is not None:
             self.modules.remove(self.exe)
             self.modules.insert(0, self.exe)
+
+    def _elf_header_in_core(self, addr: int) -> bool:
+        """The core holds an ELF header at addr (a mapped ELF file we could not open)."""
+        try:
+            return self.memory.read(addr, 4, core_only=True) == b"\x7fELF"
+        except FaultError:
+            return False
 
     def _check_build_id(self, mod: Module, start: int, is_exe: bool):
         """Compare the file's build-id with the one in the ELF header page the core

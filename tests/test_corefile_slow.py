@@ -15,7 +15,8 @@ import corelist  # noqa: E402
 pytestmark = pytest.mark.slow
 
 _THREAD = re.compile(r"^Thread (\d+) ")
-_FRAME = re.compile(r"^#(\d+)\s+(?:(0x[0-9a-f]+) in )?(<signal handler called>|\S+)")
+_FRAME = re.compile(r"^#(\d+)\s+(.*)$")
+_ADDR = re.compile(r"^(0x[0-9a-f]+) in (\S*)")
 
 
 def parse_gdb_bt(text):
@@ -29,10 +30,16 @@ def parse_gdb_bt(text):
             frames = threads[int(m.group(1))] = []
             continue
         m = _FRAME.match(line)
-        if m and frames is not None and int(m.group(1)) == len(frames):
-            name = m.group(3)
-            name = {"??": None, "<signal handler called>": "<signal>"}.get(name, name)
-            frames.append((name, int(m.group(2), 16) if m.group(2) else None))
+        if m is None or frames is None or int(m.group(1)) != len(frames):
+            continue
+        rest = m.group(2)
+        if rest.startswith("<signal handler called>"):
+            frames.append(("<signal>", None))
+            continue
+        a = _ADDR.match(rest)
+        name = a.group(2) if a else rest.split(" (", 1)[0]
+        frames.append((None if name in ("", "??") else name,
+                       int(a.group(1), 16) if a else None))
     return threads
 
 
