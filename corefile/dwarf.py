@@ -18,7 +18,7 @@ from collections import namedtuple
 
 from . import dwarf_format as F
 from .dwarf_format import DwarfError, Reader, read_sections
-from .dwarf_index import NameIndex, scan_unit
+from .dwarf_index import NameIndex, build_index
 from .dwarf_lines import LineTable
 from .types import Member, Type
 
@@ -95,11 +95,7 @@ class DebugInfo:
                 except (OSError, EOFError, ValueError, TypeError):
                     index = None
             if index is None:
-                reader = self.reader
-                index = NameIndex()
-                for unit in reader.units:
-                    if unit.unit_type in (1, 3):  # DW_UT_compile, DW_UT_partial
-                        scan_unit(reader, unit, index)
+                index = build_index(self.reader)
                 if path is not None:
                     self._store(path, index)
             self._index = index

@@ -6,6 +6,7 @@ builds per-DIE objects for a whole unit.
 """
 
 import bisect
+import re
 import struct
 import zlib
 
@@ -361,6 +362,15 @@ def form_size(form, offset_size, addr_size):
 _shapes = {}
 
 
+_ULEB = rb"[\x80-\xff]*[\x00-\x7f]"
+# One abbreviation entry: code, then (tag, children flag, attribute specs up to (0, 0)).
+# An attribute's name is never 0 and DW_FORM_implicit_const (0x21) carries an SLEB128.
+_ENTRY = re.compile(
+    rb"(" + _ULEB + rb")(" + _ULEB + rb"[\x00\x01]"
+    rb"(?:(?:[\x80-\xff]+[\x00-\x7f]|[\x01-\x7f])(?:\x21" + _ULEB + rb"|" + _ULEB + rb"))*"
+    rb"\x00\x00)", re.DOTALL)
+
+
 def parse_abbrevs(data, offset, offset_size, addr_size):
     """{code: Abbrev} of the abbreviation table at offset of .debug_abbrev.
 
@@ -370,42 +380,20 @@ def parse_abbrevs(data, offset, offset_size, addr_size):
     table = {}
     pos = offset
     shapes = _shapes
-    while True:
-        code = data[pos]
-        pos += 1
-        if code & 0x80:
-            code, pos = uleb(data, pos - 1)
-        if code == 0:
-            return table
-        start = pos
-        # Walk to the (0, 0) terminator: ulebs are mostly one byte.
-        while data[pos] & 0x80:
-            pos += 1
-        pos += 2  # last tag byte, children flag
-        while True:
-            at = data[pos]
-            pos += 1
-            if at & 0x80:
-                while data[pos] & 0x80:
-                    pos += 1
-                pos += 1
-            form = data[pos]
-            pos += 1
-            if form & 0x80:
-                while data[pos] & 0x80:
-                    pos += 1
-                pos += 1
-            elif form == FORM_implicit_const:
-                while data[pos] & 0x80:
-                    pos += 1
-                pos += 1
-            elif at == 0 and form == 0:
-                break
-        key = (data[start:pos], offset_size, addr_size)
+    match = _ENTRY.match
+    while data[pos]:
+        m = match(data, pos)
+        if m is None:
+            raise DwarfError(f"malformed abbreviation at .debug_abbrev offset {pos:#x}")
+        code = m.group(1)
+        code = code[0] if len(code) == 1 else uleb(code, 0)[0]
+        key = (m.group(2), offset_size, addr_size)
         ab = shapes.get(key)
         if ab is None:
             ab = shapes[key] = _decode_abbrev(key[0], offset_size, addr_size)
         table[code] = ab
+        pos = m.end()
+    return table
 
 
 def _decode_abbrev(entry, offset_size, addr_size):
@@ -432,7 +420,7 @@ class Unit:
     __slots__ = ("offset", "end", "version", "unit_type", "addr_size", "offset_size",
                  "abbrev_offset", "die_offset", "abbrevs", "str_offsets_base", "addr_base",
                  "rnglists_base", "loclists_base", "name", "comp_dir", "stmt_list",
-                 "low_pc", "root")
+                 "low_pc", "root", "skips")
 
     def __init__(self, offset, end, version, unit_type, addr_size, offset_size,
                  abbrev_offset, die_offset):
@@ -445,6 +433,7 @@ class Unit:
         self.abbrev_offset = abbrev_offset
         self.die_offset = die_offset
         self.abbrevs = None
+        self.skips = None
         self.str_offsets_base = 8
         self.addr_base = 8
         self.rnglists_base = None
@@ -499,6 +488,23 @@ def parse_unit_headers(info):
     return units
 
 
+def _skips(abbrevs):
+    """For the index scanner: by code, how to step over a DIE that defines no name.
+
+    n >= 0: the DIE has no children and n bytes of attributes; n < -1: jump to the ref4
+    DW_AT_sibling found -n - 2 bytes into the attributes; -1: no shortcut.
+    """
+    skips = [-1] * (max(abbrevs, default=0) + 1)
+    for code, ab in abbrevs.items():
+        if ab.action != SKIP:
+            continue
+        if not ab.children and ab.fixed is not None:
+            skips[code] = ab.fixed
+        elif ab.children and ab.sib_at is not None:
+            skips[code] = -ab.sib_at - 2
+    return skips
+
+
 class Reader:
     """Decodes attribute values and DIEs of the units of one .debug_info section."""
 
@@ -528,12 +534,12 @@ class Reader:
         if unit.abbrevs is not None:
             return unit
         key = (unit.abbrev_offset, unit.offset_size, unit.addr_size)
-        abbrevs = self._abbrev_cache.get(key)
-        if abbrevs is None:
+        cached = self._abbrev_cache.get(key)
+        if cached is None:
             abbrevs = parse_abbrevs(self.abbrev, unit.abbrev_offset, unit.offset_size,
                                     unit.addr_size)
-            self._abbrev_cache[key] = abbrevs
-        unit.abbrevs = abbrevs
+            cached = self._abbrev_cache[key] = (abbrevs, _skips(abbrevs))
+        unit.abbrevs, unit.skips = cached
         # The base attributes must be known before any *x form is resolved.
         tag, attrs, _children, _next = self.read_die(unit, unit.die_offset, raw=True)
         unit.str_offsets_base = attrs.get(AT_str_offsets_base, (0, 8))[1]

@@ -6,7 +6,10 @@ it never decodes a DIE it does not index. The index is plain dicts of bytes and 
 marshal stores and loads quickly (the cache keyed by build-id).
 """
 
+import marshal
+import os
 import struct
+import threading
 
 from .dwarf_format import (
     AT_abstract_origin, AT_declaration, AT_name, AT_specification, CHECK, FORM_ref4,
@@ -42,8 +45,84 @@ class NameIndex:
         return cls(*data[1:])
 
 
-def scan_unit(reader, unit, index):
-    """Add the names defined by the top-level DIEs of unit to index."""
+PARALLEL_MIN_BYTES = 4 << 20
+
+
+def build_index(reader):
+    """The NameIndex of every unit of reader.
+
+    Large sections are split into contiguous runs of units scanned by forked children (one
+    per CPU, up to 4) in parallel; a child that fails is redone here.
+    """
+    units = [u for u in reader.units if u.unit_type in (1, 3)]  # compile, partial units
+    workers = 1
+    if (len(reader.info) >= PARALLEL_MIN_BYTES and hasattr(os, "fork")
+            and threading.active_count() == 1):
+        workers = max(1, min(os.cpu_count() or 1, 4))
+    chunks = _split(units, workers)
+    children = []
+    for chunk in chunks[1:]:
+        rfd, wfd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # child: scan, send the partial index, exit without cleanup
+            status = 1
+            try:
+                os.close(rfd)
+                with os.fdopen(wfd, "wb") as out:
+                    out.write(marshal.dumps(_scan(reader, chunk).to_data()))
+                status = 0
+            finally:
+                os._exit(status)
+        os.close(wfd)
+        children.append((pid, rfd, chunk))
+    index = _scan(reader, chunks[0])
+    for pid, rfd, chunk in children:
+        with os.fdopen(rfd, "rb") as f:
+            data = f.read()
+        _pid, status = os.waitpid(pid, 0)
+        part = NameIndex.from_data(marshal.loads(data)) if status == 0 and data else None
+        _merge(index, part if part is not None else _scan(reader, chunk))
+    return index
+
+
+def _split(units, n):
+    """n contiguous runs of units of about equal byte size (fewer when units are few)."""
+    total = sum(u.end - u.offset for u in units)
+    chunks = [[]]
+    done = 0
+    for u in units:
+        if done >= total * len(chunks) / n and len(chunks) < n:
+            chunks.append([])
+        chunks[-1].append(u)
+        done += u.end - u.offset
+    return [c for c in chunks if c] or [[]]
+
+
+def _scan(reader, units):
+    index = NameIndex()
+    seen = set()
+    for unit in units:
+        scan_unit(reader, unit, index, seen)
+    return index
+
+
+def _merge(index, part):
+    """Append part (the index of later units) to index, keeping first definitions first."""
+    for name, off in part.types.items():
+        index.types.setdefault(name, off)
+    for key, off in part.tags.items():
+        index.tags.setdefault(key, off)
+    for table, more in ((index.variables, part.variables), (index.functions, part.functions)):
+        for name, offs in more.items():
+            table.setdefault(name, []).extend(offs)
+
+
+def scan_unit(reader, unit, index, seen):
+    """Add the names defined by the top-level DIEs of unit to index.
+
+    seen is a set shared by the scans of one index: (tag, .debug_str offset) of the type
+    names already indexed.
+    """
     reader.prepare(unit)
     info = reader.info
     strtab = reader.str
@@ -58,11 +137,20 @@ def scan_unit(reader, unit, index):
     if not root.children:
         return
     pos = root.end(info, pos)
+    skips = unit.skips
+    nskips = len(skips)
     while pos < end:
         die = pos
         code = info[pos]
         if code < 0x80:
             pos += 1
+            step = skips[code] if code < nskips else -1
+            if step >= 0:
+                pos += step
+                continue
+            if step < -1:
+                pos = base + _u32(info, pos - step - 2)[0]
+                continue
         else:
             code, pos = uleb(info, pos)
         if code == 0:
@@ -75,7 +163,16 @@ def scan_unit(reader, unit, index):
             at = ab.name_at
             if at is not None and ab.name_form == FORM_strp:
                 o = _u32(info, pos + at)[0]
-                name = strtab[o:strtab.index(b"\0", o)]
+                if action == TYPE_NAME or action == TAG_DEF:
+                    # Most units repeat the same typedefs: only the first one counts.
+                    key = (ab.tag, o)
+                    if key in seen:
+                        name = None
+                    else:
+                        seen.add(key)
+                        name = strtab[o:strtab.index(b"\0", o)]
+                else:
+                    name = strtab[o:strtab.index(b"\0", o)]
             elif at is None and ab.origin_at is not None:
                 # Named through its declaration or abstract instance, in this unit.
                 target = base + _u32(info, pos + ab.origin_at)[0]
