@@ -13,6 +13,7 @@ from . import enums
 from .glib import gslist_data
 from .job import block_jobs
 from .obj import Object, strip_typedefs
+from .qom import canonical_path
 from .queue import qlist_foreach, qtailq_foreach
 from .target import TargetError
 
@@ -133,7 +134,7 @@ class Backend:
     """A BlockBackend."""
     address: int
     name: str | None = None
-    device: str | None = None     # attached device's id, when there is one
+    device: str | None = None     # attached device's id or QOM path, when there is one
     root: int | None = None       # BdrvChild address
     root_node: int | None = None  # its BDS
     aio_context: int | None = None
@@ -266,8 +267,9 @@ def backend_record(layout, blk):
     try:
         rec.name = _string(blk.name) or ""
         dev = blk.dev.value_()
-        if dev:
-            rec.device = _string(blk.dev.deref_().id)
+        if dev:  # blk_get_attached_dev_id(): the device's id, else its QOM path
+            rec.device = _string(blk.dev.deref_().id) or canonical_path(
+                Object(blk.target_, blk.target_.lookup_type("Object"), dev)) or ""
         rec.aio_context = blk.ctx.value_()
         rec.refcnt = blk.refcnt.value_()
         rec.perm = layout.perm_names(blk.perm.value_())
