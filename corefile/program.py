@@ -27,11 +27,10 @@ class Location:
     """Where a pc is. function/file/line are the innermost frame (an inlined function
     when pc is inside one), as gdb shows it. inlined is every frame gdb lists at this pc,
     innermost first, as (function, file, line): the inlined functions, then the
-    out-of-line function holding them (empty without DWARF). offset is from the ELF
-    symbol holding pc."""
+    out-of-line function holding them (empty without DWARF)."""
     pc: int
     function: str | None = None
-    offset: int | None = None
+    offset: int | None = None     # from the entry of the function holding pc
     file: str | None = None
     line: int | None = None
     inlined: list = field(default_factory=list)
@@ -352,14 +351,18 @@ class Program:
             return loc
         loc.module = mod.name
         rel = pc - mod.bias
+        found = mod.dwarf_call("locate", rel)
+        if found is not None and found[0]:
+            loc.function, loc.file, loc.line, chain = found
+            loc.inlined = [tuple(f) for f in chain or ()]
+            entry = mod.callsites.function_entry(rel)
+            if entry is not None:
+                loc.offset = rel - entry[1]
+                return loc
         sym = mod.symtab.lookup(rel)
         if sym is not None:
-            loc.function, loc.offset = sym
-        found = mod.dwarf_call("locate", rel)
-        if found is not None:
-            function, loc.file, loc.line, chain = found
-            loc.function = function or loc.function
-            loc.inlined = [tuple(f) for f in chain or ()]
+            loc.offset = sym[1]
+            loc.function = loc.function or sym[0]
         return loc
 
     def elf_symbol(self, pc: int) -> tuple[str, int, str] | None:
