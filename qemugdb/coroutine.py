@@ -43,7 +43,7 @@ class CoroutineRecord:
     address: int
     entry: str | None = None          # entry function
     entry_arg: int | None = None
-    state: str = "suspended"          # running | suspended | pooled
+    state: str = "suspended"          # running | suspended | pooled | leader
     waits: list = field(default_factory=list)  # why: one line per root it was found from
     thread: int | None = None         # gdb thread number where it is current
     caller: int | None = None
@@ -88,19 +88,25 @@ def saved_registers(target, address, guard, thread_registers=None):
     return regs
 
 
+def leader(target, thread):
+    """The address of `thread`'s leader: the pseudo-coroutine that stands for the thread's
+    own stack (a coroutine entered from outside any coroutine has it as caller)."""
+    try:
+        address, _ = target.variable_address(_tls_name(target, "leader"),
+                                             file="coroutine-ucontext.c", thread=thread)
+        return address
+    except MissingDebugInfo:
+        return None
+
+
 def current_coroutine(target, thread):
     """The Coroutine * running on `thread`, or None when it runs no coroutine (NULL or the
-    thread's `leader` pseudo-coroutine)."""
+    thread's leader)."""
     current = target.variable(_tls_name(target, "current"), file="coroutine-ucontext.c",
                               thread=thread).value_()
-    if not current:
+    if not current or current == leader(target, thread):
         return None
-    try:
-        leader, _ = target.variable_address(_tls_name(target, "leader"),
-                                            file="coroutine-ucontext.c", thread=thread)
-    except MissingDebugInfo:
-        leader = None
-    return None if current == leader else current
+    return current
 
 
 def _tls_name(target, name):
@@ -170,8 +176,10 @@ def _thread_roots(target, threads):
         if current is None:
             continue
         yield current, f"current on thread {th.num} (LWP {th.tid})", "running", th
-        below = current
+        below, thread_leader = current, leader(target, th)
         for caller in callers(target, current):
+            if caller == thread_leader:
+                break
             yield caller, f"caller of {below:#x} (thread {th.num})", "suspended", th
             below = caller
 
@@ -332,7 +340,13 @@ def thread_coroutine_chain(target, thread, guard):
         return None, []
     head = describe(target, current, guard, thread.registers, unwind=False)
     head.state, head.thread = "running", thread.num
-    chain = [describe(target, c, guard, thread.registers) for c in callers(target, current)]
+    thread_leader = leader(target, thread)
+    chain = []
+    for caller in callers(target, current):
+        rec = describe(target, caller, guard, thread.registers)
+        if caller == thread_leader:  # the thread's stack outside coroutines
+            rec.state = "leader"
+        chain.append(rec)
     return head, chain
 
 

@@ -299,8 +299,7 @@ class GdbTarget(Target):
 
     def symbolize(self, pc):
         loc = Location(pc=pc)
-        progspace = gdb.current_progspace()
-        loc.module = progspace.solib_name(pc) or (progspace.filename if progspace else None)
+        loc.module = module_of(pc)
         try:
             block = gdb.block_for_pc(pc)
         except RuntimeError:
@@ -356,6 +355,18 @@ class GdbTarget(Target):
         return gdb_unwinder.unwind(self, registers)
 
 
+def module_of(pc):
+    """The file holding pc: a shared library, the executable when a symbol of it covers
+    pc, else None."""
+    progspace = gdb.current_progspace()
+    solib = progspace.solib_name(pc)
+    if solib:
+        return solib
+    if _FORMAT_ADDRESS.search(gdb.format_address(pc)):
+        return progspace.filename
+    return None
+
+
 def location_of_frame(frame):
     """A Location for a gdb.Frame as `bt` shows it (inline frames not merged)."""
     pc = frame.pc()
@@ -367,8 +378,7 @@ def location_of_frame(frame):
         m = _FORMAT_ADDRESS.search(gdb.format_address(pc))
         if m:
             loc.offset = int(m.group("off") or 0)
-    solib = gdb.current_progspace().solib_name(pc)
-    loc.module = solib or gdb.current_progspace().filename
+    loc.module = module_of(pc)
     return loc
 
 

@@ -200,7 +200,8 @@ def deselect():
 
 def unwind(target, registers):
     """Frame records for a register set, unwound by gdb on the selected thread (down to
-    coroutine_trampoline). Leaves the user's view, thread and frame as they were."""
+    coroutine_trampoline, or main for a leader's stack). Leaves the user's view, thread and
+    frame as they were."""
     global _view
     if gdb.selected_thread() is None:
         raise TargetError("no thread: run the program or load a core first")
@@ -222,7 +223,7 @@ def unwind(target, registers):
                 frame = frame.older() if frame is not None else None
             if frame is None:
                 raise TargetError("gdb cannot unwind these registers")
-            return frames_from(frame, stop_functions=(BOTTOM,))
+            return frames_from(frame, stop_functions=(BOTTOM, "main"))
         finally:
             for s, value in zip(SETTINGS, past):
                 gdb.execute(f"set {s} {'on' if value else 'off'}", to_string=True)
@@ -235,7 +236,8 @@ def unwind(target, registers):
 
 
 def thread_frames(num):
-    """Frame records of thread `num`'s own stack (with any view off), as gdb's `bt`."""
+    """Frame records of thread `num`'s own stack (with any view off), as gdb's `bt` but
+    stopping at coroutine_trampoline (gdb's heuristics add junk frames below it)."""
     saved = _view
     try:
         user_frame = gdb.selected_frame()
@@ -247,7 +249,7 @@ def thread_frames(num):
         for th in gdb.selected_inferior().threads():
             if th.num == num:
                 th.switch()
-                return frames_from(gdb.newest_frame())
+                return frames_from(gdb.newest_frame(), stop_functions=(BOTTOM,))
         raise TargetError(f"no thread {num}")
     except gdb.error as e:
         raise TargetError(f"unwinding thread {num} failed: {e}") from e

@@ -81,7 +81,11 @@ def render_bt(threads, args=None):
             lines.append(f"(running coroutine {t.current.address:#x}, entry "
                          f"{t.current.entry or '?'})")
         for rec in t.callers:
-            lines.append(f"Coroutine at {rec.address:#x} (caller, entry {rec.entry or '?'}):")
+            if rec.state == "leader":
+                lines.append(f"Thread stack outside coroutines (leader {rec.address:#x}):")
+            else:
+                lines.append(f"Coroutine at {rec.address:#x} (caller, entry "
+                             f"{rec.entry or '?'}):")
             if rec.error:
                 lines.append(f"  <error: {rec.error}>")
             lines.append(frames_text(rec.frames))
