@@ -12,8 +12,11 @@ DIEs only, and lazily (corefile.types). Addresses are unbiased (as in the ELF fi
 """
 
 import bisect
+import functools
 import marshal
 import os
+import struct
+import zlib
 from collections import namedtuple
 
 from . import dwarf_format as F
@@ -47,6 +50,25 @@ _POINTERS = (F.TAG_pointer_type, 0x10, 0x42, 0x1F)  # pointer, reference, rvalue
 _ATE_BOOL = (0x02,)
 _ATE_FLOAT = (0x03, 0x04, 0x09, 0x0F)  # complex_float, float, imaginary_float, decimal_float
 _ATE_SIGNED = (0x05, 0x06, 0x0D)  # signed, signed_char, signed_fixed
+
+
+# What decoding malformed bytes raises; public methods turn these into one DwarfError.
+_MALFORMED = (IndexError, KeyError, ValueError, TypeError, AttributeError, ArithmeticError,
+              struct.error, zlib.error, RecursionError)
+
+
+def _checked(method):
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except DwarfError:
+            raise
+        except _MALFORMED as e:
+            raise DwarfError(f"{self.path}: malformed DWARF ({type(e).__name__}: {e})") from None
+        except OSError as e:
+            raise DwarfError(f"{self.path}: cannot read debug information: {e}") from None
+    return wrapper
 
 
 def default_cache_dir():
@@ -120,6 +142,7 @@ class DebugInfo:
 
     # -- types ----------------------------------------------------------------------
 
+    @_checked
     def find_type(self, name):
         """The Type called name: "T" (typedef or base type), "struct T", "union T",
         "enum T"; None when the program defines no such type."""
@@ -131,6 +154,7 @@ class DebugInfo:
             off = self.index.types.get(name.encode())
         return None if off is None else self.type_at(off)
 
+    @_checked
     def type_at(self, off):
         """The Type of the DIE at .debug_info offset off (qualifiers skipped)."""
         t = self._types.get(off)
@@ -150,6 +174,8 @@ class DebugInfo:
         reader = self.reader
         unit = reader.unit_at(off)
         tag, attrs, _children, _next = reader.read_die(unit, off)
+        if tag == 0:
+            raise DwarfError(f"type reference to a null entry at {off:#x}")
         name = attrs.get(F.AT_name)
         name = name.decode("utf-8", "replace") if name is not None else None
         size = attrs.get(F.AT_byte_size)
@@ -164,13 +190,14 @@ class DebugInfo:
             return Type("void", name or "void", None)
         if tag in _POINTERS:
             return Type("pointer", None, size if size is not None else unit.addr_size,
-                        loader=lambda t: t.set_lazy(target=self._type_ref(unit, attrs)))
+                        loader=self._lazy(lambda t: t.set_lazy(
+                            target=self._type_ref(unit, attrs))))
         if tag == F.TAG_typedef:
-            return Type("typedef", name, loader=lambda t: t.set_lazy(
-                target=self._type_ref(unit, attrs)))
+            return Type("typedef", name, loader=self._lazy(lambda t: t.set_lazy(
+                target=self._type_ref(unit, attrs))))
         if tag == F.TAG_subroutine_type:
-            return Type("function", None, None, loader=lambda t: t.set_lazy(
-                target=self._type_ref(unit, attrs)))
+            return Type("function", None, None, loader=self._lazy(lambda t: t.set_lazy(
+                target=self._type_ref(unit, attrs))))
         if tag == F.TAG_array_type:
             return self._array(unit, off, attrs)
         if tag in _TAG_KIND:
@@ -183,11 +210,19 @@ class DebugInfo:
             if kind == "enum":
                 return self._enum(unit, off, attrs, name, size)
             return Type(kind, name, size,
-                        loader=lambda t: t.set_lazy(members=self._members(unit, off)))
+                        loader=self._lazy(lambda t: t.set_lazy(
+                            members=self._members(unit, off))))
         if tag in (F.TAG_variable, F.TAG_formal_parameter, F.TAG_member):
             inner = self._type_ref(unit, attrs)
             return inner if inner is not None else Type("void", "void", None)
         raise DwarfError(f"DIE at {off:#x}: tag {tag:#x} is not a type")
+
+    def _lazy(self, loader):
+        """loader for a Type, turning malformed-DWARF errors into DwarfError."""
+        @_checked
+        def load(_self, t):
+            loader(t)
+        return functools.partial(load, self)
 
     def children(self, unit, off):
         """(offset, tag, attrs) of each child of the DIE at off."""
@@ -203,6 +238,8 @@ class DebugInfo:
             yield child, tag, attrs
             if has_children:
                 sib = attrs.get(F.AT_sibling)
+                if sib is not None and not child < sib <= unit.end:
+                    raise DwarfError(f"DIE at {child:#x}: bad DW_AT_sibling {sib:#x}")
                 pos = sib if sib is not None else self._skip_children(unit, pos)
 
     def _skip_children(self, unit, pos):
@@ -291,11 +328,12 @@ class DebugInfo:
                 else:
                     t.set_lazy(target=self._type_ref(unit, attrs))
             return Type("array", None, size if level == 0 else _UNKNOWN, length=dims[level],
-                        loader=load)
+                        loader=self._lazy(load))
         return make(0)
 
     # -- variables and functions ----------------------------------------------------
 
+    @_checked
     def find_variable(self, name, file=None):
         """(address, Type) of a global or file-static variable, or None.
 
@@ -332,6 +370,7 @@ class DebugInfo:
         target = self.reader.ref(unit, spec)
         return self.reader.read_die(self.reader.unit_at(target), target)[1].get(at)
 
+    @_checked
     def find_function(self, name):
         """The unbiased entry address of the function called name, or None.
 
@@ -357,6 +396,7 @@ class DebugInfo:
 
     # -- pc -> source ---------------------------------------------------------------
 
+    @_checked
     def locate(self, pc):
         """Location of an unbiased pc, or None when no unit describes it (function None and
         an empty chain when only the line table covers it).

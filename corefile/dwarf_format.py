@@ -11,8 +11,10 @@ import struct
 import zlib
 
 
+from .errors import MissingDebugInfoError
 
-class DwarfError(Exception):
+
+class DwarfError(MissingDebugInfoError):
     """The debug information is missing, malformed or uses something not supported."""
 
 # Tags (DWARF 5, section 7.5.3)

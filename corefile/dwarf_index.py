@@ -12,7 +12,7 @@ import struct
 import threading
 
 from .dwarf_format import (
-    AT_abstract_origin, AT_declaration, AT_name, AT_specification, CHECK, FORM_ref4,
+    DwarfError, AT_abstract_origin, AT_declaration, AT_name, AT_specification, CHECK, FORM_ref4,
     FORM_strp, FORM_string, FORM_line_strp, FUNC_DEF, SKIP, TAG_DEF, TYPE_NAME, VAR_DEF,
     cstring, uleb)
 
@@ -75,11 +75,18 @@ def build_index(reader):
                 os._exit(status)
         os.close(wfd)
         children.append((pid, rfd, chunk))
-    index = _scan(reader, chunks[0])
-    for pid, rfd, chunk in children:
-        with os.fdopen(rfd, "rb") as f:
-            data = f.read()
-        _pid, status = os.waitpid(pid, 0)
+    parts = []
+    try:
+        index = _scan(reader, chunks[0])
+        for _pid, rfd, _chunk in children:
+            with os.fdopen(rfd, "rb", closefd=False) as f:
+                parts.append(f.read())
+    finally:
+        for pid, rfd, _chunk in children:
+            os.close(rfd)
+            parts.append(os.waitpid(pid, 0)[1])
+    statuses = parts[len(children):]
+    for (_pid, _rfd, chunk), data, status in zip(children, parts, statuses):
         part = NameIndex.from_data(marshal.loads(data)) if status == 0 and data else None
         _merge(index, part if part is not None else _scan(reader, chunk))
     return index
@@ -150,6 +157,8 @@ def scan_unit(reader, unit, index, seen):
                 continue
             if step < -1:
                 pos = base + _u32(info, pos - step - 2)[0]
+                if pos <= die:
+                    raise DwarfError(f"DIE at {die:#x}: DW_AT_sibling points backwards")
                 continue
         else:
             code, pos = uleb(info, pos)
@@ -203,10 +212,14 @@ def scan_unit(reader, unit, index, seen):
             at = ab.sib_at
             if at is not None:
                 pos = base + _u32(info, pos + at)[0]
+                if pos <= die:
+                    raise DwarfError(f"DIE at {die:#x}: DW_AT_sibling points backwards")
             else:
                 sib = ab.attr_pos(info, pos, 0x01)
                 if sib is not None and ab.attrs[_attr_index(ab, 0x01)][1] == FORM_ref4:
                     pos = base + _u32(info, sib)[0]
+                    if pos <= die:
+                        raise DwarfError(f"DIE at {die:#x}: DW_AT_sibling points backwards")
                 else:
                     pos = _skip_subtree(info, abbrevs, ab.end(info, pos))
         else:

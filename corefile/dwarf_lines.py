@@ -79,6 +79,8 @@ class LineTable:
             form, pos = uleb(data, pos)
             formats.append((ctype, form))
         count, pos = uleb(data, pos)
+        if count > len(data) - pos:
+            raise DwarfError(f"line table header at {pos:#x}: {count} entries cannot fit")
         out = []
         for _ in range(count):
             name = b""

@@ -239,14 +239,14 @@ TYPES = ["struct Node", "struct Bits", "union Value", "List", "struct WithFlex",
          "struct ZeroLen", "Node", "NodeAlias"]
 
 
-@pytest.fixture(scope="module")
-def program(tmp_path_factory):
+@pytest.fixture(scope="module", params=["-gdwarf-5", "-gdwarf-4"])
+def program(request, tmp_path_factory):
     d = tmp_path_factory.mktemp("dwarf")
     (d / "main.c").write_text(MAIN_C)
     (d / "other.c").write_text(OTHER_C)
     exe = d / "prog"
-    subprocess.run(["gcc", "-O2", "-g", "-no-pie", "-o", str(exe), "main.c", "other.c"],
-                   cwd=d, check=True)
+    subprocess.run(["gcc", "-O2", "-g", request.param, "-no-pie", "-o", str(exe), "main.c",
+                    "other.c"], cwd=d, check=True)
     return exe
 
 
@@ -423,3 +423,68 @@ def test_not_debug_info(tmp_path):
                    input="int main(void){return 0;}", text=True, check=True)
     with pytest.raises(DwarfError):
         DebugInfo(str(tmp_path / "nodebug"), None).find_type("int")
+
+
+def _section(path, name):
+    """(file offset, size) of an ELF section, from readelf."""
+    out = subprocess.run(["readelf", "-SW", str(path)], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        parts = line.replace("[ ", "[").split()
+        if name in parts:
+            i = parts.index(name)
+            return int(parts[i + 3], 16), int(parts[i + 4], 16)
+    raise AssertionError(f"no {name} in {path}")
+
+
+def _exercise(path):
+    di = DebugInfo(str(path), None)
+    for name in ("struct Node", "List", "struct Bits", "enum Color"):
+        t = di.find_type(name)
+        if t is not None:
+            for m in t.strip_typedefs().members:
+                m.type.size if m.type is not None else None
+    for name in ("global_list", "tls_counter", "counter"):
+        di.find_variable(name)
+    main = di.find_function("main") or 0x401000
+    for pc in range(main, main + 64, 3):
+        di.locate(pc)
+
+
+@pytest.mark.parametrize("section", [".debug_info", ".debug_abbrev", ".debug_line",
+                                     ".debug_str", ".debug_aranges"])
+def test_corrupt_debug_info_gives_dwarf_error(program, tmp_path, section):
+    """Damaged sections: every lookup answers or raises DwarfError; no other exception,
+    no hang (each run is bounded by an alarm)."""
+    import random
+    import signal
+    try:
+        start, size = _section(program, section)
+    except AssertionError:
+        pytest.fail(f"fixture lacks {section}")
+    original = program.read_bytes()
+    rng = random.Random(section)
+
+    def timeout(_sig, _frame):
+        raise TimeoutError("lookup hung on corrupt input")
+
+    signal.signal(signal.SIGALRM, timeout)
+    for i in range(12):
+        data = bytearray(original)
+        if i % 3 == 0:  # a run of zeros
+            at = start + rng.randrange(size)
+            data[at:at + 64] = bytes(len(data[at:at + 64]))
+        elif i % 3 == 1:  # scattered random bytes
+            for _ in range(20):
+                data[start + rng.randrange(size)] = rng.randrange(256)
+        else:  # cut the file inside the section
+            data = data[:start + rng.randrange(size)]
+        bad = tmp_path / f"bad{i}"
+        bad.write_bytes(bytes(data))
+        signal.alarm(20)
+        try:
+            _exercise(bad)
+        except DwarfError:
+            pass
+        finally:
+            signal.alarm(0)
+    assert program.read_bytes() == original
