@@ -472,12 +472,17 @@ class Program:
         """Frames from a register set (a thread's or a coroutine's) to the outermost
         frame gdb would show, with gdb's tail-call frames; inline frames are in each
         frame's location.inlined (see backtrace() for gdb's numbering)."""
+        missing = [r for r in (self.arch.PC, self.arch.SP) if r not in registers]
+        if missing:
+            raise CorefileError(f"cannot unwind without register(s) {', '.join(missing)}")
         steps = []
         try:
             for step in self._unwinder.frames(registers, past_main):
                 steps.append(step)
-        except CFIError as e:
-            self.partial_reasons.append(f"unwinding stopped: {e}")
+        except (CFIError, struct.error, IndexError, ValueError) as e:
+            reason = f"unwinding stopped: {e}"
+            if reason not in self.partial_reasons:
+                self.partial_reasons.append(reason)
         frames = []
         for i, step in enumerate(steps):
             caller = i > 0 and not steps[i - 1].signal and not step.signal

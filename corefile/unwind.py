@@ -475,7 +475,11 @@ def eval_expr(expr: bytes, regs, read_u64, push_first=None) -> int:
     stack = [] if push_first is None else [push_first]
     pos = 0
     n = len(expr)
+    steps = 0
     while pos < n:
+        steps += 1
+        if steps > 10000:
+            raise CFIError("DWARF expression does not terminate")
         op = expr[pos]
         pos += 1
         if 0x30 <= op <= 0x4F:

@@ -473,6 +473,19 @@ def test_bad_input(build, cores, tmp_path):
             prog.unwind(t.registers)     # no exception, however short
 
 
+def test_unwinding_garbage_registers(cores):
+    """Wild registers give a short, clean answer: no exception, no junk frames."""
+    with corefile.open(cores["kernel"]) as prog:
+        regs = prog.threads[1].registers
+        for bad in ({"rsp": 0x10}, {"rip": 0xdeadbeef}, {"rip": 0, "rsp": 0},
+                    {"rsp": regs["rsp"] + 3}, {"rbp": 0x10, "rip": prog.symbol_address("main")}):
+            frames = prog.unwind({**regs, **bad})
+            assert 1 <= len(frames) <= 8
+            assert all(f.location.module or f.level == 0 for f in frames)
+        with pytest.raises(corefile.CorefileError):
+            prog.unwind({"rax": 1})
+
+
 def test_sysroot(build, cores, tmp_path):
     """A core from "another machine": its files found under a sysroot."""
     root = tmp_path / "root"
