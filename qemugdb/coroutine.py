@@ -136,6 +136,14 @@ def callers(target, address, limit=CHAIN_LIMIT):
         co = Object(target, co.type_, caller)
 
 
+def to_bottom(frames):
+    """Frames up to coroutine_trampoline: below it are glibc's __start_context and junk."""
+    for i, frame in enumerate(frames):
+        if frame.location.function == BOTTOM:
+            return frames[:i + 1]
+    return frames
+
+
 def suspended_in(frames):
     """The first Location outside the coroutine machinery (inline frames included)."""
     for frame in frames:
@@ -158,7 +166,7 @@ def describe(target, address, guard, thread_registers=None, unwind=True):
         facts = arch(target)
         rec.pc, rec.sp = rec.registers[facts.PC], rec.registers[facts.SP]
         if unwind:
-            rec.frames = target.unwind(rec.registers)
+            rec.frames = to_bottom(target.unwind(rec.registers))
             rec.suspended_in = suspended_in(rec.frames)
     except TargetError as e:
         rec.error = str(e)

@@ -184,11 +184,28 @@ def test_kernel_core_of_the_same_process(live, tmp_path):
         if c["state"] == "suspended" and c["address"] in by_addr:
             assert expanded_names(by_addr[c["address"]]["frames"]) == expanded_names(c["frames"])
     assert job["address"] in by_addr
+    assert_same_through_corefile(core, exe, after)
     assert "job_do_yield_locked (job=job@entry=0x" in out[2]
     assert '__PRETTY_FUNCTION__ = "job_do_yield_locked"' in out[3]
     assert '"job0"' in out[4]  # the job's id, as QMP named it
     assert "stream_run" in out[5]
     assert "Traceback" not in "".join(out) + err
+
+
+def assert_same_through_corefile(core, exe, from_gdb):
+    """The coroutine walkers through the corefile backend find the same coroutines, states,
+    reasons and frames as through gdb."""
+    import corefile
+    from qemugdb import coroutine
+    from qemugdb.commands import to_plain
+    from qemugdb.core_target import CoreTarget
+    ours = to_plain(coroutine.all_coroutines(CoreTarget(corefile.open(core, exe))))
+
+    def key(found):
+        return {c["address"]: (c["state"], c["waits"], c["entry"], expanded_names(c["frames"]))
+                for c in found["coroutines"]}
+    assert key(ours) == key(from_gdb)
+    assert ours["errors"] == from_gdb["errors"] == []
 
 
 def dump_kernel_core(live, tmp_path):
