@@ -153,6 +153,7 @@ class GraphJob:
     address: int
     id: str | None = None
     type: str | None = None
+    aio_context: int | None = None
     children: list = field(default_factory=list)
     error: str | None = None
 
@@ -177,6 +178,8 @@ class TrackedRequest:
     serialising: bool | None = None
     co: int | None = None
     waiting_for: int | None = None
+    suspended_in: object = None     # Location where its coroutine waits (see add_coroutines)
+    co_error: str | None = None
     error: str | None = None
 
 
@@ -290,6 +293,7 @@ def graph_job_record(layout, job):
     rec = GraphJob(address=job.address_)
     try:
         rec.id = _string(job.job.id)
+        rec.aio_context = job.job.aio_context.value_()
         rec.type = enums.enum_name(job.job.driver.deref_().job_type).removeprefix("JOB_TYPE_").lower()
         child_type = job.target_.lookup_type("BdrvChild")
         for data in gslist_data(job.nodes):
@@ -387,5 +391,34 @@ def node_detail(target, spec):
         detail.requests = list(tracked_requests(bs))
     except TargetError as e:
         detail.request_error = _error(e)
+    _add_coroutines(target, detail.requests)
     return detail
+
+
+def _add_coroutines(target, requests):
+    """Where each request's coroutine is suspended (unless it runs on a thread)."""
+    from .coroutine import current_coroutine, describe, pointer_guard
+    if not any(r.co for r in requests):
+        return
+    try:
+        threads = target.threads()
+        guard = pointer_guard(target, threads)
+        running = set()
+        for th in threads:
+            try:
+                running.add(current_coroutine(target, th))
+            except TargetError:
+                continue
+    except TargetError as e:
+        for r in requests:
+            r.co_error = str(e)
+        return
+    for r in requests:
+        if not r.co:
+            continue
+        if r.co in running:
+            r.co_error = "running on a thread"
+            continue
+        co = describe(target, r.co, guard, threads[0].registers if threads else None)
+        r.suspended_in, r.co_error = co.suspended_in, co.error
 

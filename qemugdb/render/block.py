@@ -58,7 +58,8 @@ def graph_plain(graph):
                       "error": blk.error})
     for job in graph.jobs:
         nodes.append({"id": _a(job.address), "type": "block-job", "name": job.id,
-                      "job_type": job.type, "error": job.error})
+                      "job_type": job.type, "aio_context": _a(job.aio_context),
+                      "error": job.error})
     for bs in graph.nodes:
         nodes.append({"id": _a(bs.address), "type": "block-driver", "name": bs.node_name,
                       "driver": bs.driver, "filename": bs.filename,
@@ -157,11 +158,14 @@ def render_node_text(detail, args=None):
             for c in detail.parents]
     lines.append(section("Parents:", rows and table(
         ["TYPE", "PARENT", "NAME", "PERM", "SHARED"], rows, "  ")))
+    from .coroutine import location_text
     rows = [[r.type, r.offset, r.bytes, r.serialising, hexa(r.co), hexa(r.waiting_for),
-             hexa(r.address) + (f" <{r.error}>" if r.error else "")]
+             hexa(r.address) + (f" <{r.error}>" if r.error else ""),
+             location_text(r.suspended_in) if r.suspended_in else r.co_error]
             for r in detail.requests]
     body = rows and table(["TYPE", "OFFSET", "BYTES", "SERIALISING", "COROUTINE",
-                           "WAITING-FOR", "REQUEST"], rows, "  ", right=("OFFSET", "BYTES"))
+                           "WAITING-FOR", "REQUEST", "SUSPENDED IN"], rows, "  ",
+                          right=("OFFSET", "BYTES"))
     if detail.request_error:
         body = (body + "\n" if body else "") + f"  <error: {detail.request_error}>"
     lines.append(section("Tracked requests:", body))
@@ -238,7 +242,7 @@ def render_graph_dot(graph, args=None):
         add(blk.aio_context, f"{_dot_id(blk.address)} [shape={NODE_SHAPES['block-backend']}, "
                              f"label={dot_string(label)}];")
     for job in graph.jobs:
-        add(None, f"{_dot_id(job.address)} [shape={NODE_SHAPES['block-job']}, "
+        add(job.aio_context, f"{_dot_id(job.address)} [shape={NODE_SHAPES['block-job']}, "
                   f"label={dot_string(f'job {job.id}' + chr(10) + str(job.type))}];")
     for bs in graph.nodes:
         label = f"{bs.node_name}\n{bs.driver or '?'}"
