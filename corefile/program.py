@@ -189,6 +189,7 @@ class Program:
         self._unwinder = Unwinder(self.arch, self.read, self._cfi_for, self._is_code,
                                   self._is_outermost)
         self._stop_ranges = None
+        self._call_targets = {}
 
     def close(self):
         self.core.close()
@@ -484,22 +485,17 @@ class Program:
             if reason not in self.partial_reasons:
                 self.partial_reasons.append(reason)
         frames = []
+        lookups = []     # gdb looks a caller's pc up at pc - 1 (inside the call)
         for i, step in enumerate(steps):
             caller = i > 0 and not steps[i - 1].signal and not step.signal
-            lookup = step.pc - 1 if caller else step.pc
-            if i > 0 and caller:
-                for ret in self._tail_calls(steps[i - 1], frames[-1].lookup_pc, step.pc):
-                    loc = self.symbolize(ret - 1)
-                    loc.pc = ret
+            lookups.append(step.pc - 1 if caller else step.pc)
+            if caller:
+                for ret in self._tail_calls(steps[i - 1], lookups[i - 1], step.pc):
                     frames.append(Frame(len(frames), ret, step.sp, None, step.registers,
-                                        loc, tailcall=True))
-            loc = self._location(step.pc, lookup)
-            frame = Frame(len(frames), step.pc, step.sp, step.cfa, step.registers, loc,
-                          step.fallback, step.signal)
-            frame.lookup_pc = lookup
-            frames.append(frame)
-        for f in frames:
-            f.__dict__.pop("lookup_pc", None)
+                                        self._location(ret, ret - 1), tailcall=True))
+            frames.append(Frame(len(frames), step.pc, step.sp, step.cfa, step.registers,
+                                self._location(step.pc, lookups[i]), step.fallback,
+                                step.signal))
         return frames
 
     def _location(self, pc, lookup):
@@ -541,11 +537,10 @@ class Program:
         kind, value = target
         if kind == "addr":
             return value + mod.bias
-        cache = self.__dict__.setdefault("_entries", {})
         key = (mod.name, value)
-        if key not in cache:
-            cache[key] = self._link_address(value, mod)
-        return cache[key]
+        if key not in self._call_targets:
+            self._call_targets[key] = self._link_address(value, mod)
+        return self._call_targets[key]
 
     def _link_address(self, name, caller):
         """Where a call from module caller to the function name lands: caller's own
