@@ -9,15 +9,8 @@ from .core import open_core
 from .elf import ElfImage, SymbolTable, find_debug_file
 from .errors import CorefileError, FaultError, MismatchError, MissingDebugInfoError
 from .memory import AddressSpace
+from .dwarf import DebugInfo
 from .unwind import CFIError, CFITable, Unwinder
-
-try:
-    from .dwarf import DebugInfo, DwarfError
-except ImportError:          # the DWARF half may be absent: ELF symbols only
-    DebugInfo = None
-
-    class DwarfError(Exception):
-        pass
 
 AT_PHDR, AT_ENTRY, AT_EXECFN, AT_SYSINFO_EHDR = 3, 9, 31, 33
 
@@ -133,7 +126,7 @@ class Module:
         if self._dwarf is False:
             self._dwarf = None
             dbg = self.debug_image
-            if DebugInfo is not None and dbg is not None and dbg.has_dwarf():
+            if dbg is not None and dbg.has_dwarf():
                 self._dwarf = DebugInfo(dbg.path, self.build_id,
                                         cache_dir=self.program.cache_dir)
         return self._dwarf
@@ -152,7 +145,7 @@ class Module:
             return None
         try:
             return getattr(dwarf, method)(*args)
-        except (DwarfError, CorefileError, ValueError, IndexError, KeyError) as e:
+        except (CorefileError, ValueError, IndexError, KeyError) as e:
             reason = f"debug info of {self.name} unusable: {e}"
             if reason not in self.program.partial_reasons:
                 self.program.partial_reasons.append(reason)
@@ -427,10 +420,13 @@ class Program:
         return self.arch.static_tls_address(tp, vaddr, memsz, align, offset)
 
     def _require_dwarf(self):
-        if not any(mod.dwarf is not None for mod in self.modules):
+        """Types and variables need the executable's DWARF."""
+        if self.exe is None:
+            raise MissingDebugInfoError("the executable is not available: no debug info")
+        if self.exe.dwarf is None:
             raise MissingDebugInfoError(
-                "no DWARF debug info for the executable or its libraries"
-                + ("" if DebugInfo else " (corefile.dwarf is not available)"))
+                f"{self.exe.host_path} has no debug info (no .debug_info, no separate "
+                f"debug file by build-id or .gnu_debuglink)")
 
     # -- unwinding -----------------------------------------------------------------
 
@@ -518,7 +514,7 @@ class Program:
             if found is None:
                 return []
             return find_chain(caller_ret, found[1] + mod.bias, self._sites_at)
-        except (DwarfError, CorefileError, ValueError, IndexError, KeyError):
+        except (CorefileError, ValueError, IndexError, KeyError):
             return []
 
     def _sites_at(self, pc):

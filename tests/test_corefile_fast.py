@@ -473,6 +473,36 @@ def test_bad_input(build, cores, tmp_path):
             prog.unwind(t.registers)     # no exception, however short
 
 
+def test_executable_without_debug_info(build, tmp_path):
+    """A stripped executable: ELF symbols and CFI still unwind every thread as gdb
+    does; asking for types or variables says the debug info is missing."""
+    exe = tmp_path / "stripped"
+    subprocess.run(["gcc", "-O2", "-pthread", "-s", "-o", str(exe), str(build / "prog.c")],
+                   check=True, capture_output=True)
+    p = subprocess.Popen([str(exe)], cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+    try:
+        pid = int(p.stdout.readline().split()[0])
+        time.sleep(0.5)
+        subprocess.run(["gcore", "-o", str(tmp_path / "gc"), str(pid)], check=True,
+                       capture_output=True, timeout=120)
+    finally:
+        p.kill()
+        p.wait()
+    core = str(tmp_path / f"gc.{pid}")
+    (tmp_path / "dump.py").write_text(GDB_DUMP)
+    out = gdb(str(exe), core, script=str(tmp_path / "dump.py"))
+    theirs = json.loads([l for l in out.splitlines() if l.startswith("JSON:")][0][5:])
+    with corefile.open(core) as prog:
+        with pytest.raises(corefile.MissingDebugInfoError):
+            prog.type("int")
+        with pytest.raises(corefile.MissingDebugInfoError):
+            prog.variable("global_value")
+        for thread, t in zip(prog.threads, theirs):
+            got = [(e.kind, hex(e.pc)) for e in prog.backtrace(thread.registers)]
+            want = [(KIND[f["type"]], hex(f["pc"])) for f in t["frames"] if f["pc"] != 0]
+            assert got == want, thread.num
+
+
 def test_unwinding_garbage_registers(cores):
     """Wild registers give a short, clean answer: no exception, no junk frames."""
     with corefile.open(cores["kernel"]) as prog:
