@@ -8,6 +8,10 @@ idle ones) and ctx->bh_slice_list the slices aio_bh_poll() is draining. Handlers
 ctx->aio_handlers (QLIST via node); a handler also on node_deleted is being deleted.
 Timers: main_loop_tlg and each context's tlg, tl[] indexed by QEMUClockType, each
 QEMUTimerList's active_timers chained by QEMUTimer.next.
+
+Differences probed, not assumed: AioContext.external_disable_cnt exists before QEMU 8.2
+only (shown as n/a after); the AioHandler callbacks present vary (io_poll_ready since 7.0);
+BH flags are an anonymous enum, read from DWARF when the backend can look enumerators up.
 """
 
 from dataclasses import dataclass, field

@@ -15,7 +15,7 @@ from .job import block_jobs
 from .obj import Object, strip_typedefs
 from .qom import canonical_path
 from .queue import qlist_foreach, qtailq_foreach
-from .target import TargetError
+from .target import MissingDebugInfo, TargetError
 
 # include/block/block-common.h: BDRV_O_* are #defines, absent from DWARF.
 OPEN_FLAGS = (
@@ -306,6 +306,10 @@ def graph_job_record(layout, job):
 def block_graph(target, layout=None):
     """The whole graph as QMP x-debug-query-block-graph sees it (backends, block jobs,
     graph_bdrv_states), plus nodes only on all_bdrv_states (in_graph False)."""
+    try:
+        target.variable_address("all_bdrv_states", file="block.c")
+    except MissingDebugInfo as e:
+        raise MissingDebugInfo(f"no block layer in the debug info ({e})") from None
     layout = layout or block_layout(target)
     graph = BlockGraph([], [], [], layout.permission_source, layout.open_flags.source)
     try:
