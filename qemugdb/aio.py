@@ -224,7 +224,8 @@ def contexts(target, threads=None):
 
 def select_contexts(target, spec=None, threads=None):
     """[(address, label)] of the contexts a command asked for: all, or the one whose
-    address or name (main loop, iohandler, iothread ID, ID) is `spec`."""
+    address or name (main loop, also `main` or `main-loop`; iohandler; iothread ID, or just
+    the ID) is `spec`."""
     known = known_contexts(target, threads)
     pairs = [(a, context_label(known, a)) for a, _, _ in known]
     if spec is None:
@@ -233,8 +234,9 @@ def select_contexts(target, spec=None, threads=None):
         wanted = int(spec, 0)
     except ValueError:
         wanted = None
+    words = {"main": "main loop"}.get(spec, spec.replace("-", " "))
     for a, names, _ in known:
-        if a == wanted or spec in names or f"iothread {spec}" in names:
+        if a == wanted or words in names or f"iothread {spec}" in names:
             return [(a, context_label(known, a))]
     if wanted:
         return [(wanted, f"{wanted:#x}")]

@@ -5,7 +5,7 @@ from ..commands import Arg, command
 from ..render import aio as render
 from ..target import TargetError
 
-CTX = Arg("ctx", "an AioContext: its address, `main loop`, `iohandler` or an IOThread id",
+CTX = Arg("ctx", "an AioContext: its address, `main`, `iohandler` or an IOThread id",
           nargs="?")
 
 
