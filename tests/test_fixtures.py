@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 QEMU_ORACLE = ["x-debug-query-block-graph.json", "query-named-block-nodes.json",
-               "query-block-jobs.json", "query-jobs.json", "qom-list-objects.json",
+               "query-block-jobs.json", "query-jobs.json", "query-block-exports.json",
+               "qom-list-objects.json",
                "gdb-bt.txt", "maps.txt", "tids.json"]
 CRASH_ORACLE = ["gdb-bt.txt", "maps.txt", "tids.json", "expected.json"]
 META_KEYS = {"name", "exe", "core", "kind", "program", "qemu_version", "pid", "tids", "argv",
@@ -61,7 +62,7 @@ def test_meta(any_core):
 
 def test_core_opens_in_gdb(any_core, gdb_batch):
     out = gdb_batch(any_core["exe"], any_core["core"], ["info threads"])
-    lwps = sorted(int(t) for t in re.findall(r"^\*?\s+\d+\s+Thread 0x\w+ \(LWP (\d+)\)", out, re.M))
+    lwps = sorted(int(t) for t in re.findall(r"^\*?\s+\d+\s+(?:Thread 0x\w+ \()?LWP (\d+)", out, re.M))
     assert lwps == sorted(any_core["tids"])
 
 
