@@ -28,7 +28,7 @@ OPEN_FLAGS = (
     ("BDRV_O_AUTO_RDONLY", 0x20000), ("BDRV_O_IO_URING", 0x40000),
     ("BDRV_O_CBW_DISCARD_SOURCE", 0x80000),
 )
-BDRV_O_RDWR = 0x0002
+BDRV_O_RDWR = dict(OPEN_FLAGS)["BDRV_O_RDWR"]
 # include/block/block-common.h, used only when the anonymous BLK_PERM_* enum is not reachable.
 BLK_PERM_TABLE = (("BLK_PERM_CONSISTENT_READ", 0x01), ("BLK_PERM_WRITE", 0x02),
                   ("BLK_PERM_WRITE_UNCHANGED", 0x04), ("BLK_PERM_RESIZE", 0x08))
@@ -70,11 +70,9 @@ def block_layout(target):
     bits = dict(blk.bits)
     perms = []
     for n, v in sorted(qapi, key=lambda nv: nv[1]):
-        suffix = n.removeprefix("BLOCK_PERMISSION_")
-        qmp = spelled[v]
-        bit = bits.get("BLK_PERM_" + suffix)
-        if bit is not None:
-            perms.append(Permission("BLK_PERM_" + suffix, qmp, bit))
+        name = "BLK_PERM_" + n.removeprefix("BLOCK_PERMISSION_")
+        if name in bits:
+            perms.append(Permission(name, spelled[v], bits[name]))
     if not perms:  # no BlockPermission in the debug info: the BLK_PERM_* names alone
         perms = [Permission(n, n.removeprefix("BLK_PERM_").lower().replace("_", "-"), b)
                  for n, b in blk.bits]
@@ -178,7 +176,7 @@ class TrackedRequest:
     serialising: bool | None = None
     co: int | None = None
     waiting_for: int | None = None
-    suspended_in: object = None     # Location where its coroutine waits (see add_coroutines)
+    suspended_in: object = None     # Location where its coroutine waits (_add_coroutines)
     co_error: str | None = None
     error: str | None = None
 
