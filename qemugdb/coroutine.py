@@ -92,8 +92,8 @@ def leader(target, thread):
     """The address of `thread`'s leader: the pseudo-coroutine that stands for the thread's
     own stack (a coroutine entered from outside any coroutine has it as caller)."""
     try:
-        address, _ = target.variable_address(_tls_name(target, "leader"),
-                                             file="coroutine-ucontext.c", thread=thread)
+        name, file = _ucontext_variable(target, "leader")
+        address, _ = target.variable_address(name, file=file, thread=thread)
         return address
     except MissingDebugInfo:
         return None
@@ -102,23 +102,28 @@ def leader(target, thread):
 def current_coroutine(target, thread):
     """The Coroutine * running on `thread`, or None when it runs no coroutine (NULL or the
     thread's leader)."""
-    current = target.variable(_tls_name(target, "current"), file="coroutine-ucontext.c",
-                              thread=thread).value_()
+    name, file = _ucontext_variable(target, "current")
+    current = target.variable(name, file=file, thread=thread).value_()
     if not current or current == leader(target, thread):
         return None
     return current
 
 
-def _tls_name(target, name):
-    """QEMU_DEFINE_STATIC_CO_TLS(.., current) names the variable co_tls_current (7.0+);
-    older trees had a plain `current`."""
-    try:
-        target.variable_address(f"co_tls_{name}", file="coroutine-ucontext.c")
-        return f"co_tls_{name}"
-    except MissingDebugInfo:
-        return name
-    except TargetError:
-        return f"co_tls_{name}"  # exists, but TLS needs a thread
+def _ucontext_variable(target, name):
+    """(variable, file) of util/coroutine-ucontext.c's per-thread `name`: co_tls_NAME since
+    QEMU 7.0 (QEMU_DEFINE_STATIC_CO_TLS), a plain NAME before, or a NAME in any file (a
+    program copying that file's shape, like the fixtures' crash_segv.c)."""
+    for var, file in ((f"co_tls_{name}", "coroutine-ucontext.c"),
+                      (name, "coroutine-ucontext.c"), (name, None)):
+        try:
+            target.variable_address(var, file=file)
+            return var, file
+        except MissingDebugInfo:
+            continue
+        except TargetError:
+            return var, file  # it exists; as a TLS variable it needs a thread to be read
+    raise MissingDebugInfo(f"no per-thread coroutine variable {name!r} "
+                           "(util/coroutine-ucontext.c)")
 
 
 def callers(target, address, limit=CHAIN_LIMIT):
@@ -294,13 +299,15 @@ def _pool_roots(target, threads):
 @dataclass
 class CoroutineList:
     coroutines: list
-    errors: list  # roots that could not be walked (one line each)
+    errors: list   # roots that could not be walked (one line each)
+    missing: list = field(default_factory=list)  # roots this program lacks, with the reason
 
 
 def all_coroutines(target, unwind=True, pooled=True):
     """Every coroutine reachable from the known roots, merged by address: threads' current
     coroutines and callers, jobs, tracked requests and their waiters, throttle group
     queues, AioContext scheduled lists and (with pooled) the coroutine pools."""
+    target.lookup_type("CoroutineUContext")  # MissingDebugInfo: not QEMU (ucontext backend)
     threads = target.threads()
     guard = pointer_guard(target, threads)
     main_regs = threads[0].registers if threads else None
@@ -325,10 +332,13 @@ def all_coroutines(target, unwind=True, pooled=True):
              ("AioContexts", lambda: _scheduled_roots(target, threads))]
     if pooled:
         roots.append(("coroutine pools", lambda: _pool_roots(target, threads)))
+    missing = []
     for what, walk in roots:
         try:
             for item in walk():
                 add(*item)
+        except MissingDebugInfo as e:
+            missing.append(f"{what}: {e}")
         except TargetError as e:
             errors.append(f"{what}: {e}")
     out = []
@@ -337,7 +347,7 @@ def all_coroutines(target, unwind=True, pooled=True):
                         unwind=unwind and rec.state == "suspended")
         full.state, full.waits, full.thread = rec.state, rec.waits, rec.thread
         out.append(full)
-    return CoroutineList(out, errors)
+    return CoroutineList(out, errors, missing)
 
 
 def thread_coroutine_chain(target, thread, guard):
@@ -371,19 +381,24 @@ class ThreadBacktrace:
 
 
 def backtraces(target, threads):
-    """ThreadBacktrace for each of `threads` (for `qemu bt`)."""
-    try:
-        guard = pointer_guard(target)
-    except TargetError as e:
-        guard, guard_error = None, str(e)
+    """ThreadBacktrace for each of `threads` (for `qemu bt`); without QEMU's coroutine
+    debug info, the threads' stacks alone."""
+    coroutines = target.has_type("CoroutineUContext")
+    guard, guard_error = None, None
+    if coroutines:
+        try:
+            guard = pointer_guard(target)
+        except TargetError as e:
+            guard_error = str(e)
     out = []
     for th in threads:
         bt = ThreadBacktrace(th.num, th.tid, th.name)
         try:
             bt.frames = target.unwind(th.registers)
-            if guard is None:
+            if coroutines and guard is None:
                 raise TargetError(guard_error)
-            bt.current, bt.callers = thread_coroutine_chain(target, th, guard)
+            if coroutines:
+                bt.current, bt.callers = thread_coroutine_chain(target, th, guard)
         except TargetError as e:
             bt.error = str(e)
         out.append(bt)

@@ -67,6 +67,7 @@ def render_coroutines(result, args=None):
     if not lines:
         lines.append("no coroutines found")
     lines += [f"<unreadable: {e}>" for e in result.errors]
+    lines += [f"n/a: {m}" for m in result.missing]
     return "\n".join(lines)
 
 
