@@ -340,24 +340,25 @@ def block_graph(target, layout=None):
 
 
 def find_node(target, spec):
-    """The BlockDriverState Object named `spec` (node-name) or at address `spec` (0x...)."""
-    address = None
-    if spec.lower().startswith("0x"):
-        try:
-            address = int(spec, 16)
-        except ValueError:
-            pass
+    """The BlockDriverState Object whose node-name is `spec`, else at the address `spec`
+    denotes (a number, or a debugger expression where the target evaluates them)."""
     for bs in all_bdrv_states(target):
-        if bs.address_ == address:
-            return bs
         try:
             if bs.node_name.string_() == spec:
                 return bs
         except TargetError:
             continue
-    if address is not None:
-        return Object(target, target.lookup_type("BlockDriverState"), address)
-    raise LookupError(f"no block node named {spec!r}")
+    evaluate = getattr(target, "evaluate", None)
+    try:
+        address = int(spec, 0)
+    except ValueError:
+        if evaluate is None:
+            raise LookupError(f"no block node named {spec!r}") from None
+        try:
+            address = evaluate(spec)
+        except TargetError as e:
+            raise LookupError(f"no block node named {spec!r} ({e})") from None
+    return Object(target, target.lookup_type("BlockDriverState"), address)
 
 
 def tracked_requests(bs):

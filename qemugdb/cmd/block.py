@@ -16,9 +16,9 @@ def block_graph(target, args):
     return block.block_graph(target)
 
 
-@command("bdrv", "One block node in detail (node-name or BlockDriverState address): "
-         "state, children, parents, tracked requests and the coroutine of each.",
-         arguments=[Arg("node", "node-name, or the BlockDriverState's address (0x...)")],
+@command("bdrv", "One block node in detail (node-name, or a BlockDriverState * expression "
+         "or address): state, children, parents, tracked requests and the coroutine of each.",
+         arguments=[Arg("node", "node-name, or a BlockDriverState * (expression or address)")],
          text=render.render_node_text)
 def bdrv(target, args):
     try:

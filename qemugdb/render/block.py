@@ -141,10 +141,11 @@ def render_graph_text(graph, args=None):
 
 def render_node_text(detail, args=None):
     bs = detail.node
-    lines = [f"Node {bs.node_name} ({bs.address:#x})"]
+    lines = [f"Node {bs.node_name if bs.node_name is not None else '?'} ({bs.address:#x})"]
+    flags = hexa(bs.open_flags) + (f" {','.join(bs.open_flag_names)}" if bs.open_flag_names else "")
     fields = [("driver", bs.driver), ("filename", bs.filename),
               ("aio_context", hexa(bs.aio_context)), ("refcnt", bs.refcnt),
-              ("open_flags", f"{hexa(bs.open_flags)} {','.join(bs.open_flag_names)}"),
+              ("open_flags", flags),
               ("read_only", bs.read_only), ("in_flight", bs.in_flight),
               ("quiesce_counter", bs.quiesce_counter), ("backing", hexa(detail.backing)),
               ("file", hexa(detail.file))]
