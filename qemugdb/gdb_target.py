@@ -10,7 +10,8 @@ import re
 
 import gdb
 
-from .target import FaultError, Frame, Location, MissingDebugInfo, Target, TargetError, Thread
+from .target import (FaultError, Frame, Location, MissingDebugInfo, Process, Target,
+                     TargetError, Thread)
 
 # Registers reported for a thread (x86-64); a core may lack some (fs_base on old cores).
 THREAD_REGISTERS = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9",
@@ -163,6 +164,9 @@ def frame_registers(frame, names=THREAD_REGISTERS):
     return regs
 
 
+# SIGILL, SIGBUS, SIGFPE, SIGSEGV: their si_addr is the fault address (as core_target.py).
+FAULT_SIGNALS = (4, 7, 8, 11)
+
 _FORMAT_ADDRESS = re.compile(r"<(?P<name>[^+>]+)(?:\+(?P<off>\d+))?>")
 
 
@@ -294,6 +298,39 @@ class GdbTarget(Target):
                 out.append(Thread(num=th.num, tid=th.ptid[1] or th.ptid[0], name=th.name,
                                   registers=regs))
         return out
+
+    def process(self):
+        """The Process: gdb sets $_exitsignal for a core of a process killed by a signal
+        (kernel cores; gcore leaves it void); the thread whose $_siginfo carries that
+        signal took it."""
+        progspace = gdb.current_progspace()
+        exe = progspace.filename
+        objfile = gdb.lookup_objfile(exe) if exe else None
+        inferior = gdb.selected_inferior()
+        proc = Process(executable=exe, build_id=objfile.build_id if objfile else None,
+                       pid=inferior.pid or None)
+        try:
+            signal = gdb.parse_and_eval("$_exitsignal")
+            proc.signal = None if signal.type.code == gdb.TYPE_CODE_VOID else int(signal)
+        except gdb.error:
+            proc.signal = None
+        if proc.signal is None:
+            return proc
+        with preserved_selection():
+            for th in sorted(inferior.threads(), key=lambda t: t.num):
+                th.switch()
+                try:
+                    info = gdb.parse_and_eval("$_siginfo")
+                    if int(info["si_signo"]) != proc.signal:
+                        continue
+                    proc.crashed_thread = th.num
+                    proc.signal_code = int(info["si_code"])
+                    if proc.signal in FAULT_SIGNALS:
+                        proc.fault_address = _int(info["_sifields"]["_sigfault"]["si_addr"])
+                    break
+                except gdb.error:
+                    continue
+        return proc
 
     # Code.
 
