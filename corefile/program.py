@@ -417,6 +417,9 @@ class Program:
             raise CorefileError(f"{mod.name} has no PT_TLS segment")
         vaddr, memsz, align = mod.image.tls
         tp = self.arch.thread_pointer(thread.registers)
+        if not tp or not thread.registers.get(self.arch.SP):
+            raise CorefileError(f"thread {thread.num} (LWP {thread.tid}) has no user-level "
+                                f"state (a kernel worker thread): no TLS")
         return self.arch.static_tls_address(tp, vaddr, memsz, align, offset)
 
     def _require_dwarf(self):
