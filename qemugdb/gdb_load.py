@@ -17,7 +17,7 @@ import sys
 
 import gdb
 
-_CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_CHECKOUT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 if _CHECKOUT not in sys.path:
     sys.path.insert(0, _CHECKOUT)
 
