@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from . import enums
 from .obj import Object, strip_typedefs
 from .queue import LIMIT, qlist_foreach, qsimpleq_foreach, qslist_foreach
-from .target import CorruptError, TargetError
+from .target import CorruptError, MissingDebugInfo, TargetError
 
 # util/async.c's anonymous enum, used only when the backend cannot reach it in DWARF.
 BH_FLAGS_TABLE = (("BH_PENDING", 1), ("BH_SCHEDULED", 2), ("BH_DELETED", 4),
@@ -62,6 +62,7 @@ class ContextRecord:
     handlers_deleted: int | None = None
     timers: int | None = None
     scheduled_coroutines: int | None = None
+    absent: list = field(default_factory=list)   # counters this QEMU version does not have
     error: str | None = None
 
 
@@ -204,8 +205,8 @@ def contexts(target, threads=None):
             rec.poll_disable_cnt = ctx.poll_disable_cnt.value_()
             try:
                 rec.external_disable_cnt = ctx.external_disable_cnt.value_()
-            except TargetError:
-                pass  # QEMU >= 8.2 has none
+            except MissingDebugInfo:
+                rec.absent.append("external_disable_cnt")  # removed in QEMU 8.2
             bhs = list(_bh_objects(ctx))
             rec.bhs = len(bhs)
             pending = _pending_bit(target)

@@ -133,7 +133,8 @@ def test_contexts_and_counters(t):
     assert (main.notify_me, main.poll_disable_cnt, main.bhs, main.bhs_pending, main.handlers,
             main.handlers_deleted, main.timers, main.scheduled_coroutines) == (
         3, 1, 3, 2, 2, 1, 3, 1)
-    assert main.external_disable_cnt is None and main.error is None
+    assert main.external_disable_cnt is None and main.absent == ["external_disable_cnt"]
+    assert main.error is None
     assert "main loop" in render_contexts_text([main, iohandler])
 
 

@@ -11,15 +11,20 @@ def render_contexts_text(records, args=None):
     if not records:
         return "(no AioContexts found)"
     rows = []
+    absent = set()
     for r in records:
+        absent.update(r.absent)
+        ext = "n/a" if "external_disable_cnt" in r.absent else r.external_disable_cnt
         rows.append([hexa(r.address), ", ".join(r.names) or "-", _threads(r.threads),
-                     r.notify_me, r.notified, r.poll_disable_cnt, r.external_disable_cnt,
+                     r.notify_me, r.notified, r.poll_disable_cnt, ext,
                      r.bhs, r.bhs_pending, r.handlers, r.timers, r.scheduled_coroutines,
                      f"<{r.error}>" if r.error else ""])
-    return table(["AIOCONTEXT", "NAME", "THREAD", "NOTIFY_ME", "NOTIFIED", "POLL-OFF",
+    text = table(["AIOCONTEXT", "NAME", "THREAD", "NOTIFY_ME", "NOTIFIED", "POLL-OFF",
                   "EXT-OFF", "BHS", "PENDING", "HANDLERS", "TIMERS", "SCHEDULED", ""], rows,
                  right=("NOTIFY_ME", "POLL-OFF", "EXT-OFF", "BHS", "PENDING", "HANDLERS",
                         "TIMERS", "SCHEDULED"))
+    notes = [f"n/a: this QEMU's AioContext has no {name}" for name in sorted(absent)]
+    return "\n".join([text] + notes)
 
 
 def _tail(listing, text):
