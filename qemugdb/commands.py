@@ -8,6 +8,7 @@ records (dataclasses or lists of them, from the walkers) and renderers per outpu
 
 import dataclasses
 import json
+import types
 from dataclasses import dataclass, field
 
 
@@ -34,6 +35,12 @@ class Command:
 
     def formats(self):
         return tuple(self.renderers) + (() if "json" in self.renderers else ("json",))
+
+    def default_args(self, **values):
+        """Arguments as the bindings pass them, every one at its default unless given."""
+        args = {a.name: a.default for a in self.arguments}
+        args.update(values)
+        return types.SimpleNamespace(**args)
 
     def render(self, records, fmt, args):
         if fmt == "json" and "json" not in self.renderers:

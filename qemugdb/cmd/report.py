@@ -1,23 +1,30 @@
-"""The triage report and `info`: the process at a glance."""
+"""The triage report: the process at a glance, with other commands' views as sections."""
 
-from ..commands import Arg, command
+from ..commands import REGISTRY, Arg, command
 from ..render.report import render_report
 from ..report import report as build_report
 
-# Other walkers' views included in the report: (title, walk(target), render(records, args)).
-SECTIONS = []
+# Commands whose text output the report includes, under these titles.
+SECTIONS = (("AioContexts", "aio"), ("Pending bottom halves", "bhs"), ("Jobs", "jobs"),
+            ("Block graph", "block-graph"))
+
+
+def _sections():
+    return [(title, REGISTRY[name]) for title, name in SECTIONS if name in REGISTRY]
 
 
 def _text(rep, args):
-    return render_report(rep, args, {title: render for title, _, render in SECTIONS})
+    renderers = {title: (lambda records, a, c=c: c.render(records, "text", c.default_args()))
+                 for title, c in _sections()}
+    return render_report(rep, args, renderers)
 
 
 @command("report", "One page to paste into a bug: program, version, signal and assertion, "
          "the crashing thread with its coroutine chain, every thread by role, AioContexts, "
-         "jobs and the block graph.",
+         "pending bottom halves, jobs and the block graph.",
          arguments=[Arg("source_dir", "QEMU source tree, to show source lines",
                         flags=("--source-dir",))],
          text=_text)
 def report(target, args):
-    return build_report(target, getattr(args, "source_dir", None),
-                        [(title, walk) for title, walk, _ in SECTIONS])
+    walks = [(title, lambda t, c=c: c.run(t, c.default_args())) for title, c in _sections()]
+    return build_report(target, getattr(args, "source_dir", None), walks)
