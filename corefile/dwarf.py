@@ -91,6 +91,7 @@ class DebugInfo:
         self._types = {}
         self._aranges = None
         self._functions = {}
+        self._function_dies = None
         self._lines = {}
 
     # -- loading --------------------------------------------------------------------
@@ -110,16 +111,17 @@ class DebugInfo:
         if self._index is None:
             path = self._cache_path()
             index = None
+            size = len(self.reader.info)
             if path is not None:
                 try:
                     with open(path, "rb") as f:
-                        index = NameIndex.from_data(marshal.load(f))
+                        index = NameIndex.from_data(marshal.load(f), size)
                 except (OSError, EOFError, ValueError, TypeError):
                     index = None
             if index is None:
                 index = build_index(self.reader)
                 if path is not None:
-                    self._store(path, index)
+                    self._store(path, index.to_data(size))
             self._index = index
         return self._index
 
@@ -129,13 +131,13 @@ class DebugInfo:
         return os.path.join(self.cache_dir, "dwarf", f"{self.build_id}.index")
 
     @staticmethod
-    def _store(path, index):
-        """Write the index atomically; an unwritable cache only costs speed."""
+    def _store(path, data):
+        """Write data to the cache atomically; an unwritable cache only costs speed."""
         try:
             os.makedirs(os.path.dirname(path), exist_ok=True)
             tmp = f"{path}.{os.getpid()}.tmp"
             with open(tmp, "wb") as f:
-                marshal.dump(index.to_data(), f)
+                marshal.dump(data, f)
             os.replace(tmp, path)
         except OSError:
             pass
@@ -426,18 +428,23 @@ class DebugInfo:
         return Location(first.function, first.file, first.line, frames)
 
     def _die_name(self, unit, off, attrs):
+        """A function's name as gdb prints it for C: DW_AT_linkage_name when the DIE or
+        its origins have one (glibc's __GI_abort), else DW_AT_name."""
         reader = self.reader
+        name = None
         for _ in range(8):
-            name = attrs.get(F.AT_name)
-            if name is not None:
-                return name.decode("utf-8", "replace")
+            linkage = attrs.get(F.AT_linkage_name, attrs.get(F.AT_MIPS_linkage_name))
+            if linkage is not None:
+                return linkage.decode("utf-8", "replace")
+            if name is None:
+                name = attrs.get(F.AT_name)
             target = attrs.get(F.AT_abstract_origin, attrs.get(F.AT_specification))
             if target is None:
-                return None
+                break
             off = reader.ref(unit, target)
             unit = reader.unit_at(off)
             attrs = reader.read_die(unit, off)[1]
-        return None
+        return None if name is None else name.decode("utf-8", "replace")
 
     def _unit_for_pc(self, pc):
         if self._aranges is None:
@@ -506,13 +513,21 @@ class DebugInfo:
         return None
 
     def _function_ranges(self, unit):
+        """Sorted ranges of the unit's top-level functions, from the DIEs the index holds."""
+        if self._function_dies is None:
+            dies = []
+            for offs in self.index.functions.values():
+                dies.extend(offs)
+            dies.sort()
+            self._function_dies = dies
+        dies = self._function_dies
         reader = self.reader
         spans = []
-        for off, tag, attrs in self.children(unit, unit.die_offset):
-            if tag == F.TAG_subprogram:
-                for a, b in reader.die_ranges(unit, attrs):
-                    if b > a:
-                        spans.append((a, b, off))
+        for i in range(bisect.bisect_left(dies, unit.offset), bisect.bisect_left(dies, unit.end)):
+            off = dies[i]
+            for a, b in reader.die_ranges(unit, reader.read_die(unit, off)[1]):
+                if b > a:
+                    spans.append((a, b, off))
         spans.sort()
         return [s[0] for s in spans], spans
 

@@ -576,7 +576,27 @@ class Reader:
         if ab is None:
             raise DwarfError(f"DIE at {pos:#x}: unknown abbreviation {code}")
         attrs = {}
+        base = unit.offset
+        strtab = self.str
+        dwarf32 = unit.offset_size == 4 and not raw
         for at, form, implicit in ab.attrs:
+            if dwarf32:  # the common forms, decoded inline
+                if form == FORM_ref4:
+                    attrs[at] = base + _u32(info, pos)[0]
+                    pos += 4
+                    continue
+                if form == FORM_data1:
+                    attrs[at] = info[pos]
+                    pos += 1
+                    continue
+                if form == FORM_strp:
+                    o = _u32(info, pos)[0]
+                    attrs[at] = strtab[o:strtab.index(b"\0", o)]
+                    pos += 4
+                    continue
+                if form == FORM_flag_present:
+                    attrs[at] = True
+                    continue
             if form == FORM_implicit_const:
                 v = implicit
             else:

@@ -18,7 +18,7 @@ from .dwarf_format import (
 
 _u32 = struct.Struct("<I").unpack_from
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 
 
 class NameIndex:
@@ -35,14 +35,18 @@ class NameIndex:
         self.variables = {} if variables is None else variables
         self.functions = {} if functions is None else functions
 
-    def to_data(self):
-        return (INDEX_VERSION, self.types, self.tags, self.variables, self.functions)
+    def to_data(self, info_size=0):
+        """A marshal-able tuple; info_size (of .debug_info) guards against a cache file
+        that belongs to another build."""
+        return (INDEX_VERSION, info_size, self.types, self.tags, self.variables,
+                self.functions)
 
     @classmethod
-    def from_data(cls, data):
-        if not isinstance(data, tuple) or len(data) != 5 or data[0] != INDEX_VERSION:
+    def from_data(cls, data, info_size=0):
+        if not isinstance(data, tuple) or len(data) != 6 or data[:2] != (INDEX_VERSION,
+                                                                          info_size):
             return None
-        return cls(*data[1:])
+        return cls(*data[2:])
 
 
 PARALLEL_MIN_BYTES = 4 << 20

@@ -13,6 +13,8 @@ class LineTable:
     def __init__(self, data, offset, reader, unit):
         self.dirs = []
         self.files = []
+        self.unit_name = unit.name
+        self.comp_dir = unit.comp_dir
         self._decode(data, offset, reader, unit)
 
     def _decode(self, data, pos, reader, unit):
@@ -46,10 +48,8 @@ class LineTable:
             self.dirs = [d[0] for d in self.dirs]
             files, pos = self._entries(data, pos, reader, unit, osz)
             self.files = [(name, d) for name, d in files]
-            self.file_base = 0
         else:
-            comp = unit.comp_dir or b""
-            self.dirs = [comp]
+            self.dirs = [None]
             while data[pos]:
                 d = cstring(data, pos)
                 pos += len(d) + 1
@@ -63,7 +63,6 @@ class LineTable:
                 _mtime, pos = uleb(data, pos)
                 _size, pos = uleb(data, pos)
                 self.files.append((name, d))
-            self.file_base = 0  # file 1 is files[1]: index 0 holds the unit itself
         self.version = version
         self._run(data, program, end, min_inst, default_is_stmt, line_base, line_range,
                   opcode_base, lengths, unit.addr_size)
@@ -211,13 +210,18 @@ class LineTable:
         return self.file_name(file), line
 
     def file_name(self, index):
-        """A file number as gdb names it: the name joined to its directory unless that is
-        the unit's own directory (DWARF 5 directory 0)."""
-        if index is None:
-            return None
-        if index >= len(self.files):
+        """A file number named as gdb names its symtab (gdb's dwarf2_start_subfile and
+        start_subfile): the entry's name joined to its directory (DWARF 5 directory 0 is
+        the unit's directory; DWARF 4 directory 0 means none), except that a path equal
+        to the unit's comp_dir + DW_AT_name is called by the unit's DW_AT_name."""
+        if index is None or not 0 <= index < len(self.files):
             return None
         name, d = self.files[index]
-        if not name.startswith(b"/") and d and d < len(self.dirs):
-            name = self.dirs[d].rstrip(b"/") + b"/" + name
+        if not name.startswith(b"/") and 0 <= d < len(self.dirs) and self.dirs[d] is not None:
+            name = self.dirs[d] + b"/" + name
+        primary = self.unit_name
+        if primary and name != primary and name.startswith(b"/") \
+                and not primary.startswith(b"/") and self.comp_dir \
+                and name == self.comp_dir + b"/" + primary:
+            name = primary
         return name.decode("utf-8", "replace")

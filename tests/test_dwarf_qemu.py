@@ -3,6 +3,8 @@ equal what gdb reads from the same binary."""
 
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -94,3 +96,78 @@ def test_lines_equal_gdb(target):
         else:
             assert loc is not None and (loc.file, loc.line) == (m.group(2), int(m.group(1))), \
                 (hex(pc), line, loc)
+
+
+# ---------------------------------------------------------------------------------------
+# locate() against gdb's `thread apply all bt` captured on every fixture core
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "fixtures"))
+import corelist  # noqa: E402
+
+_FRAME = re.compile(r"^#(\d+)\s+(?:(0x[0-9a-f]+) in )?(\S+) \(.*\)(?: at (\S+):(\d+)| from \S+)?$")
+
+
+def _build_id(path):
+    out = subprocess.run(["readelf", "-n", path], capture_output=True, text=True).stdout
+    m = re.search(r"Build ID: ([0-9a-f]+)", out)
+    return m.group(1) if m else None
+
+
+def _with_dwarf(path):
+    """path's separate debug file under /usr/lib/debug/.build-id, else path itself."""
+    bid = _build_id(path)
+    if bid:
+        debug = Path(f"/usr/lib/debug/.build-id/{bid[:2]}/{bid[2:]}.debug")
+        if debug.is_file():
+            return str(debug)
+    return path
+
+
+def _gdb_groups(text):
+    """Per physical frame of gdb's bt: (frame number, pc, [(function, file, line)]), the
+    inline frames gdb lists for that pc first."""
+    groups = []
+    for line in text.splitlines():
+        if line.startswith("Thread "):
+            groups.append(None)  # thread boundary
+            continue
+        m = _FRAME.match(line)
+        if not m or not groups:
+            continue
+        num, pc, func, file, ln = m.groups()
+        frame = (func, file, int(ln) if ln else None)
+        if pc is not None or groups[-1] is None:
+            groups.append((int(num), int(pc, 16) if pc else None, [frame]))
+        else:
+            groups[-1][2].append(frame)
+    return [g for g in groups if g is not None and g[1] is not None]
+
+
+@pytest.mark.parametrize("name", corelist.NAMES)
+def test_locate_equals_gdb_backtraces(name, tmp_path):
+    """Every frame gdb printed with debug info: same function names (inline chain
+    included), files and lines, looking up pc - 1 in caller frames as gdb does."""
+    meta = corelist.core(name)
+    oracle = Path(meta["oracle"])
+    starts = {}
+    for line in (oracle / "maps.txt").read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 6 and parts[2] == "00000000" and parts[5].startswith("/"):
+            starts.setdefault(parts[5], int(parts[0].split("-")[0], 16))
+    modules = {}
+    checked = tail_calls = 0
+    for num, pc, want in _gdb_groups((oracle / "gdb-bt.txt").read_text()):
+        if any(f[1] is None for f in want):
+            continue  # no debug info there (gdb printed "from LIB" or "??")
+        path, start = max(((p, s) for p, s in starts.items() if s <= pc), key=lambda x: x[1])
+        if path not in modules:
+            modules[path] = DebugInfo(_with_dwarf(path), None, cache_dir=str(tmp_path))
+        loc = modules[path].locate(pc - start - (1 if num > 0 else 0))
+        got = [tuple(f) for f in loc.inlined_chain] if loc else None
+        if got != want and got is not None and got[:len(want)] == want:
+            # gdb's tail-call frames (built from DW_TAG_call_site) list no inline callers
+            tail_calls += 1
+            continue
+        assert got == want, (name, num, hex(pc), path)
+        checked += 1
+    assert checked >= 3 and tail_calls <= 3, (checked, tail_calls)
