@@ -32,5 +32,6 @@ FRAME = re.compile(r"^#(\d+)\s+(?:0x[0-9a-f]+ in )?(\S+)(?: \(|\s|$)", re.M)
 
 
 def frame_names(bt_text):
-    """Function names of a `bt`-shaped text, in order."""
-    return [m.group(2) for m in FRAME.finditer(bt_text)]
+    """Function names of a `bt`-shaped text, in order ("??" for none: gdb prints a frame
+    without a symbol as `?? ()`, or as ` ()` when it prints through a frame filter)."""
+    return [m.group(2) for m in FRAME.finditer(bt_text.replace(" in  (", " in ?? ("))]

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
 import corelist  # noqa: E402
 
 pytestmark = pytest.mark.slow
-QSD = [n for n in corelist.QEMU_NAMES if n.startswith("qsd-")]
+QEMU = corelist.QEMU_NAMES
 
 
 def meta(name):
@@ -30,7 +30,7 @@ def oracle(m, name):
     return json.loads((Path(m["oracle"]) / name).read_text())
 
 
-@pytest.fixture(scope="module", params=QSD)
+@pytest.fixture(scope="module", params=QEMU)
 def core(request):
     m = meta(request.param)
     out, err = run_gdb([m["exe"], m["core"]], ["qemu coroutines --format json", "qemu bt -a"])
@@ -133,3 +133,14 @@ def test_non_qemu_core_gives_one_line_errors():
                       "qemu mtree: no address spaces (no static 'address_spaces' in "
                       "memory.c): qemu mtree needs qemu-system-*"]
     assert "#0  0x" in out[1] and "main at crash_" in out[1]  # qemu bt: the thread's stack
+
+
+@pytest.mark.parametrize("name", [n for n in corelist.QEMU_NAMES if n.startswith("system-")])
+def test_system_commands_on_system_cores(name):
+    m = meta(name)
+    out, err = run_gdb([m["exe"], m["core"]], ["qemu mtree", "qemu tcg-lock-status"])
+    assert "Traceback" not in err and "<unreadable" not in out[0]
+    assert "address-space: memory" in out[0] and ": system\n" in out[0] and "pc.ram" in out[0]
+    rows = out[1].splitlines()[2:]
+    assert sorted(int(r.split(",")[0].split("/")[1]) for r in rows) == sorted(m["tids"])
+    assert out[1].startswith("BQL (bql): owner ")
