@@ -21,7 +21,7 @@ from collections import namedtuple
 
 from . import dwarf_format as F
 from .dwarf_format import DwarfError, Reader, read_sections
-from .dwarf_index import NameIndex, build_index
+from .dwarf_index import NameIndex, build_index, dies
 from .dwarf_lines import LineTable
 from .types import Member, Type
 
@@ -345,7 +345,7 @@ class DebugInfo:
         """
         reader = self.reader
         best = None
-        for off in self.index.variables.get(name.encode(), ()):
+        for off in dies(self.index.variables, name.encode()):
             unit = reader.unit_at(off)
             if file is not None and not _unit_matches(unit, file):
                 continue
@@ -381,7 +381,7 @@ class DebugInfo:
         """
         reader = self.reader
         best = None
-        for off in self.index.functions.get(name.encode(), ()):
+        for off in dies(self.index.functions, name.encode()):
             unit = reader.unit_at(off)
             _tag, attrs, _c, _n = reader.read_die(unit, off)
             rank = (F.AT_name in attrs or F.AT_specification in attrs,
@@ -515,16 +515,18 @@ class DebugInfo:
     def _function_ranges(self, unit):
         """Sorted ranges of the unit's top-level functions, from the DIEs the index holds."""
         if self._function_dies is None:
-            dies = []
-            for offs in self.index.functions.values():
-                dies.extend(offs)
-            dies.sort()
-            self._function_dies = dies
-        dies = self._function_dies
+            offsets = []
+            functions = self.index.functions
+            for name in functions:
+                offsets.extend(dies(functions, name))
+            offsets.sort()
+            self._function_dies = offsets
+        offsets = self._function_dies
         reader = self.reader
         spans = []
-        for i in range(bisect.bisect_left(dies, unit.offset), bisect.bisect_left(dies, unit.end)):
-            off = dies[i]
+        for i in range(bisect.bisect_left(offsets, unit.offset),
+                       bisect.bisect_left(offsets, unit.end)):
+            off = offsets[i]
             for a, b in reader.die_ranges(unit, reader.read_die(unit, off)[1]):
                 if b > a:
                     spans.append((a, b, off))

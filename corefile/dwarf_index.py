@@ -18,14 +18,15 @@ from .dwarf_format import (
 
 _u32 = struct.Struct("<I").unpack_from
 
-INDEX_VERSION = 2
+INDEX_VERSION = 3
 
 
 class NameIndex:
     """Where each name is defined, as absolute .debug_info offsets of DIEs.
 
     types: typedef and base type names -> first DIE; tags: (tag, name) -> first struct,
-    union or enum definition; variables / functions: name -> every defining DIE.
+    union or enum definition; variables / functions: name -> every defining DIE (an int
+    for one, a list for several: read them with dies()).
     """
     __slots__ = ("types", "tags", "variables", "functions")
 
@@ -125,7 +126,25 @@ def _merge(index, part):
         index.tags.setdefault(key, off)
     for table, more in ((index.variables, part.variables), (index.functions, part.functions)):
         for name, offs in more.items():
-            table.setdefault(name, []).extend(offs)
+            for off in dies(more, name):
+                _add(table, name, off)
+
+
+def _add(table, name, die):
+    """Record die under name: a lone offset stays an int (the index loads faster)."""
+    have = table.get(name)
+    if have is None:
+        table[name] = die
+    elif type(have) is int:
+        table[name] = [have, die]
+    else:
+        have.append(die)
+
+
+def dies(table, name):
+    """The DIE offsets recorded under name in variables or functions."""
+    have = table.get(name, ())
+    return (have,) if type(have) is int else have
 
 
 def scan_unit(reader, unit, index, seen):
@@ -208,9 +227,9 @@ def scan_unit(reader, unit, index, seen):
                 if key not in tags:
                     tags[key] = die
             elif action == VAR_DEF:
-                index.variables.setdefault(name, []).append(die)
+                _add(index.variables, name, die)
             elif action == FUNC_DEF:
-                index.functions.setdefault(name, []).append(die)
+                _add(index.functions, name, die)
         # Next sibling.
         if ab.children:
             at = ab.sib_at
