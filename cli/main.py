@@ -8,6 +8,7 @@ Every command of qemugdb.commands.REGISTRY becomes `qemu-coredump NAME CORE [opt
 import os
 import shutil
 import sys
+import types
 
 import click
 
@@ -16,6 +17,7 @@ from qemugdb.commands import REGISTRY, to_plain
 from qemugdb.target import TargetError
 
 from .graph import DotMissing, render_dot
+from .highlight import terminal as highlight_terminal
 from .session import BadInput, open_session
 from .style import colour, use_colour, visible
 
@@ -76,21 +78,51 @@ def fail(message, status=EXIT_BAD_INPUT):
     sys.exit(status)
 
 
+def report_html(records, args, path):
+    """report --html: the page with the report, its source and the block graph's SVG."""
+    from . import html
+    graph = records.sections.get("Block graph")
+    svg = None
+    if graph is not None:
+        block_graph = REGISTRY["block-graph"]
+        try:
+            svg = render_dot(block_graph.render(graph, "dot", block_graph.default_args()), "svg")
+        except DotMissing as e:
+            click.echo(f"qemu-coredump: {e}; the page has no graph", err=True)
+    text = REGISTRY["report"].render(html.without_source(records), "text", args)
+    emit(html.page(records, text, svg), path, terminal_text=False)
+
+
+# Options only the CLI has, per command: (click option, what to do with its value).
+EXTRA_OPTIONS = {
+    "report": [(click.Option(["--html", "html_path"], type=click.Path(dir_okay=False),
+                             help="Also write one self-contained HTML page with the SVG graph."),
+                report_html)],
+}
+
+
 def bind(command):
     """A click command running a registry Command on a core."""
     formats = command.formats() + (("svg", "png") if "dot" in command.formats() else ())
+    extras = EXTRA_OPTIONS.get(command.name, [])
 
     def run(core, exe, sysroot, debug_dirs, fmt, as_json, output, **kwargs):
         fmt = "json" if as_json else fmt
+        extra_values = [(kwargs.pop(option.name), act) for option, act in extras]
         try:
             with open_session(core, exe, sysroot, debug_dirs) as session:
-                args = Namespace(**kwargs, format=fmt)
+                terminal = fmt == "text" and not output and use_colour()
+                args = types.SimpleNamespace(**kwargs, format=fmt,
+                                             highlight=highlight_terminal if terminal else None)
                 records = command.run(session.target, args)
                 partial = has_errors(to_plain(records)) or session.partial
                 if fmt in ("svg", "png"):
                     text = picture(command.render(records, "dot", args), fmt, output)
                 else:
                     text = command.render(records, fmt, args)
+                for value, act in extra_values:
+                    if value:
+                        act(records, types.SimpleNamespace(**{**vars(args), "highlight": None}), value)
         except BadInput as e:
             fail(str(e))
         except TargetError as e:
@@ -117,15 +149,9 @@ def bind(command):
     params.append(click.Option(["--json", "as_json"], is_flag=True, help="Same as --format json."))
     params.append(click.Option(["-o", "--output"], type=click.Path(dir_okay=False),
                                help="Write to FILE instead of standard output."))
+    params += [option for option, _ in extras]
     c = click.Command(command.name, callback=run, params=params, help=command.help)
     return core_options(c)
-
-
-class Namespace:
-    """argparse-like arguments for Command.run, the same shape the gdb binding passes."""
-
-    def __init__(self, **kwargs):
-        self.__dict__.update(kwargs)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
