@@ -181,14 +181,22 @@ def select(registers, label):
     return gdb.execute("frame", to_string=True).rstrip("\n")
 
 
-def deselect():
-    """Turn the view off and restore the user's settings; True if one was on."""
+def _drop(_event=None):
+    """Turn the view off without touching frames (the program or its files changed)."""
     view = _view
     if view is None:
-        return False
+        return None
     _set_view(None)
     for s, value in view.settings.items():
         gdb.execute(f"set {s} {'on' if value else 'off'}", to_string=True)
+    return view
+
+
+def deselect():
+    """Turn the view off, restore the user's settings, select frame #0; True if one was
+    on."""
+    if _drop() is None:
+        return False
     thread = gdb.selected_thread()
     if thread is not None:
         try:
@@ -285,3 +293,5 @@ def install():
     gdb.unwinder.register_unwinder(None, CoroutineUnwinder(), replace=True)
     _filter = CoroutineFrameFilter()
     install_hooks()
+    for event in (gdb.events.exited, gdb.events.new_objfile, gdb.events.clear_objfiles):
+        event.connect(_drop)
