@@ -10,11 +10,11 @@ from .target import FaultError, Frame, Location, MissingDebugInfo, Process, Targ
 FAULT_SIGNALS = (4, 7, 8, 11)  # SIGILL, SIGBUS, SIGFPE, SIGSEGV: si_addr is the fault address
 
 
-def _location(loc):
+def _location(loc, tailcall=False):
     """corefile lists every function gdb shows at a pc (innermost first, the physical one
     last); the protocol keeps the physical one in the Location and the inline ones above it
-    in `inlined`."""
-    chain = list(loc.inlined)
+    in `inlined`. A tail-call frame (found from DWARF call sites) shows its function alone."""
+    chain = [] if tailcall else list(loc.inlined)
     function, file, line = (chain.pop() if chain else (loc.function, loc.file, loc.line))
     inlined = [Location(pc=loc.pc, function=f, file=fl, line=ln) for f, fl, ln in chain]
     return Location(pc=loc.pc, function=function, offset=loc.offset, file=file, line=line,
@@ -86,6 +86,6 @@ class CoreTarget(Target):
         return _location(self.program.symbolize(pc))
 
     def unwind(self, registers):
-        return [Frame(level=f.level, pc=f.pc, sp=f.sp, location=_location(f.location),
+        return [Frame(level=f.level, pc=f.pc, sp=f.sp, location=_location(f.location, f.tailcall),
                       registers=f.registers, fallback=f.fallback)
                 for f in self.program.unwind(registers)]
