@@ -122,6 +122,7 @@ class Node:
     in_flight: int | None = None
     quiesce_counter: int | None = None
     tracked_requests: int | None = None
+    implicit: bool | None = None  # a filter QEMU inserted itself (a job's), hidden by query-block
     in_graph: bool = True       # on graph_bdrv_states (what QMP lists)
     children: list = field(default_factory=list)   # Child records
     error: str | None = None
@@ -252,6 +253,7 @@ def node_record(layout, bs, in_graph=True):
         rec.read_only = not rec.open_flags & BDRV_O_RDWR
         rec.in_flight = bs.in_flight.value_()
         rec.quiesce_counter = bs.quiesce_counter.value_()
+        rec.implicit = bool(bs.implicit.value_())
         rec.tracked_requests = sum(1 for _ in qlist_foreach(bs.tracked_requests, "list"))
     except TargetError as e:
         rec.error = _error(e)

@@ -58,7 +58,7 @@ def g():
     bs_t.members[:] = layout(None, [
         ("node_name", array(CHAR, 32)), ("drv", pointer(drv_t)),
         ("filename", array(CHAR, 64)), ("aio_context", UINT64), ("refcnt", INT),
-        ("open_flags", INT), ("in_flight", INT), ("quiesce_counter", INT),
+        ("open_flags", INT), ("in_flight", INT), ("quiesce_counter", INT), ("implicit", BOOL),
         ("bs_list", bs_tqe), ("node_list", bs_tqe), ("children", ch_lh), ("parents", ch_lh),
         ("backing", pointer(child_t)), ("file", pointer(child_t)),
         ("tracked_requests", rq_lh)]).members

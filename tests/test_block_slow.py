@@ -211,3 +211,25 @@ def test_dot_is_accepted_by_graphviz(core):
     svg = html.unescape(proc.stdout)
     for n in oracle(core, "query-named-block-nodes"):
         assert f">{n['node-name']}<" in svg, n["node-name"]
+
+
+def test_backends_agree_with_query_block(core):
+    path = os.path.join(core["oracle"], "query-block.json")
+    if not os.path.exists(path):  # qemu-storage-daemon has no query-block
+        assert core["program"] == "qemu-storage-daemon"
+        return
+    with open(path) as f:
+        theirs = {(b["device"], b.get("qdev"), b.get("inserted", {}).get("node-name"))
+                  for b in json.load(f)}
+    graph = core["out"]["graph"]
+    nodes = {n["id"]: n for n in graph["nodes"]}
+    filtered = {e["parent"]: e["child"] for e in graph["edges"] if "filtered" in e["role"]}
+
+    def shown(node_id):  # bdrv_skip_implicit_filters()
+        while nodes[node_id]["implicit"]:
+            node_id = filtered[node_id]
+        return nodes[node_id]["name"]
+
+    ours = {(n["name"] or "", n["device"], shown(n["root"]))
+            for n in graph["nodes"] if n["type"] == "block-backend" and (n["name"] or n["device"])}
+    assert ours == theirs

@@ -66,7 +66,8 @@ def graph_plain(graph):
                       "aio_context": _a(bs.aio_context), "refcnt": bs.refcnt,
                       "open_flags": bs.open_flag_names, "read_only": bs.read_only,
                       "in_flight": bs.in_flight, "quiesce_counter": bs.quiesce_counter,
-                      "tracked_requests": bs.tracked_requests, "in_graph": bs.in_graph,
+                      "tracked_requests": bs.tracked_requests, "implicit": bs.implicit,
+                      "in_graph": bs.in_graph,
                       "error": bs.error})
     edges = [{"id": _a(c.address), "parent": _a(parent), "child": _a(c.child),
               "name": c.name, "role": c.role, "perm": c.perm, "shared_perm": c.shared_perm,
@@ -113,6 +114,8 @@ def render_graph_text(graph, args=None):
             mark.append("in flight")
         if bs.quiesce_counter:
             mark.append("drained")
+        if bs.implicit:
+            mark.append("implicit")
         if not bs.in_graph:
             mark.append("not on graph_bdrv_states")
         if bs.error:
