@@ -257,11 +257,15 @@ def render_graph_dot(graph, args=None):
             busy.append(f"in_flight={bs.in_flight}")
         if bs.quiesce_counter:
             busy.append(f"quiesce={bs.quiesce_counter}")
-        style = ""
+        styles, fill = [], ""
+        if bs.implicit:
+            label += "\n(implicit filter)"
+            styles.append("dashed")
         if busy:
             label += "\n" + " ".join(busy)
-            color = "orange" if bs.in_flight else "lightblue"
-            style = f', style=filled, fillcolor="{color}"'
+            styles.append("filled")
+            fill = f', fillcolor="{"orange" if bs.in_flight else "lightblue"}"'
+        style = f', style="{",".join(styles)}"{fill}' if styles else ""
         if bs.error:
             label += f"\n<{bs.error}>"
         add(bs.aio_context, f"{_dot_id(bs.address)} [shape={NODE_SHAPES['block-driver']}, "
@@ -284,7 +288,8 @@ def render_graph_dot(graph, args=None):
     legend = ("Legend\nhouse: BlockBackend\nparallelogram: block job\nbox: block node\n"
               "edge: child name, perm / shared perm\nR consistent-read, W write,\n"
               "U write-unchanged, S resize\norange: requests in flight\n"
-              "light blue: drained (quiesce_counter > 0)\ndashed box: AioContext")
+              "light blue: drained (quiesce_counter > 0)\ndashed node: implicit filter\n"
+              "dashed box: AioContext")
     lines.append("  subgraph cluster_legend {")
     lines.append('    label=""; style=solid; color="gray70";')
     lines.append(f"    legend [shape=note, label={dot_string(legend)}];")
