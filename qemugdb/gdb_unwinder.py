@@ -13,12 +13,13 @@ them. The recipe and its pitfalls (../shared/brief/facts.md):
 `unwind(target, registers)` uses the same view briefly to list frames for any register set.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import gdb
 import gdb.unwinder
+from gdb.FrameDecorator import FrameDecorator
 
-from .coroutine import BOTTOM
+from .coroutine import BOTTOM, arch
 from .gdb_target import frames_from
 from .target import TargetError
 
@@ -34,8 +35,10 @@ class View:
     thread: int            # gdb thread number
     level: int             # the claimed (innermost non-inline) frame's level
     registers: dict        # the coroutine's registers, by gdb register name
-    label: str             # what the claimed frame shows as
-    settings: dict         # the user's values of SETTINGS, restored on deselect
+    sp: str                # the architecture's stack and pc register names
+    pc: str
+    label: str = ""        # what the claimed frame shows as ("": no filter, for unwind())
+    settings: dict = field(default_factory=dict)  # the user's SETTINGS, restored on deselect
 
 
 _view = None
@@ -58,9 +61,9 @@ class CoroutineUnwinder(gdb.unwinder.Unwinder):
         thread = gdb.selected_thread()
         if thread is None or thread.num != view.thread:
             return None
-        sp = pending.read_register("rsp")
-        pc = pending.read_register("rip")
-        fake_sp = min(int(sp), view.registers["rsp"])
+        sp = pending.read_register(view.sp)
+        pc = pending.read_register(view.pc)
+        fake_sp = min(int(sp), view.registers[view.sp])
         info = pending.create_unwind_info(_FrameId(gdb.Value(fake_sp).cast(sp.type), pc))
         for name, value in view.registers.items():
             try:
@@ -71,35 +74,30 @@ class CoroutineUnwinder(gdb.unwinder.Unwinder):
         return info
 
 
-def _decorator_class():
-    from gdb.FrameDecorator import FrameDecorator
+class Label(FrameDecorator):
+    """The claimed thread frame: its locals would read wrong, so it shows only a label."""
 
-    class Label(FrameDecorator):
-        """The claimed thread frame: its locals would read wrong, so show only a label."""
+    def __init__(self, base, label):
+        super().__init__(base)
+        self._label = label
 
-        def __init__(self, base, label):
-            super().__init__(base)
-            self._label = label
+    def function(self):
+        return self._label
 
-        def function(self):
-            return self._label
+    def address(self):
+        return None
 
-        def address(self):
-            return None
+    def filename(self):
+        return None
 
-        def filename(self):
-            return None
+    def line(self):
+        return None
 
-        def line(self):
-            return None
+    def frame_args(self):
+        return None
 
-        def frame_args(self):
-            return None
-
-        def frame_locals(self):
-            return None
-
-    return Label
+    def frame_locals(self):
+        return None
 
 
 class CoroutineFrameFilter:
@@ -112,7 +110,6 @@ class CoroutineFrameFilter:
         # Enabled only while a view is on: any enabled filter makes gdb print every
         # backtrace through Python, which looks different for frames without debug info.
         self.enabled = False
-        self._label_class = _decorator_class()
         gdb.frame_filters[self.name] = self
 
     def filter(self, frames):
@@ -130,7 +127,7 @@ class CoroutineFrameFilter:
             if level < view.level:
                 continue
             if level == view.level:
-                yield self._label_class(decorator, view.label)
+                yield Label(decorator, view.label)
                 continue
             yield decorator
             if decorator.inferior_frame().name() == BOTTOM:
@@ -154,30 +151,50 @@ def _set_view(view):
     gdb.invalidate_cached_frames()
 
 
-def current_view():
-    return _view
+def _past_main_on():
+    """Turn SETTINGS on; returns the user's values."""
+    old = {s: gdb.parameter(s) for s in SETTINGS}
+    for s in SETTINGS:
+        gdb.execute(f"set {s} on", to_string=True)
+    return old
 
 
-def select(registers, label):
-    """Turn the view on for the selected thread and select the coroutine's innermost frame
-    (the one below the labelled thread frame). Returns gdb's `frame` output for it."""
+def _restore(settings):
+    for s, value in settings.items():
+        gdb.execute(f"set {s} {'on' if value else 'off'}", to_string=True)
+
+
+def _new_view(target, registers, label=""):
     thread = gdb.selected_thread()
     if thread is None:
         raise TargetError("no thread: run the program or load a core first")
-    deselect()
-    level = _innermost_real_level()
-    settings = {s: gdb.parameter(s) for s in SETTINGS}
-    for s in SETTINGS:
-        gdb.execute(f"set {s} on", to_string=True)
-    _set_view(View(thread.num, level, dict(registers), label, settings))
+    facts = arch(target)
+    return View(thread.num, _innermost_real_level(), dict(registers), facts.SP, facts.PC,
+                label)
+
+
+def _coroutine_frame(view):
+    """The gdb.Frame just below the claimed one: the coroutine's innermost."""
     frame = gdb.newest_frame()
-    for _ in range(level + 1):
-        older = frame.older()
-        if older is None:
-            deselect()
-            raise TargetError("gdb cannot unwind the coroutine's registers")
-        frame = older
-    frame.select()
+    for _ in range(view.level + 1):
+        frame = frame.older() if frame is not None else None
+    if frame is None:
+        raise TargetError("gdb cannot unwind the coroutine's registers")
+    return frame
+
+
+def select(target, registers, label):
+    """Turn the view on for the selected thread and select the coroutine's innermost frame
+    (the one below the labelled thread frame). Returns gdb's `frame` output for it."""
+    deselect()
+    view = _new_view(target, registers, label)
+    view.settings = _past_main_on()
+    _set_view(view)
+    try:
+        _coroutine_frame(view).select()
+    except (TargetError, gdb.error):
+        deselect()
+        raise
     return gdb.execute("frame", to_string=True).rstrip("\n")
 
 
@@ -187,8 +204,7 @@ def _drop(_event=None):
     if view is None:
         return None
     _set_view(None)
-    for s, value in view.settings.items():
-        gdb.execute(f"set {s} {'on' if value else 'off'}", to_string=True)
+    _restore(view.settings)
     return view
 
 
@@ -210,9 +226,6 @@ def unwind(target, registers):
     """Frame records for a register set, unwound by gdb on the selected thread (down to
     coroutine_trampoline, or main for a leader's stack). Leaves the user's view, thread and
     frame as they were."""
-    global _view
-    if gdb.selected_thread() is None:
-        raise TargetError("no thread: run the program or load a core first")
     saved = _view
     try:
         user_frame = gdb.selected_frame()
@@ -220,21 +233,13 @@ def unwind(target, registers):
         user_frame = None
     try:
         _set_view(None)
-        level = _innermost_real_level()
-        _set_view(View(gdb.selected_thread().num, level, dict(registers), "", {}))
-        past = [gdb.parameter(s) for s in SETTINGS]
-        for s in SETTINGS:
-            gdb.execute(f"set {s} on", to_string=True)
+        view = _new_view(target, registers)
+        _set_view(view)
+        settings = _past_main_on()
         try:
-            frame = gdb.newest_frame()
-            for _ in range(level + 1):
-                frame = frame.older() if frame is not None else None
-            if frame is None:
-                raise TargetError("gdb cannot unwind these registers")
-            return frames_from(frame, stop_functions=(BOTTOM, "main"))
+            return frames_from(_coroutine_frame(view), stop_functions=(BOTTOM, "main"))
         finally:
-            for s, value in zip(SETTINGS, past):
-                gdb.execute(f"set {s} {'on' if value else 'off'}", to_string=True)
+            _restore(settings)
     except gdb.error as e:
         raise TargetError(f"unwinding failed: {e}") from e
     finally:
@@ -293,5 +298,7 @@ def install():
     gdb.unwinder.register_unwinder(None, CoroutineUnwinder(), replace=True)
     _filter = CoroutineFrameFilter()
     install_hooks()
-    for event in (gdb.events.exited, gdb.events.new_objfile, gdb.events.clear_objfiles):
+    # Safety nets: `cont` fires too late for frames but still beats a stale view.
+    for event in (gdb.events.cont, gdb.events.exited, gdb.events.new_objfile,
+                  gdb.events.clear_objfiles):
         event.connect(_drop)

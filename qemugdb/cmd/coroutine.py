@@ -80,7 +80,7 @@ def coroutine_select(target, args):
     guard = co.pointer_guard(target)
     registers = co.saved_registers(target, address, guard, thread.registers)
     frame_text = gdb_unwinder.select(
-        registers, f"[thread {thread.num} frames hidden: coroutine {address:#x}]")
+        target, registers, f"[thread {thread.num} frames hidden: coroutine {address:#x}]")
     return Selection(address, frame_text)
 
 
