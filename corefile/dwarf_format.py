@@ -82,6 +82,10 @@ AT_rnglists_base = 0x74
 AT_loclists_base = 0x8C
 AT_linkage_name = 0x6E
 AT_MIPS_linkage_name = 0x2007
+AT_call_return_pc = 0x7D
+AT_call_origin = 0x7F
+AT_call_tail_call = 0x82
+AT_GNU_tail_call = 0x2115
 
 # Forms
 FORM_addr = 0x01
