@@ -124,6 +124,16 @@ def test_coroutine_fixture_program_matches_its_expectations():
     assert found["errors"] == [] and found["missing"]  # no jobs, nodes... in this program
 
 
+def test_upstream_bt_fails_on_the_coroutine_fixture():
+    """Upstream's `qemu bt` on a core wants co_tls_current; ours (above) follows the chain."""
+    m = meta("crash-segv-kernel")
+    upstream = Path(corelist.CACHE).glob("qemu-10.0*/src/scripts/qemu-gdb.py")
+    out, err = run_gdb([m["exe"], m["core"]], [f"source {next(upstream)}", "qemu bt"],
+                       load=False)
+    assert 'No symbol "co_tls_current"' in err
+    assert "leader" not in out[1]
+
+
 def test_non_qemu_core_gives_one_line_errors():
     m = meta("crash-assert-kernel")
     out, err = run_gdb([m["exe"], m["core"]], ["qemu coroutines", "qemu bt", "qemu mtree"])

@@ -67,3 +67,13 @@ def test_system_commands_on_qsd_fail_in_one_line():
     out, err = run_gdb([exe], ["qemu mtree", "qemu tcg-lock-status"])
     assert "needs qemu-system" in err and "Traceback" not in err + "".join(out)
     assert len([l for l in err.splitlines() if l.startswith("qemu ")]) == 2
+
+
+def test_upstream_fails_where_ours_matches(system):
+    """Upstream's mtree overflows on the 2^64-byte root region (native Int128) and its
+    tcg-lock-status looks for `iothread_locked`; ours match HMP (tests above)."""
+    upstream = os.path.join(qemu_dir("10.0"), "src", "scripts", "qemu-gdb.py")
+    out, err = run_gdb(["-p", str(system.pid)], [
+        f"source {upstream}", "qemu mtree", "qemu tcg-lock-status"], load=False)
+    assert "OverflowError" in err
+    assert 'No symbol "iothread_locked"' in err
