@@ -10,7 +10,7 @@ import importlib
 from dataclasses import dataclass, field
 
 from .aio import known_contexts
-from .block import all_bdrv_states
+from .block import all_bdrv_states, block_backends
 from .job import all_jobs
 from .obj import Object, strip_typedefs
 from .queue import qlist_foreach, qsimpleq_foreach, qslist_foreach, qtailq_foreach
@@ -235,6 +235,18 @@ def _request_roots(target):
                                     f"{what}"), "suspended"
 
 
+def _backend_roots(target):
+    for blk in block_backends(target):
+        try:
+            name = blk.name.string_() if blk.name.value_() else ""
+        except TargetError:
+            name = ""
+        name = name or f"{blk.address_:#x}"
+        for co in coqueue_waiters(blk.queued_requests):
+            yield co.address_, f"queued on BlockBackend {name} while it is quiesced", \
+                "suspended"
+
+
 def _throttle_roots(target):
     groups = target.variable("throttle_groups", file="throttle-groups.c")
     try:
@@ -305,8 +317,9 @@ class CoroutineList:
 
 def all_coroutines(target, unwind=True, pooled=True):
     """Every coroutine reachable from the known roots, merged by address: threads' current
-    coroutines and callers, jobs, tracked requests and their waiters, throttle group
-    queues, AioContext scheduled lists and (with pooled) the coroutine pools."""
+    coroutines and callers, jobs, tracked requests and their waiters, BlockBackends'
+    queued_requests, throttle group queues, AioContext scheduled lists and (with pooled)
+    the coroutine pools."""
     target.lookup_type("CoroutineUContext")  # MissingDebugInfo: not QEMU (ucontext backend)
     threads = target.threads()
     guard = pointer_guard(target, threads)
@@ -328,6 +341,7 @@ def all_coroutines(target, unwind=True, pooled=True):
     roots = [("threads", lambda: _thread_roots(target, threads)),
              ("jobs", lambda: _job_roots(target)),
              ("tracked requests", lambda: _request_roots(target)),
+             ("BlockBackend queues", lambda: _backend_roots(target)),
              ("throttle groups", lambda: _throttle_roots(target)),
              ("AioContexts", lambda: _scheduled_roots(target, threads))]
     if pooled:
