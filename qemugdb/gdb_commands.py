@@ -118,7 +118,8 @@ def _bind(cmd, is_prefix, debug):
             except Exception as e:  # one line for the user; the traceback on request
                 if debug.value:
                     traceback.print_exc()
-                if isinstance(e, TargetError):
+                if isinstance(e, (TargetError, gdb.error)) or \
+                        type(e) is LookupError:  # a walker's "no such node/context"
                     raise gdb.GdbError(f"qemu {cmd.name}: {e}") from None
                 raise gdb.GdbError(f"qemu {cmd.name}: internal error: "
                                    f"{type(e).__name__}: {e} (set qemu debug on for "
