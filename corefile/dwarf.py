@@ -20,16 +20,12 @@ import zlib
 from collections import namedtuple
 
 from . import dwarf_format as F
-from .dwarf_format import DwarfError, Reader, read_sections
+from .dwarf_format import DwarfError, ElfSections, Reader
 from .dwarf_index import NameIndex, build_index, dies
 from .dwarf_lines import LineTable
 from .types import Member, Type
 
 __all__ = ["DebugInfo", "DwarfError", "Location", "Frame", "CallSite"]
-
-SECTIONS = (".debug_info", ".debug_abbrev", ".debug_str", ".debug_line_str",
-            ".debug_str_offsets", ".debug_addr", ".debug_rnglists", ".debug_ranges",
-            ".debug_aranges", ".debug_line")
 
 Frame = namedtuple("Frame", "function file line")
 Location = namedtuple("Location", "function file line inlined_chain")
@@ -105,7 +101,7 @@ class DebugInfo:
     @property
     def reader(self):
         if self._reader is None:
-            sections = read_sections(self.path, SECTIONS)
+            sections = ElfSections(self.path)
             if ".debug_info" not in sections:
                 raise DwarfError(f"{self.path}: no debug information (.debug_info)")
             self._reader = Reader(sections)

@@ -195,56 +195,66 @@ def cstring(data, pos):
 # ---------------------------------------------------------------------------------------
 # ELF sections
 
-def read_sections(path, wanted):
-    """{name: bytes} of the wanted ELF sections of path (decompressing SHF_COMPRESSED ones).
+class ElfSections:
+    """The sections of an ELF file, each read (and decompressed when SHF_COMPRESSED) on
+    first use. Only little-endian ELF is handled (x86-64 and aarch64 both are)."""
 
-    Only ELF64/ELF32 little-endian files are handled (x86-64 and aarch64 both are).
-    """
-    with open(path, "rb") as f:
-        ident = f.read(64)
-        if len(ident) < 52 or ident[:4] != b"\x7fELF":
-            raise DwarfError(f"{path}: not an ELF file")
-        if ident[5] != 1:
-            raise DwarfError(f"{path}: big-endian ELF is not supported")
-        is64 = ident[4] == 2
-        if is64:
-            shoff, = _u64(ident, 0x28)
-            shentsize, shnum, shstrndx = struct.unpack_from("<HHH", ident, 0x3A)
-        else:
-            shoff, = _u32(ident, 0x20)
-            shentsize, shnum, shstrndx = struct.unpack_from("<HHH", ident, 0x2E)
-        f.seek(shoff)
-        table = f.read(shentsize * shnum)
-        if len(table) < shentsize * shnum or shstrndx >= shnum:
-            raise DwarfError(f"{path}: truncated section header table")
-        headers = []
-        for i in range(shnum):
-            if is64:
-                name, typ, flags, _addr, off, size = struct.unpack_from(
-                    "<IIQQQQ", table, i * shentsize)
+    def __init__(self, path):
+        self.path = path
+        self._data = {}
+        with open(path, "rb") as f:
+            ident = f.read(64)
+            if len(ident) < 52 or ident[:4] != b"\x7fELF":
+                raise DwarfError(f"{path}: not an ELF file")
+            if ident[5] != 1:
+                raise DwarfError(f"{path}: big-endian ELF is not supported")
+            self.is64 = ident[4] == 2
+            if self.is64:
+                shoff, = _u64(ident, 0x28)
+                shentsize, shnum, shstrndx = struct.unpack_from("<HHH", ident, 0x3A)
+                layout = "<IIQQQQ"
             else:
-                name, typ, flags, _addr, off, size = struct.unpack_from(
-                    "<IIIIII", table, i * shentsize)
-            headers.append((name, typ, flags, off, size))
-        _n, _t, _f, stroff, strsize = headers[shstrndx]
-        f.seek(stroff)
-        names = f.read(strsize)
-        result = {}
-        for name_off, typ, flags, off, size in headers:
-            name = cstring(names, name_off).decode("latin-1")
-            if name not in wanted or typ == 8:  # SHT_NOBITS: stripped into a .debug file
-                continue
-            f.seek(off)
-            data = f.read(size)
+                shoff, = _u32(ident, 0x20)
+                shentsize, shnum, shstrndx = struct.unpack_from("<HHH", ident, 0x2E)
+                layout = "<IIIIII"
+            f.seek(shoff)
+            table = f.read(shentsize * shnum)
+            if len(table) < shentsize * shnum or shstrndx >= shnum \
+                    or shentsize < struct.calcsize(layout):
+                raise DwarfError(f"{path}: truncated section header table")
+            headers = [struct.unpack_from(layout, table, i * shentsize) for i in range(shnum)]
+            _n, _t, _f, _a, stroff, strsize = headers[shstrndx]
+            f.seek(stroff)
+            names = f.read(strsize)
+        self._headers = {}
+        for name_off, typ, flags, _addr, off, size in headers:
+            if typ != 8:  # SHT_NOBITS: the contents were stripped into a .debug file
+                name = cstring(names, name_off).decode("latin-1")
+                self._headers.setdefault(name, (flags, off, size))
+
+    def __contains__(self, name):
+        return name in self._headers
+
+    def get(self, name, default=None):
+        """The bytes of section name, or default when the file has no such section."""
+        data = self._data.get(name)
+        if data is None:
+            if name not in self._headers:
+                return default
+            flags, off, size = self._headers[name]
+            with open(self.path, "rb") as f:
+                f.seek(off)
+                data = f.read(size)
             if len(data) < size:
-                raise DwarfError(f"{path}: section {name} is truncated")
+                raise DwarfError(f"{self.path}: section {name} is truncated")
             if flags & 0x800:  # SHF_COMPRESSED
                 ch_type, = _u32(data, 0)
                 if ch_type != 1:
-                    raise DwarfError(f"{path}: section {name}: unknown compression {ch_type}")
-                data = zlib.decompress(data[24 if is64 else 12:])
-            result[name] = data
-        return result
+                    raise DwarfError(f"{self.path}: section {name}: unknown compression "
+                                     f"{ch_type}")
+                data = zlib.decompress(data[24 if self.is64 else 12:])
+            self._data[name] = data
+        return data
 
 
 # ---------------------------------------------------------------------------------------
@@ -519,14 +529,16 @@ class Reader:
         self.abbrev = sections.get(".debug_abbrev", b"")
         self.str = sections.get(".debug_str", b"")
         self.line_str = sections.get(".debug_line_str", b"")
-        self.str_offsets = sections.get(".debug_str_offsets", b"")
-        self.addr = sections.get(".debug_addr", b"")
-        self.rnglists = sections.get(".debug_rnglists", b"")
-        self.ranges = sections.get(".debug_ranges", b"")
         self.sections = sections
         self._abbrev_cache = {}
         self.units = parse_unit_headers(self.info)
         self._unit_starts = [u.offset for u in self.units]
+
+    # Sections that only some lookups need.
+    str_offsets = property(lambda self: self.sections.get(".debug_str_offsets", b""))
+    addr = property(lambda self: self.sections.get(".debug_addr", b""))
+    rnglists = property(lambda self: self.sections.get(".debug_rnglists", b""))
+    ranges = property(lambda self: self.sections.get(".debug_ranges", b""))
 
     def unit_at(self, offset):
         """The prepared Unit that contains .debug_info offset."""
