@@ -2,7 +2,6 @@
 `thread apply all bt` captured on the same core (oracle/gdb-bt.txt)."""
 
 import os
-import re
 import subprocess
 import sys
 
@@ -12,36 +11,9 @@ import corefile
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "fixtures"))
 import corelist  # noqa: E402
+from oracle import parse_gdb_bt  # noqa: E402
 
 pytestmark = pytest.mark.slow
-
-_THREAD = re.compile(r"^Thread (\d+) ")
-_FRAME = re.compile(r"^#(\d+)\s+(.*)$")
-_ADDR = re.compile(r"^(0x[0-9a-f]+) in (\S*)")
-
-
-def parse_gdb_bt(text):
-    """{thread number: [(function, pc or None)]} from `thread apply all bt` output;
-    function is None for "??", "<signal>" for the signal trampoline."""
-    threads = {}
-    frames = None
-    for line in text.splitlines():
-        m = _THREAD.match(line)
-        if m:
-            frames = threads[int(m.group(1))] = []
-            continue
-        m = _FRAME.match(line)
-        if m is None or frames is None or int(m.group(1)) != len(frames):
-            continue
-        rest = m.group(2)
-        if rest.startswith("<signal handler called>"):
-            frames.append(("<signal>", None))
-            continue
-        a = _ADDR.match(rest)
-        name = a.group(2) if a else rest.split(" (", 1)[0]
-        frames.append((None if name in ("", "??") else name,
-                       int(a.group(1), 16) if a else None))
-    return threads
 
 
 def same_function(gdb_name, entry):

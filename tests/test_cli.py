@@ -1,0 +1,169 @@
+"""qemu-coredump on the real fixture cores, run as a user runs it (the installed console
+script), checked against gdb's own `thread apply all bt` and QMP answers captured before
+the dump, and against the facts the crash fixtures' C sources put there."""
+
+import hashlib
+import html
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import corelist
+from oracle import gdb_bt, qmp
+
+pytestmark = pytest.mark.slow
+CLI = shutil.which("qemu-coredump")
+
+
+def core(name):
+    try:
+        return corelist.core(name)
+    except corelist.CoreMissing as e:
+        pytest.fail(str(e), pytrace=False)
+
+
+def run(*args, check=True):
+    assert CLI, "qemu-coredump is not installed: pip install -e ."
+    proc = subprocess.run([CLI, *map(str, args)], capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, NO_COLOR="1"))
+    if check:
+        assert proc.returncode in (0, 1), proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc
+
+
+def digest(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def gdb_frames(thread):
+    """A `qemu-coredump bt --json` thread as gdb's bt lines: (function, pc on the first
+    line of each physical frame)."""
+    out = []
+    for frame in thread["frames"]:
+        loc = frame["location"]
+        for i, f in enumerate([*loc["inlined"], loc]):
+            out.append((f["function"], frame["pc"] if i == 0 else None))
+    return out
+
+
+def test_bt_all_json_equals_gdb(any_core):
+    """Every thread's frames equal gdb's `thread apply all bt` on the same core: functions
+    in order, and every pc gdb prints; the core and binary are left untouched."""
+    before = digest(any_core["core"]), digest(any_core["exe"])
+    threads = json.loads(run("bt", any_core["core"], "--exe", any_core["exe"], "--all", "--json").stdout)
+    want = gdb_bt(any_core)
+    assert sorted(want) == [t["num"] for t in threads]
+    assert {t["tid"] for t in threads} == set(any_core["tids"])
+    for t in threads:
+        got = gdb_frames(t)
+        expected = want[t["num"]]
+        # gdb's heuristic unwinder adds junk frames below a coroutine's outermost frame
+        # (coroutine_trampoline / __start_context); ours stops there.
+        if any(name == "coroutine_trampoline" for name, _ in got):
+            expected = expected[:len(got)]
+        assert len(got) == len(expected), (t["num"], expected, got)
+        for (name, pc), (gname, gpc) in zip(got, expected):
+            assert name == gname or gname == f"__GI_{name}", (t["num"], expected, got)
+            assert gpc is None or pc == gpc, (t["num"], expected, got)
+    assert (digest(any_core["core"]), digest(any_core["exe"])) == before
+    assert sorted(os.listdir(Path(any_core["core"]).parent)) == ["core", "meta.json", "oracle"]
+
+
+def test_block_graph_qmp_json_equals_qmp(qemu_core):
+    """block-graph --format qmp-json has QMP's nodes (type, name) and edges (by names)."""
+    got = json.loads(run("block-graph", qemu_core["core"], "-f", "qmp-json").stdout)
+    want = qmp(qemu_core, "x-debug-query-block-graph")
+
+    def named(graph):
+        names = {n["id"]: (n["type"], n["name"]) for n in graph["nodes"]}
+        edges = sorted((names[e["parent"]], names[e["child"]], e["name"], tuple(sorted(e["perm"])),
+                        tuple(sorted(e["shared-perm"]))) for e in graph["edges"])
+        return sorted(names.values()), edges
+
+    assert named(got) == named(want)
+
+
+def test_block_graph_pictures(qemu_core, tmp_path):
+    """DOT renders with graphviz to SVG and PNG naming every node QMP knows."""
+    svg = tmp_path / "graph.svg"
+    run("block-graph", qemu_core["core"], "-f", "svg", "-o", svg)
+    text = html.unescape(svg.read_text())  # graphviz writes "-" as &#45;
+    assert text.lstrip().startswith("<?xml") and "</svg>" in text
+    for node in qmp(qemu_core, "query-named-block-nodes"):
+        assert node["node-name"] in text
+    png = tmp_path / "graph.png"
+    run("block-graph", qemu_core["core"], "-f", "png", "-o", png)
+    assert png.read_bytes().startswith(b"\x89PNG")
+
+
+def test_report_assert(tmp_path):
+    """The assert() fixture: the assertion text (glibc's __abort_msg) and the frame that
+    asserted, as the C source put them (oracle/expected.json)."""
+    meta = core("crash-assert-kernel")
+    expected = json.loads((Path(meta["oracle"]) / "expected.json").read_text())
+    out = run("report", meta["core"], "--exe", meta["exe"]).stdout
+    assert "signal:       SIGABRT" in out
+    abort = next(line for line in out.splitlines() if line.startswith("abort:"))
+    assert abort.split(None, 1)[1] == expected["abort_msg"].rstrip("\n")
+    crashing = out.split("== Crashing thread", 1)[1].split("\n== ", 1)[0]
+    assert f"in {expected['function']} at {expected['file']}:{expected['line']}" in crashing
+
+
+def test_report_segv_shows_coroutine_chain():
+    """The SIGSEGV fixture: the fault address, the faulting coroutine's frames down to
+    coroutine_trampoline, and the chain of coroutines that entered it."""
+    meta = core("crash-segv-kernel")
+    expected = json.loads((Path(meta["oracle"]) / "expected.json").read_text())
+    out = run("report", meta["core"], "--exe", meta["exe"]).stdout
+    assert f"signal:       SIGSEGV at {expected['fault_address']:#x}" in out
+    crashing = out.split("== Crashing thread", 1)[1].split("\n== Threads", 1)[0]
+    functions = [line.split(" in ", 1)[1].split(" at ")[0] if " in " in line else line.split()[1]
+                 for line in crashing.splitlines() if line.startswith("#")]
+    assert functions[:len(expected["frames"])] == expected["frames"]
+    assert f"entry {expected['crashing_coroutine']['entry']}" in crashing
+    assert "called from Coroutine" in crashing
+
+
+def test_report_html(qemu_core, tmp_path):
+    page = tmp_path / "report.html"
+    run("report", qemu_core["core"], "--html", page)
+    text = page.read_text()
+    assert text.startswith("<!DOCTYPE html>") and "<svg" in text and "<script" not in text
+    for job in qmp(qemu_core, "query-jobs"):
+        assert job["id"] in text
+
+
+def test_zstd_core_reads_like_the_plain_one(tmp_path):
+    """systemd-coredump's zstd-compressed cores are read as they are."""
+    meta = core("qsd-7.2-kernel")
+    packed = tmp_path / "core.zst"
+    subprocess.run(["zstd", "-q", "-o", packed, meta["core"]], check=True)
+    plain = run("bt", meta["core"], "--exe", meta["exe"], "-a", "--json").stdout
+    assert run("bt", packed, "--exe", meta["exe"], "-a", "--json").stdout == plain
+    assert os.listdir(tmp_path) == ["core.zst"]
+
+
+def test_bad_input_one_line_exit_2(tmp_path):
+    """Not a core, a truncated core, the wrong executable: exit 2 and one line, no traceback."""
+    meta = core("qsd-10.0-gcore")
+    other = core("qsd-7.2-gcore")
+    junk = tmp_path / "junk"
+    junk.write_bytes(b"not a core at all" * 10)
+    truncated = tmp_path / "truncated"
+    with open(meta["core"], "rb") as f:
+        truncated.write_bytes(f.read(3000))
+    for args in (["bt", junk], ["bt", truncated, "--exe", meta["exe"]],
+                 ["bt", meta["core"], "--exe", other["exe"]]):
+        proc = run(*args, check=False)
+        assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert proc.stderr.startswith("qemu-coredump: ")
