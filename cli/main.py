@@ -25,16 +25,18 @@ EXIT_PARTIAL = 1
 EXIT_BAD_INPUT = 2
 
 
-def core_options(f):
-    """CORE and the options that say how to read it, shared by every subcommand."""
-    f = click.option("--debug-dir", "debug_dirs", multiple=True, type=click.Path(exists=True, file_okay=False),
-                     help="Extra directory of separate debug info (repeatable).")(f)
-    f = click.option("--sysroot", type=click.Path(exists=True, file_okay=False),
-                     help="Root under which the core's libraries are found (a core from another machine).")(f)
-    f = click.option("-e", "--exe", type=click.Path(exists=True, dir_okay=False),
-                     help="The executable; found from the core when not given.")(f)
-    f = click.argument("core", type=click.Path(exists=True, dir_okay=False))(f)
-    return f
+def core_params():
+    """CORE and the options that say how to read it, first in every subcommand."""
+    return [
+        click.Argument(["core"], type=click.Path(exists=True, dir_okay=False)),
+        click.Option(["-e", "--exe"], type=click.Path(exists=True, dir_okay=False),
+                     help="The executable; found from the core when not given."),
+        click.Option(["--sysroot"], type=click.Path(exists=True, file_okay=False),
+                     help="Root under which the core's libraries are found (a core from another machine)."),
+        click.Option(["--debug-dir", "debug_dirs"], multiple=True,
+                     type=click.Path(exists=True, file_okay=False),
+                     help="Extra directory of separate debug info (repeatable)."),
+    ]
 
 
 def has_errors(plain):
@@ -135,7 +137,7 @@ def bind(command):
         if partial:
             sys.exit(EXIT_PARTIAL)
 
-    params = []
+    params = core_params()
     for a in command.arguments:
         if a.flags:
             params.append(click.Option(list(a.flags), is_flag=a.is_flag, default=a.default, help=a.help,
@@ -150,8 +152,7 @@ def bind(command):
     params.append(click.Option(["-o", "--output"], type=click.Path(dir_okay=False),
                                help="Write to FILE instead of standard output."))
     params += [option for option, _ in extras]
-    c = click.Command(command.name, callback=run, params=params, help=command.help)
-    return core_options(c)
+    return click.Command(command.name, callback=run, params=params, help=command.help)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -166,8 +167,6 @@ for _command in REGISTRY.values():
         main.add_command(bind(_command))
 
 
-@main.command("gdb")
-@core_options
 def gdb_command(core, exe, sysroot, debug_dirs):
     """Start gdb on the core with qemugdb loaded."""
     gdb = shutil.which("gdb")
@@ -185,3 +184,7 @@ def gdb_command(core, exe, sysroot, debug_dirs):
     for d in debug_dirs:
         argv += ["-ex", f"set debug-file-directory {d}"]
     os.execv(gdb, argv + [exe, core])
+
+
+main.add_command(click.Command("gdb", callback=gdb_command, params=core_params(),
+                               help=gdb_command.__doc__))
