@@ -167,3 +167,11 @@ def test_bad_input_one_line_exit_2(tmp_path):
         assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
         assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
         assert proc.stderr.startswith("qemu-coredump: ")
+
+
+def test_context_argument_after_core(qemu_core):
+    """`handlers CORE main`: the optional AioContext comes after CORE; the main loop's
+    context has exactly one aio_context_notifier_cb handler (QEMU's own event notifier)."""
+    items = json.loads(run("handlers", qemu_core["core"], "main", "--json").stdout)["items"]
+    notifiers = [h for h in items if h["callbacks"].get("io_read") == "aio_context_notifier_cb"]
+    assert len(notifiers) == 1 and len({h["ctx"] for h in items}) == 1
