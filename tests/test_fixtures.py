@@ -2,9 +2,16 @@
 the synthetic C fixture holds what its source put there. Uses gdb alone, never our tool."""
 import json
 import re
+import socket
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
+
+import corelist  # fixtures/, on sys.path through conftest.py
+from qmp import QMP, QMPError
 
 QEMU_ORACLE = ["x-debug-query-block-graph.json", "query-named-block-nodes.json",
                "query-block-jobs.json", "query-jobs.json", "query-block-exports.json",
@@ -228,3 +235,53 @@ def test_synthetic_expected_covers_every_shape(synthetic):
     source = Path(synthetic["source"]).read_text()
     for name in lists:
         assert re.search(rf"\b{name}\b = ", source), name
+
+
+# ---------------------------------------------------------------- helpers themselves (fast)
+
+def test_missing_core_says_how_to_make_it(monkeypatch, tmp_path):
+    monkeypatch.setattr(corelist, "CORES", tmp_path)
+    assert corelist.cores() == []
+    with pytest.raises(corelist.CoreMissing, match=r"fixtures/make_cores\.py qsd-7\.2-kernel"):
+        corelist.core("qsd-7.2-kernel")
+
+
+def test_make_cores_rejects_unknown_names():
+    make_cores = Path(__file__).resolve().parent.parent / "fixtures" / "make_cores.py"
+    r = subprocess.run([sys.executable, str(make_cores), "no-such-core"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "unknown core no-such-core" in r.stderr
+
+
+def test_qmp_client(tmp_path):
+    """Greeting, capabilities, a command, an event on the way, an error."""
+    path = str(tmp_path / "qmp.sock")
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(path)
+    server.listen(1)
+    seen = []
+
+    def serve():
+        conn, _ = server.accept()
+        f = conn.makefile("rwb")
+        f.write(b'{"QMP": {"version": {}, "capabilities": []}}\n')
+        f.flush()
+        for reply in (b'{"return": {}}\n',
+                      b'{"event": "JOB_STATUS_CHANGE", "data": {}}\n{"return": [1, 2]}\n',
+                      b'{"error": {"class": "GenericError", "desc": "no such job"}}\n'):
+            seen.append(json.loads(f.readline()))
+            f.write(reply)
+            f.flush()
+        conn.close()
+
+    t = threading.Thread(target=serve)
+    t.start()
+    with QMP(path) as qmp:
+        assert qmp.execute("query-jobs") == [1, 2]
+        assert [e["event"] for e in qmp.events] == ["JOB_STATUS_CHANGE"]
+        with pytest.raises(QMPError, match="no such job"):
+            qmp.execute("job-cancel", id="x")
+    t.join(5)
+    server.close()
+    assert seen == [{"execute": "qmp_capabilities"}, {"execute": "query-jobs"},
+                    {"execute": "job-cancel", "arguments": {"id": "x"}}]
