@@ -331,7 +331,7 @@ class DebugInfo:
                     t.set_lazy(target=make(level + 1))
                 else:
                     t.set_lazy(target=self._type_ref(unit, attrs))
-            return Type("array", None, size if level == 0 else _UNKNOWN, length=dims[level],
+            return Type("array", None, size if level == 0 else None, length=dims[level],
                         loader=self._lazy(load))
         return make(0)
 
@@ -575,9 +575,9 @@ class DebugInfo:
 
         return_pc is the caller frame's (unbiased) return address; is_callee(target) says
         whether a call target (an unbiased address in this file, or the name of a function
-        this file does not define) is the function the callee frame runs. Returns the unbiased return addresses of the
-        tail-calling functions in between, innermost first ([] when the call was direct or
-        nothing is known). Like gdb, only direct calls are followed and when several
+        this file does not define) is the function the callee frame runs. Returns the
+        unbiased return addresses of the tail-calling functions in between, innermost first
+        ([] when the call was direct or nothing is known). Like gdb, only direct calls are followed and when several
         chains fit only their common ends are kept. A tail-call frame shows the innermost
         function of locate(return address - 1) only, with no inline callers.
         """
@@ -679,9 +679,6 @@ class DebugInfo:
             table = LineTable(data, unit.stmt_list, self.reader, unit)
             self._lines[unit.offset] = table
         return table
-
-
-_UNKNOWN = None
 
 
 def _unit_matches(unit, file):

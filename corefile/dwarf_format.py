@@ -24,13 +24,10 @@ TAG_formal_parameter = 0x05
 TAG_lexical_block = 0x0B
 TAG_member = 0x0D
 TAG_pointer_type = 0x0F
-TAG_compile_unit = 0x11
 TAG_structure_type = 0x13
 TAG_subroutine_type = 0x15
 TAG_typedef = 0x16
 TAG_union_type = 0x17
-TAG_unspecified_parameters = 0x18
-TAG_variant = 0x19
 TAG_inlined_subroutine = 0x1D
 TAG_subrange_type = 0x21
 TAG_base_type = 0x24
@@ -41,9 +38,7 @@ TAG_variable = 0x34
 TAG_volatile_type = 0x35
 TAG_restrict_type = 0x37
 TAG_atomic_type = 0x47
-TAG_partial_unit = 0x3C
 TAG_unspecified_type = 0x3B
-TAG_skeleton_unit = 0x4A
 TAG_GNU_call_site = 0x4109
 TAG_call_site = 0x48
 
@@ -57,10 +52,8 @@ AT_bit_size = 0x0D
 AT_stmt_list = 0x10
 AT_low_pc = 0x11
 AT_high_pc = 0x12
-AT_language = 0x13
 AT_comp_dir = 0x1B
 AT_const_value = 0x1C
-AT_inline = 0x20
 AT_upper_bound = 0x2F
 AT_abstract_origin = 0x31
 AT_count = 0x37
@@ -72,7 +65,6 @@ AT_specification = 0x47
 AT_type = 0x49
 AT_ranges = 0x55
 AT_entry_pc = 0x52
-AT_call_column = 0x57
 AT_call_file = 0x58
 AT_call_line = 0x59
 AT_data_bit_offset = 0x6B
@@ -303,22 +295,11 @@ class Abbrev:
         self.fixed = pos
         self.action = self._action(tag, present)
 
-    def _action(self, tag, present):
+    @staticmethod
+    def _action(tag, present):
         if present.get(AT_declaration) == FORM_flag:
-            return CHECK
-        declaration = AT_declaration in present
-        named = AT_name in present
-        if tag in (TAG_typedef, TAG_base_type, TAG_unspecified_type):
-            return TYPE_NAME if named else SKIP
-        if tag in _TAG_KINDS:
-            return TAG_DEF if named and not declaration else SKIP
-        if declaration:
-            return SKIP
-        if tag == TAG_variable and AT_location in present:
-            return VAR_DEF
-        if tag == TAG_subprogram and (AT_low_pc in present or AT_ranges in present):
-            return FUNC_DEF
-        return SKIP
+            return CHECK  # the flag's value is in each DIE
+        return die_action(tag, present, AT_declaration in present)
 
     def attr_pos(self, data, pos, wanted):
         """Offset in data of attribute wanted of the DIE whose attributes start at pos."""
@@ -341,6 +322,21 @@ class Abbrev:
             else:
                 pos = skip_form(data, form, pos)
         return pos
+
+
+def die_action(tag, attrs, declaration):
+    """What a top-level DIE with this tag and these attributes defines (Abbrev.action)."""
+    if tag in (TAG_typedef, TAG_base_type, TAG_unspecified_type):
+        return TYPE_NAME if AT_name in attrs else SKIP
+    if tag in _TAG_KINDS:
+        return TAG_DEF if AT_name in attrs and not declaration else SKIP
+    if declaration:
+        return SKIP
+    if tag == TAG_variable and AT_location in attrs:
+        return VAR_DEF
+    if tag == TAG_subprogram and (AT_low_pc in attrs or AT_ranges in attrs):
+        return FUNC_DEF
+    return SKIP
 
 
 def skip_form(data, form, pos):

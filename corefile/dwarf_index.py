@@ -12,9 +12,8 @@ import struct
 import threading
 
 from .dwarf_format import (
-    DwarfError, AT_abstract_origin, AT_declaration, AT_name, AT_specification, CHECK, FORM_ref4,
-    FORM_strp, FORM_string, FORM_line_strp, FUNC_DEF, SKIP, TAG_DEF, TYPE_NAME, VAR_DEF,
-    cstring, uleb)
+    AT_abstract_origin, AT_declaration, AT_name, AT_specification, CHECK, FORM_ref4, FORM_strp,
+    FUNC_DEF, TAG_DEF, TYPE_NAME, VAR_DEF, DwarfError, die_action, uleb)
 
 _u32 = struct.Struct("<I").unpack_from
 
@@ -274,22 +273,8 @@ def _skip_subtree(info, abbrevs, pos):
 
 def _check(reader, unit, die):
     """The action of a DIE whose abbreviation carries DW_AT_declaration as DW_FORM_flag."""
-    from .dwarf_format import (TAG_base_type, TAG_subprogram, TAG_typedef, TAG_variable,
-                               AT_location, AT_low_pc, AT_ranges, _TAG_KINDS)
     tag, attrs, _children, _next = reader.read_die(unit, die, raw=True)
-    if attrs.get(AT_declaration, (0, 0))[1]:
-        return SKIP
-    if AT_name not in attrs and tag not in (TAG_variable, TAG_subprogram):
-        return SKIP
-    if tag in (TAG_typedef, TAG_base_type):
-        return TYPE_NAME
-    if tag in _TAG_KINDS:
-        return TAG_DEF
-    if tag == TAG_variable and AT_location in attrs:
-        return VAR_DEF
-    if tag == TAG_subprogram and (AT_low_pc in attrs or AT_ranges in attrs):
-        return FUNC_DEF
-    return SKIP
+    return die_action(tag, attrs, bool(attrs[AT_declaration][1]))
 
 
 def _name(reader, unit, die):
