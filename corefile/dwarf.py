@@ -577,9 +577,10 @@ class DebugInfo:
         whether a call target (an unbiased address in this file, or the name of a function
         this file does not define) is the function the callee frame runs. Returns the
         unbiased return addresses of the tail-calling functions in between, innermost first
-        ([] when the call was direct or nothing is known). Like gdb, only direct calls are followed and when several
-        chains fit only their common ends are kept. A tail-call frame shows the innermost
-        function of locate(return address - 1) only, with no inline callers.
+        ([] when the call was direct or nothing is known). Like gdb, only direct calls are
+        followed and when several chains fit only their common ends are kept. A tail-call
+        frame shows the innermost function of locate(return address - 1) only, with no
+        inline callers.
         """
         site = self.call_site(return_pc)
         if site is None:
