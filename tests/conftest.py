@@ -1,8 +1,8 @@
 """Session helpers shared by the tests.
 
 Fixtures:
-  qemu_core, crash_core, any_core   meta dict of one fixture core (fixtures/corelist.py);
-                                    a test using one runs once per core, marked `slow`.
+  qemu_core, qsd_core, crash_core,  meta dict of one fixture core (fixtures/corelist.py);
+  any_core                          a test using one runs once per core, marked `slow`.
                                     A missing core FAILS, saying to run fixtures/make_cores.py.
   qemu_builds                       {"7.2": bindir, "10.0": bindir} (fixtures/build-qemu.sh)
   synthetic                         fixtures/synthetic/ compiled and dumped once per session:
@@ -24,6 +24,7 @@ import corelist  # noqa: E402
 
 CORE_SETS = {
     "qemu_core": corelist.QEMU_NAMES,
+    "qsd_core": [n for n in corelist.QEMU_NAMES if n.startswith("qsd-")],
     "crash_core": corelist.CRASH_NAMES,
     "any_core": corelist.NAMES,
 }
@@ -46,6 +47,11 @@ def _core(name):
 
 @pytest.fixture
 def qemu_core(request):
+    return _core(request.param)
+
+
+@pytest.fixture
+def qsd_core(request):
     return _core(request.param)
 
 

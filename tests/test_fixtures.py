@@ -118,6 +118,32 @@ def test_gdb_lists_match_oracle(qemu_core, gdb_batch):
     assert {j["status"] for j in got["jobs"]} == {"JOB_STATUS_RUNNING"}
 
 
+# Run inside gdb: the throttle filters' queues (bs->opaque of a throttle node is its
+# ThrottleGroupMember).
+THROTTLE_SCRIPT = """
+import json
+tgm_t = gdb.lookup_type("ThrottleGroupMember").pointer()
+out = {}
+bs = gdb.parse_and_eval("'block.c'::all_bdrv_states")["tqh_first"]
+while bs:
+    if bs["drv"] and bs["drv"]["format_name"].string() == "throttle":
+        tgm = bs["opaque"].cast(tgm_t)
+        out[bs["node_name"].string()] = {
+            "pending": int(tgm["pending_reqs"][0]),
+            "queued": bool(tgm["throttled_reqs"][0]["entries"]["sqh_first"])}
+    bs = bs["bs_list"]["tqe_next"]
+print("RESULT " + json.dumps(out))
+"""
+
+
+def test_qsd_reads_parked_in_throttle_queues(qsd_core, gdb_batch):
+    """The NBD clients' reads wait in both throttle groups (main loop and iothread0)."""
+    got = result(gdb_batch(qsd_core["exe"], qsd_core["core"], script=THROTTLE_SCRIPT))
+    assert set(got) == {"a-throttle", "b-throttle"}
+    for node, q in got.items():
+        assert q["pending"] > 1 and q["queued"], (node, q)
+
+
 # ---------------------------------------------------------------- our crash programs (slow)
 
 def test_crash_oracle_parses(crash_core):
