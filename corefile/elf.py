@@ -7,6 +7,7 @@ import os
 import struct
 import zlib
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import CorefileError
 
@@ -21,10 +22,9 @@ STB_LOCAL = 0
 DEFAULT_DEBUG_DIR = "/usr/lib/debug"
 
 
-@dataclass
-class Symbol:
-    name: str
+class Symbol(NamedTuple):
     address: int     # unbiased (as in the file)
+    name: str
     size: int
     is_function: bool
     is_tls: bool = False   # address is an offset in the module's TLS block
@@ -185,7 +185,10 @@ def _build_id_note(data: bytes) -> bytes | None:
 
 
 def _read_symbols(img: ElfImage, tables) -> list:
+    """Defined function, object and TLS symbols of the given tables, sorted by
+    (address, name), one per (address, name) (a default version wins)."""
     syms = {}
+    kinds = (STT_FUNC, STT_OBJECT, STT_TLS, STT_GNU_IFUNC)
     for secname in tables:
         sec = img.section(secname)
         if sec is None or sec.link >= len(img._by_index):
@@ -198,19 +201,22 @@ def _read_symbols(img: ElfImage, tables) -> list:
         for i, (name_off, info, _, shndx, value, size) in enumerate(
                 struct.iter_unpack("<IBBHQQ", data)):
             kind = info & 0xF
-            if shndx == SHN_UNDEF or kind not in (STT_FUNC, STT_OBJECT, STT_TLS,
-                                                  STT_GNU_IFUNC):
+            if shndx == SHN_UNDEF or kind not in kinds:
                 continue
-            end = strtab.index(b"\0", name_off)
-            raw = strtab[name_off:end]
-            name = raw.split(b"@", 1)[0].decode("utf-8", "replace")
-            old = b"@" in raw and b"@@" not in raw or bool(
-                versym and versym[2 * i + 1] & 0x80)
-            if name and ((value, name) not in syms or syms[(value, name)].old_version):
-                syms[(value, name)] = Symbol(name, value, size,
-                                             kind in (STT_FUNC, STT_GNU_IFUNC),
+            raw = strtab[name_off:strtab.index(b"\0", name_off)]
+            old = bool(versym and versym[2 * i + 1] & 0x80)
+            if b"@" in raw:
+                old = old or b"@@" not in raw
+                raw = raw.split(b"@", 1)[0]
+            if not raw:
+                continue
+            name = raw.decode("utf-8", "replace")
+            known = syms.get((value, name))
+            if known is None or known.old_version:
+                syms[(value, name)] = Symbol(value, name, size,
+                                             kind == STT_FUNC or kind == STT_GNU_IFUNC,
                                              kind == STT_TLS, old, info >> 4 != STB_LOCAL)
-    return sorted(syms.values(), key=lambda s: (s.address, s.name))
+    return sorted(syms.values())
 
 
 class SymbolTable:
@@ -232,8 +238,7 @@ class SymbolTable:
             if not s.is_function:
                 continue
             if self.funcs and self.funcs[-1].address == s.address:
-                size = self.funcs[-1].size
-                self.funcs[-1] = Symbol(s.name, s.address, s.size or size, True)
+                self.funcs[-1] = s._replace(size=s.size or self.funcs[-1].size)
             else:
                 self.funcs.append(s)
         self.addrs = [s.address for s in self.funcs]

@@ -1,15 +1,17 @@
 """Program: a core file with its executable and libraries, as one readable process."""
 
+import dataclasses
+import marshal
 import os
 import struct
 from dataclasses import dataclass, field
 
 from .callsites import CallSites, find_chain
 from .core import open_core
-from .elf import ElfImage, SymbolTable, find_debug_file
+from .elf import ElfImage, Symbol, SymbolTable, find_debug_file
 from .errors import CorefileError, FaultError, MismatchError, MissingDebugInfoError
 from .memory import AddressSpace
-from .dwarf import DebugInfo
+from .dwarf import DebugInfo, default_cache_dir
 from .unwind import CFIError, CFITable, Unwinder
 
 AT_PHDR, AT_ENTRY, AT_EXECFN, AT_SYSINFO_EHDR = 3, 9, 31, 33
@@ -91,13 +93,20 @@ class Module:
 
     @property
     def symtab(self) -> SymbolTable:
+        """ELF symbols of the file and its debug file, cached by build-id."""
         if self._symtab is None:
-            syms = self.image.symbols()
-            dbg = self.debug_image
-            if dbg is not None and dbg is not self.image:
-                have = {(s.address, s.name) for s in syms}
-                syms = syms + [s for s in dbg.symbols() if (s.address, s.name) not in have]
-                syms.sort(key=lambda s: (s.address, s.name))
+            path = self.program.cache_path("symbols", self.build_id)
+            syms = _load_cached(path)
+            if syms is None:
+                syms = self.image.symbols()
+                dbg = self.debug_image
+                if dbg is not None and dbg is not self.image:
+                    have = {(s.address, s.name) for s in syms}
+                    syms = sorted(syms + [s for s in dbg.symbols()
+                                          if (s.address, s.name) not in have])
+                _store_cached(path, [tuple(s) for s in syms])
+            else:
+                syms = [Symbol._make(s) for s in syms]
             self._symtab = SymbolTable(syms)
         return self._symtab
 
@@ -181,11 +190,18 @@ class Program:
         self.build_id = self.exe.build_id if self.exe else None
         self._unwinder = Unwinder(self.arch, self.read, self._cfi_for, self._is_code,
                                   self._is_outermost)
-        self._stop_ranges = None
         self._call_targets = {}
+        self._locations = {}
 
     def close(self):
         self.core.close()
+
+    def cache_path(self, kind: str, build_id: bytes | None) -> str | None:
+        """Where data derived from the file with build_id is cached (None: no cache)."""
+        if not build_id:
+            return None
+        return os.path.join(self.cache_dir or default_cache_dir(), kind,
+                            build_id.hex() + ".marshal")
 
     def __enter__(self):
         return self
@@ -339,6 +355,12 @@ class Program:
     def symbolize(self, pc: int) -> Location:
         """function + offset, file:line and inline chain of pc, from DWARF when the
         module has it, else from ELF symbols."""
+        loc = self._locations.get(pc)
+        if loc is None:
+            loc = self._locations[pc] = self._symbolize(pc)
+        return dataclasses.replace(loc, inlined=list(loc.inlined))
+
+    def _symbolize(self, pc: int) -> Location:
         loc = Location(pc)
         mod = self.module_for(pc)
         if mod is None:
@@ -449,24 +471,12 @@ class Program:
     def _is_outermost(self, pc: int) -> bool:
         """pc is in main or in the function holding the entry point: gdb's bt stops
         there (backtrace past-main / past-entry off)."""
-        if self._stop_ranges is None:
-            self._stop_ranges = []
-            if self.exe is not None:
-                st = self.exe.symtab
-                main = st.function_range("main")
-                if main:
-                    self._stop_ranges.append(main)
-                entry = self.auxv.get(AT_ENTRY)
-                if entry is not None:
-                    e = entry - self.exe.bias
-                    sym = st.lookup(e)
-                    if sym is not None:
-                        r = st.function_range(sym[0])
-                        if r:
-                            self._stop_ranges.append(r)
-                self._stop_ranges = [(a + self.exe.bias, b + self.exe.bias)
-                                     for a, b in self._stop_ranges]
-        return any(a <= pc < b for a, b in self._stop_ranges)
+        if self.exe is None or not self.exe.contains(pc):
+            return False
+        loc = self.symbolize(pc)
+        function = loc.inlined[-1][0] if loc.inlined else loc.function
+        start = pc - loc.offset if loc.offset is not None else None
+        return function == "main" or (start is not None and start == self.auxv.get(AT_ENTRY))
 
     def unwind(self, registers: dict, past_main: bool = False) -> list:
         """Frames from a register set (a thread's or a coroutine's) to the outermost
@@ -585,6 +595,30 @@ class BacktraceEntry:
     line: int | None
     kind: str
     frame: Frame
+
+
+def _load_cached(path: str | None):
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as f:
+            return marshal.load(f)
+    except (OSError, EOFError, ValueError, TypeError):
+        return None
+
+
+def _store_cached(path: str | None, data):
+    """Write atomically; an unwritable cache only costs speed."""
+    if path is None:
+        return
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as f:
+            marshal.dump(data, f)
+        os.replace(tmp, path)
+    except OSError:
+        pass
 
 
 def _looks_like_elf(path: str) -> bool:

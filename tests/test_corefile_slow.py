@@ -31,12 +31,16 @@ def assert_backtraces_match(prog, gdb_text):
         want = gdb_threads[thread.num]
         got = prog.backtrace(thread.registers)
         mine = [(e.kind, e.function, hex(e.pc)) for e in got]
-        # Below a coroutine's trampoline (glibc's __start_context) gdb's heuristic
-        # unwinder goes on with "?? ()" frames made of stack garbage; corefile stops.
-        junk = want[len(got):]
-        assert junk == [] or (all(name is None for name, _ in junk)
-                              and got[-1].function is None), (thread.num, want, mine)
-        want = want[:len(got)]
+        # Below coroutine_trampoline is glibc's __start_context, whose return address
+        # gdb names "__start_context" or "??" depending on what it expanded before;
+        # then its heuristic unwinder goes on with frames made of stack garbage.
+        # corefile stops after __start_context's frame: compare its pc only.
+        names = [name for name, _ in want]
+        if "coroutine_trampoline" in names:
+            cut = len(names) - names[::-1].index("coroutine_trampoline")
+            if len(want) > cut:
+                want = want[:cut] + [(got[cut].function if len(got) > cut else None,
+                                      want[cut][1])]
         assert len(got) == len(want), (thread.num, want, mine)
         for (name, pc), entry in zip(want, got):
             assert same_function(name, entry), (thread.num, want, mine)
