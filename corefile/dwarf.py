@@ -25,7 +25,7 @@ from .dwarf_index import NameIndex, build_index, dies
 from .dwarf_lines import LineTable
 from .types import Member, Type
 
-__all__ = ["DebugInfo", "DwarfError", "Location", "Frame", "CallSite"]
+__all__ = ["DebugInfo", "DwarfError", "Location", "Frame"]
 
 Frame = namedtuple("Frame", "function file line")
 Location = namedtuple("Location", "function file line inlined_chain")
@@ -34,11 +34,6 @@ inlined function when the pc is inside one); inlined_chain is every frame at thi
 `bt` lists them, innermost first: [Frame(inlined fn, file, line of pc), Frame(its caller,
 call site file, call site line), ..., Frame(the real function, ...)], so its last entry is
 the out-of-line function and it has a single entry when nothing is inlined."""
-
-CallSite = namedtuple("CallSite", "return_pc tail target")
-CallSite.__doc__ = """A call instruction described by DW_TAG_call_site: the unbiased address
-after it, whether it is a tail call (a jump), and the callee: an unbiased entry address, a
-symbol name (a function defined elsewhere), or None (an indirect call)."""
 
 _TAG_KIND = {F.TAG_structure_type: "struct", 0x02: "struct", F.TAG_union_type: "union",
              F.TAG_enumeration_type: "enum"}
@@ -94,7 +89,6 @@ class DebugInfo:
         self._functions = {}
         self._function_dies = None
         self._lines = {}
-        self._sites = {}
 
     # -- loading --------------------------------------------------------------------
 
@@ -128,7 +122,7 @@ class DebugInfo:
         return self._index
 
     def _cache_path(self):
-        if not self.build_id:
+        if not self.build_id or not all(c in "0123456789abcdefABCDEF" for c in self.build_id):
             return None
         return os.path.join(self.cache_dir, "dwarf", f"{self.build_id}.index")
 
@@ -388,12 +382,9 @@ class DebugInfo:
             _tag, attrs, _c, _n = reader.read_die(unit, off)
             rank = (F.AT_name in attrs or F.AT_specification in attrs,
                     bool(attrs.get(F.AT_external) or self._spec_attr(unit, attrs, F.AT_external)))
-            entry = attrs.get(F.AT_entry_pc)
+            entry = reader.entry_pc(unit, attrs)
             if entry is None:
-                ranges = reader.die_ranges(unit, attrs)
-                if not ranges:
-                    continue
-                entry = ranges[0][0]
+                continue
             if best is None or rank > best[0]:
                 best = (rank, entry)
         return None if best is None else best[1]
@@ -560,116 +551,6 @@ class DebugInfo:
                 yield from self._scope_children(unit, child)
             else:
                 yield child, tag, attrs
-
-    # -- call sites (for gdb's tail-call frames) ------------------------------------
-
-    @_checked
-    def call_site(self, return_pc):
-        """The CallSite whose return address is the unbiased return_pc, or None."""
-        sites = self._call_sites(return_pc - 1)
-        return sites.get(return_pc) if sites else None
-
-    @_checked
-    def tail_call_chain(self, return_pc, is_callee, max_depth=16):
-        """The tail-call frames gdb inserts between a caller and its callee.
-
-        return_pc is the caller frame's (unbiased) return address; is_callee(target) says
-        whether a call target (an unbiased address in this file, or the name of a function
-        this file does not define) is the function the callee frame runs. Returns the
-        unbiased return addresses of the tail-calling functions in between, innermost first
-        ([] when the call was direct or nothing is known). Like gdb, only direct calls are
-        followed and when several chains fit only their common ends are kept. A tail-call
-        frame shows the innermost function of locate(return address - 1) only, with no
-        inline callers.
-        """
-        site = self.call_site(return_pc)
-        if site is None:
-            return []
-
-        def resolve(target):
-            # gdb looks a declared callee up by name among the program's symbols
-            return self.find_function(target) if isinstance(target, str) else target
-
-        def matches(target, address):
-            return is_callee(target) or (address is not None and address != target
-                                         and is_callee(address))
-
-        start = resolve(site.target)
-        if site.target is None or matches(site.target, start) or start is None:
-            return []
-        chains = []
-
-        def walk(entry, path, seen):
-            if len(chains) > 32 or len(path) >= max_depth:
-                return
-            for tail in self._tail_calls(entry):
-                if tail.target is None:
-                    continue
-                address = resolve(tail.target)
-                if matches(tail.target, address):
-                    chains.append(path + [tail.return_pc])
-                elif address is not None and address not in seen:
-                    walk(address, path + [tail.return_pc], seen | {address})
-
-        walk(start, [], {start})
-        if not chains:
-            return []
-        chain = chains[0]
-        if any(c != chain for c in chains):
-            shortest = min(len(c) for c in chains)
-            n = 0
-            while n < shortest and all(c[n] == chain[n] for c in chains):
-                n += 1
-            m = 0
-            while n + m < shortest and all(c[-1 - m] == chain[-1 - m] for c in chains):
-                m += 1
-            chain = chain[:n] + (chain[len(chain) - m:] if m else [])
-        return chain[::-1]
-
-    def _tail_calls(self, entry):
-        sites = self._call_sites(entry)
-        return [s for s in sites.values() if s.tail] if sites else []
-
-    def _call_sites(self, pc):
-        """{return pc: CallSite} of the function containing the unbiased pc."""
-        unit = self._unit_for_pc(pc)
-        if unit is None:
-            return None
-        func = self._function_at(unit, pc)
-        if func is None:
-            return None
-        sites = self._sites.get(func)
-        if sites is None:
-            sites = {}
-            self._collect_sites(unit, func, sites)
-            self._sites[func] = sites
-        return sites
-
-    def _collect_sites(self, unit, off, sites):
-        for child, tag, attrs in self.children(unit, off):
-            if tag in (F.TAG_call_site, F.TAG_GNU_call_site):
-                ret = attrs.get(F.AT_call_return_pc, attrs.get(F.AT_low_pc))
-                if ret is not None:
-                    tail = bool(attrs.get(F.AT_call_tail_call) or attrs.get(F.AT_GNU_tail_call))
-                    origin = attrs.get(F.AT_call_origin, attrs.get(F.AT_abstract_origin))
-                    target = None
-                    if origin is not None:
-                        target = self._call_target(self.reader.ref(unit, origin))
-                    sites[ret] = CallSite(ret, tail, target)
-            elif tag in (F.TAG_lexical_block, F.TAG_inlined_subroutine):
-                self._collect_sites(unit, child, sites)
-
-    def _call_target(self, off):
-        """A callee as gdb resolves DW_AT_call_origin: the entry address of a definition
-        in this file, else its linkage name or name (to look up in the ELF symbols)."""
-        reader = self.reader
-        unit = reader.unit_at(off)
-        _tag, attrs, _c, _n = reader.read_die(unit, off)
-        if not attrs.get(F.AT_declaration):
-            ranges = reader.die_ranges(unit, attrs)
-            if ranges:
-                return attrs.get(F.AT_entry_pc, ranges[0][0])
-        return self._die_name(unit, off, attrs)
 
     def _line_table(self, unit):
         table = self._lines.get(unit.offset)

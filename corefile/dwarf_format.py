@@ -74,10 +74,6 @@ AT_rnglists_base = 0x74
 AT_loclists_base = 0x8C
 AT_linkage_name = 0x6E
 AT_MIPS_linkage_name = 0x2007
-AT_call_return_pc = 0x7D
-AT_call_origin = 0x7F
-AT_call_tail_call = 0x82
-AT_GNU_tail_call = 0x2115
 
 # Forms
 FORM_addr = 0x01
@@ -619,6 +615,8 @@ class Reader:
                 attrs[at] = (form, v)
             elif at == AT_high_pc and form not in _ADDR_FORMS:
                 attrs[at] = attrs.get(AT_low_pc, 0) + v  # constant class: offset from low_pc
+            elif at == AT_entry_pc and form not in _ADDR_FORMS:
+                attrs[at] = ("offset", v)  # from the entity's first address: see entry_pc()
             else:
                 attrs[at] = self.value(unit, form, v)
         return ab.tag, attrs, ab.children, pos
@@ -724,6 +722,17 @@ class Reader:
         if AT_ranges in attrs:
             return self.ranges_at(unit, attrs[AT_ranges])
         return []
+
+    def entry_pc(self, unit, attrs):
+        """Where a function or inlined call starts (gdb's BLOCK_ENTRY_PC): DW_AT_entry_pc,
+        else the start of its first range; None when it has no address."""
+        ranges = self.die_ranges(unit, attrs)
+        entry = attrs.get(AT_entry_pc)
+        if type(entry) is tuple:
+            return ranges[0][0] + entry[1] if ranges else None
+        if entry is not None:
+            return entry
+        return ranges[0][0] if ranges else None
 
     def ranges_at(self, unit, value):
         """Ranges of a DW_AT_ranges value (rnglistx index or section offset)."""

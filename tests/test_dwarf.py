@@ -488,35 +488,3 @@ def test_corrupt_debug_info_gives_dwarf_error(program, tmp_path, section):
         finally:
             signal.alarm(0)
     assert program.read_bytes() == original
-
-
-TAIL_C = r"""
-volatile int sink;
-__attribute__((noinline)) int leaf(int v) { sink += v; return sink * 2; }
-__attribute__((noinline)) int tail2(int v) { sink++; return leaf(v + 2); }
-__attribute__((noinline)) int tail1(int v) { sink--; return tail2(v * 3); }
-__attribute__((noinline)) int top(int v) { int r = tail1(v); return r + sink; }
-int main(int argc, char **argv) { return top(argc); }
-"""
-
-
-@pytest.mark.parametrize("dwarf", ["-gdwarf-5", "-gdwarf-4"])
-def test_tail_call_chain_equals_gdb(tmp_path, dwarf):
-    """gdb inserts frames for functions that tail-called (jumped) on the way from a caller
-    to its callee, found through DW_TAG_call_site: tail_call_chain() finds the same."""
-    (tmp_path / "t.c").write_text(TAIL_C)
-    exe = tmp_path / "t"
-    subprocess.run(["gcc", "-O2", "-g", dwarf, "-no-pie", "-o", str(exe), "t.c"],
-                   cwd=tmp_path, check=True)
-    out = gdb_batch(exe, ["break leaf", "run", "bt"])
-    frames = re.findall(r"^#(\d+)\s+(?:(0x[0-9a-f]+) in )?(\w+) ", out, re.M)
-    assert [f[2] for f in frames[:4]] == ["leaf", "tail2", "tail1", "top"], out
-    di = DebugInfo(str(exe), None)
-    leaf = di.find_function("leaf")
-    top_return = int(frames[3][1], 16)
-    site = di.call_site(top_return)
-    assert site.target == di.find_function("tail1") and not site.tail
-    chain = di.tail_call_chain(top_return, lambda target: target == leaf)
-    assert chain == [int(frames[1][1], 16), int(frames[2][1], 16)]
-    assert [di.locate(pc - 1).inlined_chain[0].function for pc in chain] == ["tail2", "tail1"]
-    assert di.tail_call_chain(top_return, lambda target: False) == []

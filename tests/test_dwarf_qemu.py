@@ -144,22 +144,10 @@ def _gdb_threads(text):
     return threads
 
 
-def _symbols(path):
-    """{name: value} of the ELF symbols of path."""
-    out = subprocess.run(["readelf", "-sW", path], capture_output=True, text=True).stdout
-    table = {}
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) >= 8 and parts[3] == "FUNC":
-            table.setdefault(parts[7].split("@")[0], int(parts[1], 16))
-    return table
-
-
 @pytest.mark.parametrize("name", corelist.NAMES)
 def test_locate_equals_gdb_backtraces(name, tmp_path):
     """Every frame gdb printed with debug info: same function names (inline chain
-    included), files and lines, looking up pc - 1 in caller frames as gdb does; and every
-    tail-call frame gdb inserted is found by tail_call_chain() between its neighbours."""
+    included), files and lines, looking up pc - 1 in caller frames as gdb does."""
     meta = corelist.core(name)
     oracle = Path(meta["oracle"])
     starts = {}
@@ -173,40 +161,21 @@ def test_locate_equals_gdb_backtraces(name, tmp_path):
         path, start = max(((p, s) for p, s in starts.items() if s <= pc), key=lambda x: x[1])
         if path not in modules:
             modules[path] = DebugInfo(_with_dwarf(path), None, cache_dir=str(tmp_path))
-        return path, start, modules[path]
+        return start, modules[path]
 
     checked = tail_calls = 0
     for groups in _gdb_threads((oracle / "gdb-bt.txt").read_text()):
-        status = []
         for num, pc, want in groups:
             if pc is None or any(f[1] is None for f in want):
-                status.append("skip")  # no debug info there ("from LIB", "??")
-                continue
-            _path, start, di = module(pc)
+                continue  # no debug info there ("from LIB", "??")
+            start, di = module(pc)
             loc = di.locate(pc - start - (1 if num > 0 else 0))
             got = [tuple(f) for f in loc.inlined_chain] if loc else None
             if got != want and got is not None and len(want) == 1 and got[0] == want[0]:
-                status.append("tail")  # gdb's tail-call frames list no inline callers
+                # A tail-call frame gdb rebuilt from DW_TAG_call_site (corefile.callsites):
+                # gdb shows the innermost function at its pc only.
+                tail_calls += 1
                 continue
             assert got == want, (name, num, hex(pc))
-            status.append("ok")
             checked += 1
-        for i, st in enumerate(status):
-            if st != "tail":
-                continue
-            inner = next(groups[j] for j in range(i - 1, -1, -1) if status[j] != "tail")
-            outer = next(groups[j] for j in range(i + 1, len(groups)) if status[j] == "ok")
-            # frame #0 may show no pc (at a line start): it runs in the tail-caller's module
-            ipath, istart, idi = module(inner[1] or groups[i][1])
-            entry = istart + idi.find_function(inner[2][-1][0])
-            opath, ostart, odi = module(outer[1])
-
-            def is_callee(target):
-                if isinstance(target, int):
-                    return ipath == opath and ostart + target == entry
-                return istart + _symbols(ipath).get(target, -1) == entry
-
-            chain = odi.tail_call_chain(outer[1] - ostart, is_callee)
-            assert groups[i][1] - ostart in chain, (name, groups[i][0], hex(groups[i][1]))
-            tail_calls += 1
-    assert checked >= 3, checked
+    assert checked >= 3 and tail_calls <= checked // 4, (checked, tail_calls)
