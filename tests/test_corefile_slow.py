@@ -17,11 +17,9 @@ pytestmark = pytest.mark.slow
 
 
 def same_function(gdb_name, entry):
-    """gdb prints glibc's functions by their DW_AT_linkage_name (__GI_ aliases)."""
     if entry.kind == "signal":
         return gdb_name == "<signal>"
-    return gdb_name == entry.function or (
-        entry.function is not None and gdb_name == "__GI_" + entry.function)
+    return gdb_name == entry.function
 
 
 def assert_backtraces_match(prog, gdb_text):
