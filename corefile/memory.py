@@ -7,6 +7,8 @@ import os
 
 from .errors import FaultError
 
+DELETED = " (deleted)"
+
 
 class _MappedFile:
     """A file named in NT_FILE, opened read-only and mmap'ed on first use."""
@@ -49,9 +51,14 @@ class AddressSpace:
         """Where a path named in the core is on this machine (sysroot applied)."""
         if path in self.overrides:
             return self.overrides[path]
+        host = path
         if self.sysroot and path.startswith("/"):
-            return os.path.join(self.sysroot, path.lstrip("/"))
-        return path
+            host = os.path.join(self.sysroot, path.lstrip("/"))
+        # A file replaced after the process mapped it: the kernel names it "PATH
+        # (deleted)". Try PATH; a build-id check tells whether it is the same file.
+        if host.endswith(DELETED) and not os.path.exists(host):
+            host = host[:-len(DELETED)]
+        return host
 
     def file(self, path: str) -> _MappedFile:
         f = self._files.get(path)

@@ -501,6 +501,33 @@ def test_executable_without_debug_info(build, tmp_path):
             assert got == want, thread.num
 
 
+def test_replaced_executable(build, tmp_path):
+    """The binary was replaced after the process started (NT_FILE says "PATH
+    (deleted)"): the file now at PATH is used when its build-id matches, and a
+    different one is refused."""
+    exe = tmp_path / "victim"
+    shutil.copy(build / "prog", exe)
+    p = subprocess.Popen([str(exe)], cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+    try:
+        pid = int(p.stdout.readline().split()[0])
+        shutil.copy(build / "prog", tmp_path / "same")
+        os.replace(tmp_path / "same", exe)
+        subprocess.run(["gcore", "-o", str(tmp_path / "gc"), str(pid)], check=True,
+                       capture_output=True, timeout=120)
+    finally:
+        p.kill()
+        p.wait()
+    core = str(tmp_path / f"gc.{pid}")
+    with corefile.open(core) as prog:
+        assert any(m.path == f"{exe} (deleted)" for m in prog.mappings)
+        assert prog.exe_path == str(exe)
+        assert prog.symbolize(prog.symbol_address("main")).function == "main"
+    shutil.copy(build / "other", tmp_path / "new")
+    os.replace(tmp_path / "new", exe)
+    with pytest.raises(corefile.MismatchError):
+        corefile.open(core)
+
+
 def test_unwinding_garbage_registers(cores):
     """Wild registers give a short, clean answer: no exception, no junk frames."""
     with corefile.open(cores["kernel"]) as prog:
