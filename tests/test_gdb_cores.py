@@ -62,11 +62,26 @@ def test_every_running_job_and_throttled_request_has_its_coroutine(core):
 
 
 def test_thread_stacks_equal_gdb_bt_oracle(core):
-    ours = re.split(r"^Thread \d+ ", core["bt"], flags=re.M)[1:]
+    ours = [t.split("(running coroutine ")[0]  # the thread's own stack, not the chain
+            for t in re.split(r"^Thread \d+ ", core["bt"], flags=re.M)[1:]]
     text = (Path(core["oracle"]) / "gdb-bt.txt").read_text()
     theirs = re.split(r"^Thread \d+ ", text, flags=re.M)[1:]
     assert len(ours) == len(theirs) == len(core["tids"])
     assert sorted(frame_names(t) for t in ours) == sorted(map(to_trampoline, theirs))
+
+
+def test_running_coroutines_chain_to_the_thread_stack(core):
+    """Wherever a thread runs a coroutine at dump time, its entry is on the thread's stack
+    and the chain ends in the leader: the thread's stack outside coroutines."""
+    for chunk in re.split(r"^Thread \d+ ", core["bt"], flags=re.M)[1:]:
+        if "(running coroutine " not in chunk:
+            continue
+        thread, rest = chunk.split("(running coroutine ")
+        entry = re.match(r"0x[0-9a-f]+, entry (\S+)\)", rest).group(1)
+        assert entry in frame_names(thread)
+        assert frame_names(thread)[-1] == "coroutine_trampoline"
+        leader = frame_names(rest.split("(leader ")[1])
+        assert leader[0] == "qemu_coroutine_switch" and leader[-1] in ("main", "clone3")
 
 
 def test_corefile_backend_agrees(core):
@@ -77,7 +92,10 @@ def test_select_frame_locals_on_the_core(core):
     job = next(j for j in oracle(core, "query-jobs.json") if j["status"] == "running")
     co = next(c for c in core["coroutines"]["coroutines"]
               if f"job {job['id']} (JOB_STATUS_RUNNING)" in c["waits"])
-    level = expanded_names(co["frames"]).index("job_do_yield_locked") + 1  # #0 is the label
+    (selected,), _ = run_gdb([core["exe"], core["core"]],
+                             [f"qemu coroutine select {co['address']:#x}"])
+    first = int(re.match(r"#(\d+) ", selected).group(1))  # levels above it: the thread's
+    level = first + expanded_names(co["frames"]).index("job_do_yield_locked")
     out, err = run_gdb([core["exe"], core["core"]], [
         f"qemu coroutine select {co['address']:#x}", f"frame {level}", "info locals",
         "p job->id", "qemu coroutine select off", "bt 1"])
