@@ -428,21 +428,51 @@ class Program:
 
     def tls_address(self, mod: Module, offset: int, thread=None) -> int:
         """Address of offset in mod's TLS block for thread (a Thread, a thread number
-        or None for the first thread)."""
+        or None for the first thread). The executable's block is at a fixed place below
+        the thread pointer; a library's is found through the thread's DTV, indexed by
+        the module id the dynamic linker keeps in its link_map (layout from ld.so's
+        DWARF), as libthread_db does for gdb."""
         if thread is None:
             thread = self.threads[0]
         elif isinstance(thread, int):
             thread = self.threads[thread - 1]
-        if mod is not self.exe:
-            raise CorefileError(f"TLS of shared libraries ({mod.name}) is not supported")
         if mod.image.tls is None:
             raise CorefileError(f"{mod.name} has no PT_TLS segment")
-        vaddr, memsz, align = mod.image.tls
         tp = self.arch.thread_pointer(thread.registers)
         if not tp or not thread.registers.get(self.arch.SP):
             raise CorefileError(f"thread {thread.num} (LWP {thread.tid}) has no user-level "
                                 f"state (a kernel worker thread): no TLS")
-        return self.arch.static_tls_address(tp, vaddr, memsz, align, offset)
+        if mod is self.exe:
+            vaddr, memsz, align = mod.image.tls
+            return self.arch.static_tls_address(tp, vaddr, memsz, align, offset)
+        modid = self._tls_modid(mod)
+        dtv = self.read_pointer(tp + self.arch.DTV_OFFSET)
+        block = self.read_pointer(dtv + modid * self.arch.DTV_ENTRY_SIZE)
+        if block in (0, (1 << 64) - 1):      # TLS_DTV_UNALLOCATED
+            raise CorefileError(f"the TLS block of {mod.name} is not allocated in "
+                                f"thread {thread.num}")
+        return block + offset
+
+    def _tls_modid(self, mod: Module) -> int:
+        """mod's TLS module id: its link_map's l_tls_modid, walking _r_debug.r_map."""
+        ld = next((m for m in self.modules if "_r_debug" in m.symtab.by_name), None)
+        types = ld and (ld.dwarf_call("find_type", "struct link_map"),
+                        ld.dwarf_call("find_type", "struct r_debug"))
+        if not types or None in types:
+            raise MissingDebugInfoError(
+                f"TLS of {mod.name} needs the dynamic linker's debug info (struct link_map)")
+        link_map, r_debug = types
+        lm = self.read_pointer(ld.symtab.by_name["_r_debug"].address + ld.bias
+                               + r_debug.member("r_map").offset)
+        addr, nxt, modid = (link_map.member(n).offset
+                            for n in ("l_addr", "l_next", "l_tls_modid"))
+        for _ in range(4096):
+            if not lm:
+                break
+            if self.read_u64(lm + addr) == mod.bias:
+                return self.read_u64(lm + modid)
+            lm = self.read_pointer(lm + nxt)
+        raise CorefileError(f"{mod.name} is not in the dynamic linker's list of modules")
 
     def _require_dwarf(self):
         """Types and variables need the executable's DWARF."""

@@ -429,6 +429,62 @@ def test_coroutine_unwind_matches_live_gdb(build, tmp_path):
     assert "co_level2" in [w[2] for w in want]
 
 
+LIB_TLS = r"""
+__thread long lib_tls = 0x77;
+static __thread long lib_tls_static = 5;
+long lib_touch(long v) { lib_tls_static += v; lib_tls = v * 3; return lib_tls + lib_tls_static; }
+"""
+
+LIB_TLS_MAIN = r"""
+#include <pthread.h>
+#include <stdio.h>
+#include <unistd.h>
+long lib_touch(long v);
+static void *worker(void *arg) { lib_touch((long)arg); pause(); return NULL; }
+int main(void)
+{
+    pthread_t t;
+    lib_touch(1);
+    pthread_create(&t, NULL, worker, (void *)7);
+    sleep(1);
+    printf("%d\n", getpid());
+    fflush(stdout);
+    pause();
+}
+"""
+
+
+def test_library_tls_matches_gdb(tmp_path):
+    """__thread variables of a shared library, through the DTV and the dynamic
+    linker's link_map (layout from ld.so's DWARF), equal gdb's `p &var` per thread."""
+    (tmp_path / "lib.c").write_text(LIB_TLS)
+    (tmp_path / "main.c").write_text(LIB_TLS_MAIN)
+    subprocess.run(["gcc", "-O2", "-g", "-shared", "-fPIC", "-o", "libtlsx.so", "lib.c"],
+                   cwd=tmp_path, check=True)
+    subprocess.run(["gcc", "-O2", "-g", "-pthread", "-o", "main", "main.c", "-L.",
+                    "-ltlsx", f"-Wl,-rpath,{tmp_path}"], cwd=tmp_path, check=True)
+    p = subprocess.Popen([str(tmp_path / "main")], stdout=subprocess.PIPE, text=True)
+    try:
+        pid = int(p.stdout.readline())
+        subprocess.run(["gcore", "-o", str(tmp_path / "gc"), str(pid)], check=True,
+                       capture_output=True, timeout=120)
+    finally:
+        p.kill()
+        p.wait()
+    core = str(tmp_path / f"gc.{pid}")
+    out = gdb(str(tmp_path / "main"), core,
+              *[c for n in (1, 2) for c in (f"thread {n}", "p/x &lib_tls",
+                                            "p/x &'lib.c'::lib_tls_static")])
+    want = [int(l.split()[-1], 16) for l in out.splitlines() if l.startswith("$")]
+    with corefile.open(core, cache_dir=str(tmp_path / "cache")) as prog:
+        got = []
+        for t in prog.threads:
+            got += [prog.variable("lib_tls", thread=t)[0],
+                    prog.variable("lib_tls_static", file="lib.c", thread=t)[0]]
+        assert got == want
+        assert [prog.read_u64(a) for a in got] == [3, 6, 21, 12]
+
+
 def test_jmp_buf_demangling(cores):
     """main's setjmp(saved_env): the demangled pc lies in main, sp on main's stack."""
     with corefile.open(cores["kernel"]) as prog:

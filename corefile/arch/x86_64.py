@@ -46,6 +46,8 @@ JMPBUF_SLOTS = {"rbx": 0, "rbp": 1, "r12": 2, "r13": 3, "r14": 4, "r15": 5,
                 "rsp": 6, "rip": 7}
 JMPBUF_MANGLED = ("rbp", "rsp", "rip")
 POINTER_GUARD_OFFSET = 0x30  # tcbhead_t.pointer_guard, read at fs_base + this
+DTV_OFFSET = 8               # tcbhead_t.dtv, read at fs_base + this
+DTV_ENTRY_SIZE = 16          # glibc's dtv_t: {void *val; void *to_free}; dtv[modid]
 MANGLE_ROTATE = 0x11
 
 
