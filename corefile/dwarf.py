@@ -200,6 +200,8 @@ class DebugInfo:
             return self._array(unit, off, attrs)
         if tag in _TAG_KIND:
             kind = _TAG_KIND[tag]
+            if F.AT_signature in attrs:
+                return self.type_at(attrs[F.AT_signature])  # defined in a type unit
             if attrs.get(F.AT_declaration) and name is not None:
                 full = self.index.tags.get((tag, name.encode()))
                 if full is not None and full != off:

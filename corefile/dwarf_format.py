@@ -67,6 +67,7 @@ AT_ranges = 0x55
 AT_entry_pc = 0x52
 AT_call_file = 0x58
 AT_call_line = 0x59
+AT_signature = 0x69
 AT_data_bit_offset = 0x6B
 AT_str_offsets_base = 0x72
 AT_addr_base = 0x73
@@ -428,7 +429,7 @@ class Unit:
     __slots__ = ("offset", "end", "version", "unit_type", "addr_size", "offset_size",
                  "abbrev_offset", "die_offset", "abbrevs", "str_offsets_base", "addr_base",
                  "rnglists_base", "loclists_base", "name", "comp_dir", "stmt_list",
-                 "low_pc", "root", "skips")
+                 "low_pc", "root", "skips", "signature")
 
     def __init__(self, offset, end, version, unit_type, addr_size, offset_size,
                  abbrev_offset, die_offset):
@@ -442,6 +443,7 @@ class Unit:
         self.die_offset = die_offset
         self.abbrevs = None
         self.skips = None
+        self.signature = None  # type units: (type signature, offset of the type's DIE)
         self.str_offsets_base = 8
         self.addr_base = 8
         self.rnglists_base = None
@@ -480,6 +482,8 @@ def parse_unit_headers(info):
             abbrev_offset = int.from_bytes(info[pos:pos + offset_size], "little")
             pos += offset_size
             if unit_type in (2, 6):  # DW_UT_type, DW_UT_split_type: signature + type offset
+                signature = int.from_bytes(info[pos:pos + 8], "little")
+                type_die = start + int.from_bytes(info[pos + 8:pos + 8 + offset_size], "little")
                 pos += 8 + offset_size
             elif unit_type in (4, 5):  # DW_UT_skeleton, DW_UT_split_compile: dwo id
                 pos += 8
@@ -490,8 +494,10 @@ def parse_unit_headers(info):
             pos += 1
         else:
             raise DwarfError(f".debug_info unit at {start:#x}: unsupported DWARF version {version}")
-        units.append(Unit(start, end, version, unit_type, addr_size, offset_size,
-                          abbrev_offset, pos))
+        unit = Unit(start, end, version, unit_type, addr_size, offset_size, abbrev_offset, pos)
+        if unit_type in (2, 6):
+            unit.signature = (signature, type_die)
+        units.append(unit)
         pos = end
     return units
 
@@ -524,6 +530,7 @@ class Reader:
         self.sections = sections
         self._abbrev_cache = {}
         self.units = parse_unit_headers(self.info)
+        self._signatures = None
         self._unit_starts = [u.offset for u in self.units]
 
     # Sections that only some lookups need.
@@ -678,7 +685,8 @@ class Reader:
         raise DwarfError(f"unsupported DWARF form {form:#x}")
 
     def value(self, unit, form, v):
-        """The meaning of a raw value: names as bytes, references as absolute offsets."""
+        """The meaning of a raw value: names as bytes, references (to type units too) as
+        absolute offsets."""
         if form in _REF_FORMS:
             return unit.offset + v
         if form == FORM_strp:
@@ -701,6 +709,17 @@ class Reader:
             return ("loclistx", v)
         if form == FORM_ref_addr:
             return ("ref_addr", v)
+        if form in (FORM_GNU_ref_alt, FORM_GNU_strp_alt, FORM_ref_sup4, FORM_ref_sup8,
+                    FORM_strp_sup):
+            raise DwarfError("debug info that refers to a supplementary file (dwz, "
+                             ".gnu_debugaltlink) is not supported")
+        if form == FORM_ref_sig8:
+            if self._signatures is None:
+                self._signatures = dict(u.signature for u in self.units if u.signature)
+            if v not in self._signatures:
+                raise DwarfError(f"no type unit with signature {v:#x} in .debug_info "
+                                 "(DWARF 4 .debug_types is not supported)")
+            return self._signatures[v]
         return v
 
     def ref(self, unit, value):

@@ -58,7 +58,7 @@ def build_index(reader):
     Large sections are split into contiguous runs of units scanned by forked children (one
     per CPU, up to 4) in parallel; a child that fails is redone here.
     """
-    units = [u for u in reader.units if u.unit_type in (1, 3)]  # compile, partial units
+    units = [u for u in reader.units if u.unit_type in (1, 2, 3)]  # compile, type, partial
     workers = 1
     if (len(reader.info) >= PARALLEL_MIN_BYTES and hasattr(os, "fork")
             and threading.active_count() == 1):

@@ -239,14 +239,15 @@ TYPES = ["struct Node", "struct Bits", "union Value", "List", "struct WithFlex",
          "struct ZeroLen", "Node", "NodeAlias"]
 
 
-@pytest.fixture(scope="module", params=["-gdwarf-5", "-gdwarf-4"])
+@pytest.fixture(scope="module",
+                params=["-gdwarf-5", "-gdwarf-4", "-gdwarf-5 -fdebug-types-section"])
 def program(request, tmp_path_factory):
     d = tmp_path_factory.mktemp("dwarf")
     (d / "main.c").write_text(MAIN_C)
     (d / "other.c").write_text(OTHER_C)
     exe = d / "prog"
-    subprocess.run(["gcc", "-O2", "-g", request.param, "-no-pie", "-o", str(exe), "main.c",
-                    "other.c"], cwd=d, check=True)
+    subprocess.run(["gcc", "-O2", "-g", *request.param.split(), "-no-pie", "-o", str(exe),
+                    "main.c", "other.c"], cwd=d, check=True)
     return exe
 
 
