@@ -300,6 +300,7 @@ class Program:
         vdso = self._vdso()
         if vdso is not None:
             self.modules.append(vdso)
+        self.modules += self._jit_modules()
         self.modules.sort(key=lambda m: m.start)
         if self.exe is not None:
             self.modules.remove(self.exe)
@@ -324,6 +325,33 @@ class Program:
         if is_exe:
             raise MismatchError(msg)
         self.partial_reasons.append(msg)
+
+    def _jit_modules(self) -> list:
+        """Code registered through gdb's JIT interface (QEMU's TCG registers its code
+        buffer with a .debug_frame): in-memory ELF images listed from the executable's
+        __jit_debug_descriptor {u32 version, u32 action, entry *relevant, entry *first},
+        entry = {next, prev, symfile_addr, u64 symfile_size}."""
+        sym = self.exe.symtab.by_name.get("__jit_debug_descriptor") if self.exe else None
+        if sym is None:
+            return []
+        out = []
+        try:
+            entry = self.read_pointer(sym.address + self.exe.bias + 16)
+            for _ in range(1024):
+                if not entry:
+                    break
+                addr, size = struct.unpack("<QQ", self.read(entry + 16, 16))
+                if 64 <= size <= 1 << 24:
+                    img = ElfImage(None, self.read(addr, size))
+                    if img.loads:
+                        vaddr, memsz, _, _ = img.loads[0]
+                        mod = Module(self, "<jit>", None, vaddr, vaddr + memsz, img)
+                        mod._debug = None
+                        out.append(mod)
+                entry = self.read_pointer(entry)
+        except (FaultError, CorefileError, struct.error) as e:
+            self.partial_reasons.append(f"JIT code list unreadable: {e}")
+        return out
 
     def _vdso(self) -> Module | None:
         base = self.auxv.get(AT_SYSINFO_EHDR)

@@ -4,6 +4,7 @@
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -91,3 +92,34 @@ def test_tls_and_globals_equal_gdb(name, tmp_path):
                                         thread=t)
             assert addr == values[1 + 2 * i], t.num
             assert prog.read_pointer(addr) == values[2 + 2 * i], t.num
+
+
+def test_tcg_generated_code_frames_equal_gdb(tmp_path):
+    """A TCG vCPU thread inside generated code: corefile finds the code buffer's CFI
+    through gdb's JIT interface (__jit_debug_descriptor) and unwinds through it as
+    gdb does."""
+    try:
+        exe = corelist.core("system-10.0-gcore")["exe"]
+    except corelist.CoreMissing as e:
+        pytest.fail(str(e))
+    rom = bytearray(b"\x90" * 65536)
+    rom[0xFFF0:0xFFF2] = b"\xeb\xfe"          # the reset vector: jmp .
+    (tmp_path / "spin.bin").write_bytes(rom)
+    qemu = subprocess.Popen([exe, "-accel", "tcg", "-m", "64", "-display", "none",
+                             "-nodefaults", "-bios", str(tmp_path / "spin.bin"),
+                             "-global", "apic-common.vapic=off", "-monitor", "none",
+                             "-serial", "none"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1)
+        subprocess.run(["gcore", "-o", str(tmp_path / "gc"), str(qemu.pid)], check=True,
+                       capture_output=True, timeout=300)
+    finally:
+        qemu.kill()
+        qemu.wait()
+    core = str(tmp_path / f"gc.{qemu.pid}")
+    out = subprocess.run(["gdb", "-batch", "-nx", "-ex", "thread apply all bt", exe, core],
+                         capture_output=True, text=True, timeout=300).stdout
+    assert "in code_gen_buffer ()" in out
+    with corefile.open(core, exe=exe, cache_dir=str(tmp_path / "cache")) as prog:
+        assert_backtraces_match(prog, out)
