@@ -127,9 +127,18 @@ class LineTable:
     def _run(self, data, pos, end, min_inst, default_is_stmt, line_base, line_range,
              opcode_base, lengths, addr_size):
         """Run the state machine: self.seqs = sorted [(start, end, addrs, rows)]."""
+        # Special opcodes advance address and line by fixed amounts: tabulate them.
+        special_addr = [0] * 256
+        special_line = [0] * 256
+        for op in range(opcode_base, 256):
+            special_addr[op] = ((op - opcode_base) // line_range) * min_inst
+            special_line[op] = line_base + (op - opcode_base) % line_range
+        const_add = special_addr[255]
         seqs = []
         addrs = []
         rows = []
+        add_addr = addrs.append
+        add_row = rows.append
         address = 0
         file = 1
         line = 1
@@ -138,11 +147,29 @@ class LineTable:
             op = data[pos]
             pos += 1
             if op >= opcode_base:
-                adj = op - opcode_base
-                address += (adj // line_range) * min_inst
-                line += line_base + adj % line_range
-                addrs.append(address)
-                rows.append((file, line, is_stmt))
+                address += special_addr[op]
+                line += special_line[op]
+                add_addr(address)
+                add_row((file, line, is_stmt))
+            elif op == 5:  # set_column (ignored)
+                while data[pos] & 0x80:
+                    pos += 1
+                pos += 1
+            elif op == 6:  # negate_stmt
+                is_stmt = not is_stmt
+            elif op == 2:  # advance_pc
+                v, pos = uleb(data, pos)
+                address += v * min_inst
+            elif op == 8:  # const_add_pc
+                address += const_add
+            elif op == 3:  # advance_line
+                v, pos = sleb(data, pos)
+                line += v
+            elif op == 1:  # copy
+                add_addr(address)
+                add_row((file, line, is_stmt))
+            elif op == 4:  # set_file
+                file, pos = uleb(data, pos)
             elif op == 0:  # extended
                 n, pos = uleb(data, pos)
                 sub = data[pos]
@@ -151,6 +178,8 @@ class LineTable:
                         seqs.append((addrs[0], address, addrs, rows))
                     addrs = []
                     rows = []
+                    add_addr = addrs.append
+                    add_row = rows.append
                     address = 0
                     file = 1
                     line = 1
@@ -158,31 +187,12 @@ class LineTable:
                 elif sub == 2:  # DW_LNE_set_address
                     address = int.from_bytes(data[pos + 1:pos + 1 + addr_size], "little")
                 pos += n
-            elif op == 1:  # DW_LNS_copy
-                addrs.append(address)
-                rows.append((file, line, is_stmt))
-            elif op == 2:  # advance_pc
-                v, pos = uleb(data, pos)
-                address += v * min_inst
-            elif op == 3:  # advance_line
-                v, pos = sleb(data, pos)
-                line += v
-            elif op == 4:  # set_file
-                file, pos = uleb(data, pos)
-            elif op == 5:  # set_column
-                _v, pos = uleb(data, pos)
-            elif op == 6:  # negate_stmt
-                is_stmt = not is_stmt
-            elif op == 8:  # const_add_pc
-                address += ((255 - opcode_base) // line_range) * min_inst
             elif op == 9:  # fixed_advance_pc
                 address += data[pos] | data[pos + 1] << 8
                 pos += 2
             elif op in (7, 10, 11):  # basic_block, prologue_end, epilogue_begin
                 pass
-            elif op == 12:  # set_isa
-                _v, pos = uleb(data, pos)
-            else:  # unknown standard opcode: skip its uleb operands
+            else:  # set_isa and unknown standard opcodes: skip their uleb operands
                 for _ in range(lengths[op - 1]):
                     _v, pos = uleb(data, pos)
         seqs.sort(key=lambda s: s[0])
