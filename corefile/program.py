@@ -95,12 +95,14 @@ class Module:
     def symtab(self) -> SymbolTable:
         """ELF symbols of the file and its debug file, cached by build-id."""
         if self._symtab is None:
-            path = self.program.cache_path("symbols", self.build_id)
+            dbg = self.debug_image
+            merged = dbg is not None and dbg is not self.image
+            path = self.program.cache_path("symbols", self.build_id,
+                                           "+debug" if merged else "")
             syms = _load_cached(path)
             if syms is None:
                 syms = self.image.symbols()
-                dbg = self.debug_image
-                if dbg is not None and dbg is not self.image:
+                if merged:
                     have = {(s.address, s.name) for s in syms}
                     syms = sorted(syms + [s for s in dbg.symbols()
                                           if (s.address, s.name) not in have])
@@ -196,12 +198,12 @@ class Program:
     def close(self):
         self.core.close()
 
-    def cache_path(self, kind: str, build_id: bytes | None) -> str | None:
+    def cache_path(self, kind: str, build_id: bytes | None, variant: str = "") -> str | None:
         """Where data derived from the file with build_id is cached (None: no cache)."""
         if not build_id:
             return None
         return os.path.join(self.cache_dir or default_cache_dir(), kind,
-                            build_id.hex() + ".marshal")
+                            build_id.hex() + variant + ".marshal")
 
     def __enter__(self):
         return self
