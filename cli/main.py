@@ -125,7 +125,7 @@ def bind(command):
                 for value, act in extra_values:
                     if value:
                         act(records, types.SimpleNamespace(**{**vars(args), "highlight": None}), value)
-        except BadInput as e:
+        except (BadInput, LookupError) as e:  # a bad core, or an argument naming nothing
             fail(str(e))
         except TargetError as e:
             fail(str(e), EXIT_PARTIAL)

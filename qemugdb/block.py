@@ -350,16 +350,10 @@ def find_node(target, spec):
                 return bs
         except TargetError:
             continue
-    evaluate = getattr(target, "evaluate", None)
     try:
-        address = int(spec, 0)
-    except ValueError:
-        if evaluate is None:
-            raise LookupError(f"no block node named {spec!r}") from None
-        try:
-            address = evaluate(spec)
-        except TargetError as e:
-            raise LookupError(f"no block node named {spec!r} ({e})") from None
+        address = target.evaluate(spec)
+    except TargetError as e:
+        raise LookupError(f"no block node named {spec!r} ({e})") from None
     return Object(target, target.lookup_type("BlockDriverState"), address)
 
 

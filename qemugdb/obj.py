@@ -113,9 +113,6 @@ class Object:
             type_ = self.target_.lookup_type(type_)
         return Value(self.target_, type_, self.value_())
 
-    def address_of_(self):
-        return self.address_
-
     # Values.
 
     def read_(self):

@@ -121,6 +121,19 @@ class Target:
         """A Process describing the whole target."""
         raise NotImplementedError
 
+    def selected_thread(self):
+        """The thread commands act on by default: gdb's selected thread; on a core read
+        without gdb, the one that took the fatal signal, else the first."""
+        threads = self.threads()
+        return next((t for t in threads if t.crashed), threads[0] if threads else None)
+
+    def evaluate(self, text):
+        """The address the user means by `text`: a number here; gdb evaluates expressions."""
+        try:
+            return int(text, 0)
+        except ValueError:
+            raise TargetError(f"not an address: {text!r} (without gdb, give a number)") from None
+
     def symbolize(self, pc):
         """A Location for pc."""
         raise NotImplementedError

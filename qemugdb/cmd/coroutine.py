@@ -8,38 +8,25 @@ from ..render import coroutine as render
 from ..target import TargetError
 
 
-def address_of(target, text):
-    """An address from the user: a debugger expression where the target evaluates them
-    (gdb), else a number."""
-    evaluate = getattr(target, "evaluate", None)
-    if evaluate is not None:
-        return evaluate(text)
-    try:
-        return int(text, 0)
-    except ValueError:
-        raise TargetError(f"not an address: {text!r}") from None
-
-
 def _selected_threads(target, all_threads):
     threads = target.threads()
     if not threads:
         raise TargetError("no threads: attach to a process or load a core")
     if all_threads:
         return threads
-    selected = getattr(target, "selected_thread", lambda: None)()
-    return [selected] if selected is not None else threads[:1]
+    return [target.selected_thread()]
 
 
 @command("coroutine", "Show a coroutine's stack: qemu coroutine EXPR (a Coroutine *).",
          arguments=[Arg("expr", "a Coroutine * (expression or address)")],
          text=render.render_coroutine)
 def coroutine(target, args):
-    address = address_of(target, args.expr)
+    address = target.evaluate(args.expr)
     if not address:
         raise TargetError("NULL coroutine")
     threads = target.threads()
     guard = co.pointer_guard(target, threads)
-    selected = getattr(target, "selected_thread", lambda: None)() or threads[0]
+    selected = target.selected_thread()
     for th in threads:
         try:
             if co.current_coroutine(target, th) == address:
@@ -73,7 +60,7 @@ def coroutine_select(target, args):
     if args.expr == "off":
         was_on = gdb_unwinder.deselect()
         return Selection(None, "coroutine view off" if was_on else "")
-    address = address_of(target, args.expr)
+    address = target.evaluate(args.expr)
     if not address:
         raise TargetError("NULL coroutine")
     thread = target.selected_thread()
