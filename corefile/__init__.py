@@ -4,8 +4,8 @@ and (through corefile.dwarf) types and variables. Knows nothing of QEMU."""
 from .errors import (BadCoreError, CorefileError, FaultError, MismatchError,
                      MissingDebugInfoError)
 
-# corefile.program needs pyelftools; import it on first use so that corefile.arch (pure
-# data, imported by qemugdb inside gdb's pip-less Python) does not need it (PEP 562).
+# corefile.program is imported on first use (PEP 562), so that corefile.arch (pure data,
+# imported by qemugdb inside gdb's Python) stays a light import.
 _LAZY = ("Frame", "Location", "Module", "Program")
 
 
