@@ -263,7 +263,7 @@ class Abbrev:
     DW_AT_abstract_origin (origin_at) when only fixed-size attributes precede them.
     action tells the index scanner what a top-level DIE of this shape defines.
     """
-    __slots__ = ("tag", "children", "attrs", "sizes", "fixed", "sib_at", "name_at",
+    __slots__ = ("tag", "children", "attrs", "sizes", "fixed", "sib_at", "sib_form", "name_at",
                  "name_form", "origin_at", "action")
 
     def __init__(self, tag, children, attrs, offset_size, addr_size):
@@ -290,6 +290,7 @@ class Abbrev:
                 self.origin_at = pos
             pos = None if size is None else pos + size
         self.fixed = pos
+        self.sib_form = present.get(AT_sibling)
         self.action = self._action(tag, present)
 
     @staticmethod
@@ -508,7 +509,7 @@ def _skips(abbrevs):
     n >= 0: the DIE has no children and n bytes of attributes; n < -1: jump to the ref4
     DW_AT_sibling found -n - 2 bytes into the attributes; -1: no shortcut.
     """
-    skips = [-1] * (max(abbrevs, default=0) + 1)
+    skips = [-1] * max(0x80, max(abbrevs, default=0) + 1)  # no bounds check for 1-byte codes
     for code, ab in abbrevs.items():
         if ab.action != SKIP:
             continue

@@ -56,13 +56,15 @@ def build_index(reader):
     """The NameIndex of every unit of reader.
 
     Large sections are split into contiguous runs of units scanned by forked children (one
-    per CPU, up to 4) in parallel; a child that fails is redone here.
+    per idle CPU, up to 4) in parallel; a child that fails is redone here.
     """
     units = [u for u in reader.units if u.unit_type in (1, 2, 3)]  # compile, type, partial
     workers = 1
     if (len(reader.info) >= PARALLEL_MIN_BYTES and hasattr(os, "fork")
             and threading.active_count() == 1):
-        workers = max(1, min(os.cpu_count() or 1, 4))
+        # Only CPUs that are idle help: on a busy machine the forks just compete.
+        cpus = os.cpu_count() or 1
+        workers = max(1, min(4, round(cpus - os.getloadavg()[0])))
     chunks = _split(units, workers)
     children = []
     for chunk in chunks[1:]:
@@ -149,8 +151,8 @@ def dies(table, name):
 def scan_unit(reader, unit, index, seen):
     """Add the names defined by the top-level DIEs of unit to index.
 
-    seen is a set shared by the scans of one index: (tag, .debug_str offset) of the type
-    names already indexed.
+    seen is a set shared by the scans of one index: .debug_str offset << 16 | tag of the
+    type names already indexed.
     """
     reader.prepare(unit)
     info = reader.info
@@ -167,13 +169,12 @@ def scan_unit(reader, unit, index, seen):
         return
     pos = root.end(info, pos)
     skips = unit.skips
-    nskips = len(skips)
     while pos < end:
         die = pos
         code = info[pos]
         if code < 0x80:
             pos += 1
-            step = skips[code] if code < nskips else -1
+            step = skips[code]
             if step >= 0:
                 pos += step
                 continue
@@ -196,7 +197,7 @@ def scan_unit(reader, unit, index, seen):
                 o = _u32(info, pos + at)[0]
                 if action == TYPE_NAME or action == TAG_DEF:
                     # Most units repeat the same typedefs: only the first one counts.
-                    key = (ab.tag, o)
+                    key = o << 16 | ab.tag
                     if key in seen:
                         name = None
                     else:
@@ -237,9 +238,8 @@ def scan_unit(reader, unit, index, seen):
                 if pos <= die:
                     raise DwarfError(f"DIE at {die:#x}: DW_AT_sibling points backwards")
             else:
-                sib = ab.attr_pos(info, pos, 0x01)
-                if sib is not None and ab.attrs[_attr_index(ab, 0x01)][1] == FORM_ref4:
-                    pos = base + _u32(info, sib)[0]
+                if ab.sib_form == FORM_ref4:
+                    pos = base + _u32(info, ab.attr_pos(info, pos, 0x01))[0]
                     if pos <= die:
                         raise DwarfError(f"DIE at {die:#x}: DW_AT_sibling points backwards")
                 else:
@@ -247,13 +247,6 @@ def scan_unit(reader, unit, index, seen):
         else:
             f = ab.fixed
             pos = pos + f if f is not None else ab.end(info, pos)
-
-
-def _attr_index(ab, wanted):
-    for i, (at, _form, _implicit) in enumerate(ab.attrs):
-        if at == wanted:
-            return i
-    return None
 
 
 def _skip_subtree(info, abbrevs, pos):

@@ -489,3 +489,17 @@ def test_corrupt_debug_info_gives_dwarf_error(program, tmp_path, section):
         finally:
             signal.alarm(0)
     assert program.read_bytes() == original
+
+
+def test_parallel_index_equals_serial(program, monkeypatch):
+    """The index built by forked scanners is the one a single scan builds."""
+    from corefile import dwarf_index
+    serial = DebugInfo(str(program), None).index
+    monkeypatch.setattr(dwarf_index, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(dwarf_index.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(dwarf_index.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    forks = []
+    real_fork = dwarf_index.os.fork
+    monkeypatch.setattr(dwarf_index.os, "fork", lambda: forks.append(1) or real_fork())
+    parallel = DebugInfo(str(program), None).index
+    assert forks and parallel.to_data() == serial.to_data()
