@@ -142,15 +142,34 @@ class DebugInfo:
 
     @_checked
     def find_type(self, name):
-        """The Type called name: "T" (typedef or base type), "struct T", "union T",
-        "enum T"; None when the program defines no such type."""
-        name = " ".join(name.split())
-        kind, _, tag_name = name.partition(" ")
-        if kind in _KIND_TAG and tag_name:
-            off = self.index.tags.get((_KIND_TAG[kind], tag_name.encode()))
+        """The Type called name, or None when the program defines no such type.
+
+        name is "T" (a typedef or base type), "struct T", "union T" or "enum T"; C spellings
+        of base types work as in gdb ("unsigned long" is DWARF's "long unsigned int"),
+        "void" too; qualifiers are ignored and trailing "*"s make pointers.
+        """
+        words = [w for w in name.replace("*", " * ").split()
+                 if w not in ("const", "volatile", "restrict")]
+        stars = 0
+        while words and words[-1] == "*":
+            words.pop()
+            stars += 1
+        if not words or "*" in words:
+            return None
+        if words[0] in _KIND_TAG and len(words) == 2:
+            off = self.index.tags.get((_KIND_TAG[words[0]], words[1].encode()))
+            t = None if off is None else self.type_at(off)
+        elif words == ["void"]:
+            t = Type("void", "void", None)
         else:
-            off = self.index.types.get(name.encode())
-        return None if off is None else self.type_at(off)
+            off = self.index.types.get(_c_base_name(words).encode())
+            t = None if off is None else self.type_at(off)
+        if t is None or not stars:
+            return t
+        t = None if t.kind == "void" else t  # as in DWARF: a void pointer has no target
+        for _ in range(stars):
+            t = Type("pointer", None, self.reader.units[0].addr_size, target=t)
+        return t
 
     @_checked
     def type_at(self, off):
@@ -563,6 +582,32 @@ class DebugInfo:
             table = LineTable(data, unit.stmt_list, self.reader, unit)
             self._lines[unit.offset] = table
         return table
+
+
+_SPECIFIERS = {"signed", "unsigned", "short", "long", "int", "char", "float", "double",
+               "_Bool", "__int128"}
+
+
+def _c_base_name(words):
+    """The name gcc gives a C base type in DWARF, from its C spelling (other names as they
+    are): "unsigned long" -> "long unsigned int", "short" -> "short int"."""
+    if not set(words) <= _SPECIFIERS:
+        return " ".join(words)
+    unsigned = "unsigned" in words
+    signed = "signed" in words
+    longs = words.count("long")
+    for base in ("char", "float", "double", "_Bool", "__int128"):
+        if base in words:
+            if base == "char":
+                return "unsigned char" if unsigned else "signed char" if signed else "char"
+            if base == "double" and longs:
+                return "long double"
+            if base == "__int128":
+                return "__int128 unsigned" if unsigned else "__int128"
+            return base
+    core = "short " if "short" in words else "long long " if longs >= 2 else \
+        "long " if longs else ""
+    return f"{core}unsigned int" if unsigned else f"{core}int"
 
 
 def _unit_matches(unit, file):

@@ -150,7 +150,8 @@ class Type:
         if kind in ("struct", "union", "enum"):
             return f"{kind} {self.name}" if self.name else f"{kind} {{...}}"
         if kind == "pointer":
-            return f"{self.target if self.target is not None else 'void'} *"
+            target = str(self.target) if self.target is not None else "void"
+            return f"{target}*" if target.endswith("*") else f"{target} *"
         if kind == "array":
             dims = ""
             t = self

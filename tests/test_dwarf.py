@@ -503,3 +503,19 @@ def test_parallel_index_equals_serial(program, monkeypatch):
     monkeypatch.setattr(dwarf_index.os, "fork", lambda: forks.append(1) or real_fork())
     parallel = DebugInfo(str(program), None).index
     assert forks and parallel.to_data() == serial.to_data()
+
+
+def test_c_spellings_of_types(program, di):
+    """find_type takes what gdb's ptype takes for base types, qualifiers and pointers."""
+    names = ["unsigned long", "unsigned", "long long", "unsigned short", "short", "signed",
+             "long double", "const char *", "void *", "struct Node *", "Node **", "_Bool",
+             "unsigned long long int", "volatile int"]
+    out = gdb_batch(program, [f"p sizeof({n})" for n in names])
+    sizes = [int(v) for v in re.findall(r"^\$\d+ = (\d+)$", out, re.M)]
+    assert sizes == [di.find_type(n).size for n in names]
+    assert di.find_type("unsigned long").name == "long unsigned int"
+    assert not di.find_type("unsigned").signed and di.find_type("signed").signed
+    assert di.find_type("void").kind == "void" and di.find_type("void *").target is None
+    assert str(di.find_type("Node **")) == "Node **"
+    assert di.find_type("Node **").target.target.strip_typedefs().name == "Node"
+    assert di.find_type("nope *") is None and di.find_type("int * int") is None
