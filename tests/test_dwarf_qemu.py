@@ -179,3 +179,30 @@ def test_locate_equals_gdb_backtraces(name, tmp_path):
             assert got == want, (name, num, hex(pc))
             checked += 1
     assert checked >= 3 and tail_calls <= checked // 4, (checked, tail_calls)
+
+
+# The globals and file statics qemugdb's walkers read (absent ones must be absent for both).
+WALKER_VARIABLES = [
+    ("address_spaces", "memory.c"), ("all_bdrv_states", "block.c"),
+    ("block_backends", "block-backend.c"), ("current_machine", None),
+    ("global_pool", "qemu-coroutine.c"), ("graph_bdrv_states", "block.c"), ("jobs", "job.c"),
+    ("main_loop_tlg", None), ("mon_iothread", None), ("mon_list", None),
+    ("my_aiocontext", None), ("release_pool", "qemu-coroutine.c"),
+    ("throttle_groups", "throttle-groups.c"), ("qemu_aio_context", None), ("__abort_msg", None),
+]
+
+
+def test_walker_variables_equal_gdb(target):
+    exe, _types, di = target
+    commands = []
+    for name, file in WALKER_VARIABLES:
+        commands += ["echo @@\\n",
+                     f"info address {name}" if file is None
+                     else f"p &'{os.path.basename(file)}'::{name}"]
+    answers = gdb_batch(exe, commands).split("@@\n")[1:]
+    assert len(answers) == len(WALKER_VARIABLES)
+    for (name, file), answer in zip(WALKER_VARIABLES, answers):
+        m = re.search(r"static storage at address (0x[0-9a-f]+)|\) (0x[0-9a-f]+) <", answer)
+        want = int(m.group(1) or m.group(2), 16) if m else None
+        found = di.find_variable(name, file=file)
+        assert (found[0] if found else None) == want, (name, file, answer)
