@@ -21,7 +21,7 @@ from collections import namedtuple
 
 from . import dwarf_format as F
 from .dwarf_format import DwarfError, ElfSections, Reader
-from .dwarf_index import NameIndex, build_index, dies
+from .dwarf_index import NameIndex, build_index, dies, scan_unit
 from .dwarf_lines import LineTable
 from .types import Member, Type
 
@@ -87,7 +87,6 @@ class DebugInfo:
         self._types = {}
         self._aranges = None
         self._functions = {}
-        self._function_dies = None
         self._lines = {}
 
     # -- loading --------------------------------------------------------------------
@@ -527,23 +526,17 @@ class DebugInfo:
         return None
 
     def _function_ranges(self, unit):
-        """Sorted ranges of the unit's top-level functions, from the DIEs the index holds."""
-        if self._function_dies is None:
-            offsets = []
-            functions = self.index.functions
-            for name in functions:
-                offsets.extend(dies(functions, name))
-            offsets.sort()
-            self._function_dies = offsets
-        offsets = self._function_dies
+        """Sorted ranges of the unit's top-level functions, found by scanning this unit
+        alone (locate() never needs the whole-program index)."""
+        part = NameIndex()
+        scan_unit(self.reader, unit, part, set())
         reader = self.reader
         spans = []
-        for i in range(bisect.bisect_left(offsets, unit.offset),
-                       bisect.bisect_left(offsets, unit.end)):
-            off = offsets[i]
-            for a, b in reader.die_ranges(unit, reader.read_die(unit, off)[1]):
-                if b > a:
-                    spans.append((a, b, off))
+        for name in part.functions:
+            for off in dies(part.functions, name):
+                for a, b in reader.die_ranges(unit, reader.read_die(unit, off)[1]):
+                    if b > a:
+                        spans.append((a, b, off))
         spans.sort()
         return [s[0] for s in spans], spans
 
