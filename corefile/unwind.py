@@ -18,7 +18,7 @@ from .errors import CorefileError, FaultError
 PE_OMIT = 0xFF
 PE_ABSPTR, PE_ULEB128, PE_UDATA2, PE_UDATA4, PE_UDATA8 = 0x00, 0x01, 0x02, 0x03, 0x04
 PE_SLEB128, PE_SDATA2, PE_SDATA4, PE_SDATA8 = 0x09, 0x0A, 0x0B, 0x0C
-PE_PCREL, PE_TEXTREL, PE_DATAREL, PE_FUNCREL = 0x10, 0x20, 0x30, 0x40
+PE_PCREL, PE_TEXTREL, PE_DATAREL, PE_FUNCREL, PE_ALIGNED = 0x10, 0x20, 0x30, 0x40, 0x50
 PE_INDIRECT = 0x80
 
 MASK64 = (1 << 64) - 1
@@ -60,6 +60,8 @@ def _read_encoded(buf, pos, enc, section_addr, datarel=0, ptr_size=8):
     """Decode a DW_EH_PE-encoded pointer at buf[pos]. Returns (value, new_pos);
     indirect pointers are returned as ('indirect', addr)."""
     fmt = enc & 0x0F
+    if enc & 0x70 == PE_ALIGNED:
+        pos = (pos + ptr_size - 1) // ptr_size * ptr_size
     if fmt == PE_ABSPTR:
         val, = struct.unpack_from("<Q" if ptr_size == 8 else "<I", buf, pos)
         new = pos + ptr_size
@@ -77,7 +79,7 @@ def _read_encoded(buf, pos, enc, section_addr, datarel=0, ptr_size=8):
         val += section_addr + pos
     elif app == PE_DATAREL:
         val += datarel
-    elif app not in (0, PE_FUNCREL, PE_TEXTREL):
+    elif app not in (0, PE_FUNCREL, PE_TEXTREL, PE_ALIGNED):
         raise CFIError(f"unsupported pointer application 0x{enc:x}")
     return val & MASK64, new
 

@@ -6,6 +6,7 @@ import os
 import resource
 import shutil
 import signal
+import struct
 import subprocess
 import time
 
@@ -595,6 +596,41 @@ def test_unwinding_garbage_registers(cores):
             assert all(f.location.module or f.level == 0 for f in frames)
         with pytest.raises(corefile.CorefileError):
             prog.unwind({"rax": 1})
+
+
+def test_corrupted_notes_never_traceback(cores, tmp_path):
+    """Random damage to a core's headers and notes: a CorefileError or a (partial)
+    result, never another exception."""
+    import random
+    src = cores["kernel"]
+    core = tmp_path / "damaged.core"
+    shutil.copy(src, core)
+    with open(src, "rb") as f:
+        head = f.read(64)
+        phoff, = struct.unpack_from("<Q", head, 32)
+        phnum, = struct.unpack_from("<H", head, 56)
+        f.seek(phoff)
+        notes = [struct.unpack_from("<IIQQQQQQ", f.read(56)) for _ in range(phnum)]
+    note_off, note_size = next((n[2], n[5]) for n in notes if n[0] == 4)
+    original = open(src, "rb").read(note_off + note_size)
+    rng = random.Random(1234)
+    outcomes = set()
+    for _ in range(60):
+        data = bytearray(original)
+        for _ in range(rng.randint(1, 8)):
+            pos = rng.randrange(0, phoff + 56 * phnum) if rng.random() < 0.3 else \
+                rng.randrange(note_off, len(data))
+            data[pos] = rng.randrange(256)
+        with open(core, "r+b") as f:
+            f.write(data)
+        try:
+            with corefile.open(str(core), cache_dir=str(tmp_path / "cache")) as prog:
+                for t in prog.threads:
+                    prog.backtrace(t.registers)
+                outcomes.add("opened")
+        except corefile.CorefileError:
+            outcomes.add("refused")
+    assert outcomes == {"opened", "refused"}
 
 
 def test_sysroot(build, cores, tmp_path):
