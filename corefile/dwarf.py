@@ -94,7 +94,7 @@ class DebugInfo:
     @property
     def reader(self):
         if self._reader is None:
-            sections = ElfSections(self.path)
+            sections = ElfSections(self.path, self._cache_prefix())
             if ".debug_info" not in sections:
                 raise DwarfError(f"{self.path}: no debug information (.debug_info)")
             self._reader = Reader(sections)
@@ -104,7 +104,8 @@ class DebugInfo:
     def index(self):
         """The NameIndex: loaded from the cache, else built and stored there."""
         if self._index is None:
-            path = self._cache_path()
+            prefix = self._cache_prefix()
+            path = None if prefix is None else prefix + ".index"
             index = None
             size = len(self.reader.info)
             if path is not None:
@@ -120,10 +121,12 @@ class DebugInfo:
             self._index = index
         return self._index
 
-    def _cache_path(self):
+    def _cache_prefix(self):
+        """cache_dir/dwarf/BUILD-ID: + ".index" for the name index, + ".debug_info" (etc.)
+        for compressed sections once inflated; None without a (hex) build-id."""
         if not self.build_id or not all(c in "0123456789abcdefABCDEF" for c in self.build_id):
             return None
-        return os.path.join(self.cache_dir, "dwarf", f"{self.build_id}.index")
+        return os.path.join(self.cache_dir, "dwarf", self.build_id)
 
     @staticmethod
     def _store(path, data):

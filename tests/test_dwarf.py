@@ -519,3 +519,21 @@ def test_c_spellings_of_types(program, di):
     assert str(di.find_type("Node **")) == "Node **"
     assert di.find_type("Node **").target.target.strip_typedefs().name == "Node"
     assert di.find_type("nope *") is None and di.find_type("int * int") is None
+
+
+def test_compressed_sections(program, tmp_path):
+    """SHF_COMPRESSED debug sections (objcopy --compress-debug-sections, as Debian ships
+    libc6-dbg) read the same, and their inflated bytes are cached by build-id."""
+    packed = tmp_path / "packed"
+    subprocess.run(["objcopy", "--compress-debug-sections=zlib", str(program), str(packed)],
+                   check=True)
+    assert packed.stat().st_size < program.stat().st_size
+    cache = tmp_path / "cache"
+    plain = DebugInfo(str(program), None)
+    for _run in range(2):  # inflating, then from the cache
+        di = DebugInfo(str(packed), "abcd", cache_dir=str(cache))
+        assert our_rows(di.find_type("struct Node")) == our_rows(plain.find_type("struct Node"))
+        pc = di.find_function("outer")
+        assert di.locate(pc + 4) == plain.locate(pc + 4)
+    assert (cache / "dwarf" / "abcd.debug_info").stat().st_size == \
+        len(plain.reader.info)
