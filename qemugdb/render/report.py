@@ -40,11 +40,12 @@ def render_report(rep, args=None, section_renderers=None):
             mark = ">" if n == src.line else " "
             out.append(f"{mark}{n:>6}  {text}")
     out += ["", "== Threads"]
+    width = max((len(t.role) for t in rep.threads), default=0)
     for t in rep.threads:
         mark = "*" if t.crashed else " "
         co = f"  [coroutine {t.current_coroutine:#x}]" if t.current_coroutine else ""
         where = t.where or (f"<error: {t.error}>" if t.error else "")
-        out.append(f"{mark}{t.num:>3}  LWP {t.tid:<8} {t.role:<18} {where}{co}")
+        out.append(f"{mark}{t.num:>3}  LWP {t.tid:<8} {t.role:<{width}}  {where}{co}")
     for title, records in rep.sections.items():
         out += ["", f"== {title}", section_renderers[title](records, args)]
     if rep.partial:
