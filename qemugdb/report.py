@@ -49,7 +49,9 @@ class Report:
     signal: str | None
     fault_address: int | None
     abort_message: str | None
-    crashed: object = None     # coroutine.ThreadBacktrace of the thread that took the signal
+    focus: object = None       # coroutine.ThreadBacktrace shown in full: the thread that took
+                               # the signal, else (a hang) the main loop's
+    focus_why: str | None = None
     source: list = field(default_factory=list)   # SourceLines around the crashing frames
     threads: list = field(default_factory=list)  # ThreadSummary
     sections: dict = field(default_factory=dict)  # title -> records of other walkers
@@ -188,10 +190,12 @@ def report(target, source_dir=None, sections=()):
                                          bt.current.address if bt.current else None,
                                          crashed, bt.error))
         if crashed:
-            rep.crashed = bt
-    if rep.crashed is not None and source_dir:
-        frames = list(rep.crashed.frames)
-        for c in rep.crashed.callers:
+            rep.focus, rep.focus_why = bt, "Crashing thread"
+        elif rep.focus is None and role == "main loop" and p.crashed_thread is None:
+            rep.focus, rep.focus_why = bt, "Main loop thread"
+    if rep.focus is not None and source_dir:
+        frames = list(rep.focus.frames)
+        for c in rep.focus.callers:
             frames.extend(c.frames)
         rep.source = source_lines(frames, source_dir)
     for title, walk in sections:

@@ -22,9 +22,9 @@ def render_report(rep, args=None, section_renderers=None):
         out.append(_field("signal", "none (a snapshot of a running process)"))
     if rep.abort_message:
         out.append(_field("abort", rep.abort_message))
-    if rep.crashed is not None:
-        bt = rep.crashed
-        out += ["", f"== Crashing thread {bt.num} (LWP {bt.tid})", frames_text(bt.frames)]
+    if rep.focus is not None:
+        bt = rep.focus
+        out += ["", f"== {rep.focus_why} {bt.num} (LWP {bt.tid})", frames_text(bt.frames)]
         if bt.current is not None:
             out.append(f"  in {coroutine_header(bt.current)}")
         for c in bt.callers:
