@@ -491,10 +491,11 @@ class DebugInfo:
             asz = data[hdr + 2 + osz]
             p = hdr + 4 + osz
             p += (-(p - pos)) % (2 * asz)  # tuples are aligned to twice the address size
-            while p + 2 * asz <= end:
-                a = int.from_bytes(data[p:p + asz], "little")
-                n = int.from_bytes(data[p + asz:p + 2 * asz], "little")
-                p += 2 * asz
+            fmt = {4: "<II", 8: "<QQ"}.get(asz)
+            if fmt is None:
+                raise DwarfError(f".debug_aranges: address size {asz} is not supported")
+            stop = p + (end - p) // (2 * asz) * (2 * asz)
+            for a, n in struct.iter_unpack(fmt, data[p:stop]):
                 if a == 0 and n == 0:
                     break
                 if n:

@@ -3,6 +3,7 @@
 import dataclasses
 import marshal
 import os
+import stat
 import struct
 from dataclasses import dataclass, field
 
@@ -682,11 +683,18 @@ def _store_cached(path: str | None, data):
 
 
 def _looks_like_elf(path: str) -> bool:
+    """A regular file starting with an ELF header (a core may name FIFOs and devices,
+    which must not be opened for reading: a FIFO blocks)."""
     try:
-        with open(path, "rb") as f:
-            return f.read(4) == b"\x7fELF"
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
         return False
+    try:
+        return stat.S_ISREG(os.fstat(fd).st_mode) and os.read(fd, 4) == b"\x7fELF"
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _build_id_in_memory(read, base: int) -> bytes | None:
