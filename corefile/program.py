@@ -188,6 +188,7 @@ class Program:
         self.siginfo = self.crashed_thread.siginfo if self.crashed_thread else None
         self.modules = []
         self.exe = None
+        self._jit_loaded = False
         self._load_modules(exe)
         self.exe_path = self.exe.host_path if self.exe else exe
         self.build_id = self.exe.build_id if self.exe else None
@@ -303,7 +304,6 @@ class Program:
         vdso = self._vdso()
         if vdso is not None:
             self.modules.append(vdso)
-        self.modules += self._jit_modules()
         self.modules.sort(key=lambda m: m.start)
         if self.exe is not None:
             self.modules.remove(self.exe)
@@ -376,9 +376,15 @@ class Program:
         return mod
 
     def module_for(self, addr: int) -> Module | None:
+        """The module mapped at addr; code registered through the JIT interface is
+        looked for the first time an address falls outside every file."""
         for m in self.modules:
             if m.contains(addr):
                 return m
+        if not self._jit_loaded:
+            self._jit_loaded = True
+            self.modules += self._jit_modules()
+            return self.module_for(addr)
         return None
 
     # -- symbols -------------------------------------------------------------------
