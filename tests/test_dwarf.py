@@ -385,23 +385,43 @@ def test_lines_equal_gdb_info_line(program, di):
             assert (loc.file, loc.line) == (m.group(2), int(m.group(1))), (hex(pc), line)
 
 
-def test_inline_chains_equal_gdb_bt(program, di):
-    """Stop the program at pcs inside inlined code and compare gdb's bt with locate()."""
+def _inline_starts(di, unit, off):
+    """Start addresses of every inlined call (at any depth) under the DIE at off."""
     starts = set()
-    unit = di._unit_for_pc(di.find_function("outer"))
-    for off, tag, attrs in di.children(unit, di._function_at(unit, di.find_function("outer"))):
-        if tag == 0x1D:
+    for child, tag, attrs in di.children(unit, off):
+        if tag == 0x1D:  # DW_TAG_inlined_subroutine
             starts.update(a for a, _b in di.reader.die_ranges(unit, attrs))
+        if tag in (0x1D, 0x0B):  # and lexical blocks
+            starts |= _inline_starts(di, unit, child)
+    return starts
+
+
+def test_inline_chains_equal_gdb_bt(program, di):
+    """Stop the program at pcs inside inlined code (not where an inlined call starts: gdb
+    hides those frames at a breakpoint) and compare gdb's bt with locate()."""
+    outer = di.find_function("outer")
+    unit = di._unit_for_pc(outer)
+    starts = _inline_starts(di, unit, di._function_at(unit, outer))
     pcs = [pc for pc in _text_pcs(di, "outer") if pc not in starts]
-    chains = [di.locate(pc).inlined_chain for pc in pcs]
-    assert any(len(c) == 3 for c in chains)  # inner <- middle <- outer somewhere
-    for pc, chain in zip(pcs, chains):
-        out = gdb_batch(program, [f"break *{pc:#x}", "run", "bt"])
-        frames = re.findall(r"^#\d+\s+(?:0x[0-9a-f]+ in )?(\w+) \(.*\) at (\S+):(\d+)$",
-                            out, re.M)
-        frames = [(f, file, int(line)) for f, file, line in frames]
-        assert frames[:len(chain)] == [tuple(fr) for fr in chain], (hex(pc), out)
-        assert frames[len(chain)][0] == "main"
+    chains = {pc: [tuple(f) for f in di.locate(pc).inlined_chain] for pc in pcs}
+    assert any(len(c) == 3 for c in chains.values())  # inner <- middle <- outer somewhere
+    out = gdb_batch(program, [f"break *{pc:#x}" for pc in pcs] + ["run"]
+                    + ["bt", "continue"] * len(pcs))
+    stops = {}
+    pc = None
+    for line in out.splitlines():
+        m = re.match(r"^Breakpoint (\d+), ", line)
+        if m:
+            pc = pcs[int(m.group(1)) - 1]
+            stops[pc] = []
+            continue
+        m = re.match(r"^#\d+\s+(?:0x[0-9a-f]+ in )?(\w+) \(.*\) at (\S+):(\d+)$", line)
+        if m and pc is not None:
+            stops[pc].append((m.group(1), m.group(2), int(m.group(3))))
+    assert set(stops) == set(pcs), out
+    for pc, chain in chains.items():
+        assert stops[pc][:len(chain)] == chain, (hex(pc), stops[pc])
+        assert stops[pc][len(chain)][0] == "main"
 
 
 def test_cache_round_trip(program, tmp_path):
