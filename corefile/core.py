@@ -17,6 +17,10 @@ NT_AUXV = 6
 NT_SIGINFO = 0x53494749
 NT_FILE = 0x46494C45
 
+# Resource bounds: a core claiming more is read up to the bound and reported partial.
+MAX_NOTES = 1 << 20       # notes in all PT_NOTE segments together
+MAX_THREADS = 1 << 16     # NT_PRSTATUS notes (threads)
+
 AT_NAMES = {3: "AT_PHDR", 5: "AT_PHNUM", 6: "AT_PAGESZ", 7: "AT_BASE", 9: "AT_ENTRY",
             31: "AT_EXECFN", 33: "AT_SYSINFO_EHDR"}
 
@@ -112,9 +116,13 @@ def _parse_nt_file(desc: bytes) -> tuple[int, list]:
     return page, out
 
 
-def _notes(buf, off: int, end: int):
-    """Yield (name, type, desc) of the notes in buf[off:end] (4-byte aligned)."""
+def _notes(buf, off: int, end: int, count: list):
+    """Yield (name, type, desc) of the notes in buf[off:end] (4-byte aligned);
+    count[0] counts them: OverflowError past MAX_NOTES."""
     while off + 12 <= end:
+        count[0] += 1
+        if count[0] > MAX_NOTES:
+            raise OverflowError(f"more than {MAX_NOTES} notes; the rest are ignored")
         namesz, descsz, ntype = struct.unpack_from("<III", buf, off)
         name_off = off + 12
         desc_off = name_off + ((namesz + 3) & ~3)
@@ -138,6 +146,8 @@ def open_core(path: str) -> Core:
         if size < 64:
             raise BadCoreError(f"{path}: not an ELF core (file is {size} bytes)")
         data = mmap.mmap(fd, 0, prot=mmap.PROT_READ)
+    except OSError as e:
+        raise BadCoreError(f"cannot map core {path}: {e.strerror}") from None
     finally:
         os.close(fd)
     try:
@@ -179,11 +189,15 @@ def _parse(path: str, data, size: int) -> Core:
     core.segments.sort(key=lambda s: s.vaddr)
     if not notes:
         raise BadCoreError(f"{path}: core has no notes")
+    count = [0]
     for off, length in notes:
         if off + length > size:
             raise BadCoreError(f"{path}: truncated core (notes cut off at byte {size})")
         try:
-            _read_notes(core, data, off, off + length)
+            _read_notes(core, data, off, off + length, count)
+        except OverflowError as e:
+            core.partial_reasons.append(f"core notes: {e}")
+            break
         except (ValueError, struct.error, IndexError) as e:
             raise BadCoreError(f"{path}: malformed core notes: {e}") from None
     if not core.threads:
@@ -191,12 +205,14 @@ def _parse(path: str, data, size: int) -> Core:
     return core
 
 
-def _read_notes(core: Core, data, off: int, end: int):
+def _read_notes(core: Core, data, off: int, end: int, count: list):
     arch = core.arch
-    for name, ntype, desc in _notes(data, off, end):
+    for name, ntype, desc in _notes(data, off, end, count):
         if name not in (b"CORE", b"LINUX"):
             continue
         if name == b"CORE" and ntype == NT_PRSTATUS:
+            if len(core.threads) == MAX_THREADS:
+                raise OverflowError(f"more than {MAX_THREADS} threads; the rest are ignored")
             if len(desc) < arch.PRSTATUS_SIZE:
                 raise ValueError("NT_PRSTATUS note too small")
             cursig, = struct.unpack_from("<h", desc, arch.PRSTATUS_CURSIG)

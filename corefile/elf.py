@@ -47,6 +47,7 @@ SHT_NOBITS = 8
 SHT_NOTE = 7
 SHF_COMPRESSED = 0x800
 ELFCOMPRESS_ZLIB = 1
+MAX_SECTION_SIZE = 1 << 30   # a compressed section claiming more is not inflated
 
 
 class ElfImage:
@@ -134,11 +135,15 @@ class ElfImage:
     def _contents(self, sec: Section) -> bytes | None:
         data = bytes(self.data[sec.offset:sec.offset + sec.size])
         if sec.flags & SHF_COMPRESSED:
-            ch_type, = struct.unpack_from("<I", data, 0)
-            if ch_type != ELFCOMPRESS_ZLIB:
+            if len(data) < 24:
                 return None
-            try:
-                return zlib.decompress(data[24:])
+            ch_type, _, ch_size = struct.unpack_from("<IIQ", data, 0)
+            if ch_type != ELFCOMPRESS_ZLIB or ch_size > MAX_SECTION_SIZE:
+                return None
+            if ch_size == 0:   # max_length 0 would mean no limit
+                return b""
+            try:   # at most ch_size bytes: a hostile file cannot inflate without bound
+                return zlib.decompressobj().decompress(data[24:], ch_size)
             except zlib.error:
                 return None
         return data
@@ -195,16 +200,19 @@ def _read_symbols(img: ElfImage, tables) -> list:
             continue
         strtab = img._contents(img._by_index[sec.link])
         data = img._contents(sec)
+        if strtab is None or data is None:   # compressed with an unknown method
+            continue
         # .dynsym names carry no @VERSION: a hidden .gnu.version entry marks the
         # non-default versions.
         versym = img.section_data(".gnu.version") if secname == ".dynsym" else None
         for i, (name_off, info, _, shndx, value, size) in enumerate(
-                struct.iter_unpack("<IBBHQQ", data)):
+                struct.iter_unpack("<IBBHQQ", data[:len(data) - len(data) % 24])):
             kind = info & 0xF
             if shndx == SHN_UNDEF or kind not in kinds:
                 continue
-            raw = strtab[name_off:strtab.index(b"\0", name_off)]
-            old = bool(versym and versym[2 * i + 1] & 0x80)
+            end = strtab.find(b"\0", name_off)
+            raw = strtab[name_off:end if end >= 0 else len(strtab)]
+            old = bool(versym and 2 * i + 1 < len(versym) and versym[2 * i + 1] & 0x80)
             if b"@" in raw:
                 old = old or b"@@" not in raw
                 raw = raw.split(b"@", 1)[0]

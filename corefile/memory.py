@@ -4,6 +4,7 @@ dumper left out read from the files named in NT_FILE."""
 import bisect
 import mmap
 import os
+import stat
 
 from .errors import FaultError
 
@@ -21,9 +22,13 @@ class _MappedFile:
     def get(self):
         if self.data is None and self.error is None:
             try:
-                fd = os.open(self.path, os.O_RDONLY)
+                # O_NONBLOCK: a core may name a FIFO or a device; only regular files.
+                fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
                 try:
-                    if os.fstat(fd).st_size == 0:
+                    st = os.fstat(fd)
+                    if not stat.S_ISREG(st.st_mode):
+                        raise ValueError("not a regular file")
+                    if st.st_size == 0:
                         self.data = b""
                     else:
                         self.data = mmap.mmap(fd, 0, prot=mmap.PROT_READ)
