@@ -639,10 +639,12 @@ def _location_address(reader, unit, expr):
             n = {0x08: 1, 0x0A: 2, 0x0C: 4, 0x0E: 8}[body[0]]
             if len(body) == 1 + n:
                 value = int.from_bytes(body[1:], "little")
-        elif body[:1] == b"\x10":  # DW_OP_constu
+        elif body[:1] in (b"\x10", b"\xa2", b"\xfc"):  # constu, constx, GNU_const_index
             value, p = F.uleb(body, 1)
             if p != len(body):
                 value = None
+            elif body[0] != 0x10:
+                value = reader._addrx(unit, value)
         if value is not None:
             return ("tls", value)
     return None
