@@ -58,6 +58,8 @@ def build_index(reader):
     Large sections are split into contiguous runs of units scanned by forked children (one
     per idle CPU, up to 4) in parallel; a child that fails is redone here.
     """
+    if any(u.unit_type in (4, 5) for u in reader.units):  # skeleton, split compile
+        raise DwarfError("split DWARF (-gsplit-dwarf, .dwo files) is not supported")
     units = [u for u in reader.units if u.unit_type in (1, 2, 3)]  # compile, type, partial
     workers = 1
     if (len(reader.info) >= PARALLEL_MIN_BYTES and hasattr(os, "fork")
