@@ -1,15 +1,19 @@
 """DWARF debug information of one ELF file: types, variables, functions, pc -> source.
 
     di = DebugInfo(path, build_id)        # cheap: nothing is read until a lookup
-    di.find_type("BlockDriverState")      # typedef / base type; or "struct X", "union X", "enum X"
+    di.find_type("BlockDriverState")      # typedef / base type; or "struct X", "union X",
+                                          # "enum X"; C spellings: "unsigned long", "char *"
     di.find_variable("co_tls_current", file="util/coroutine-ucontext.c")
     di.find_function("main")              # unbiased entry address
     di.locate(pc)                         # Location(function, file, line, inlined_chain)
 
-Lookups go through a name index of every unit's top-level DIEs (corefile.dwarf_index),
-built by a fast scanner on first use and cached by build-id; a type is decoded from its own
-DIEs only, and lazily (corefile.types). Addresses are unbiased (as in the ELF file).
-"""
+Type, variable and function lookups go through a name index of every unit's top-level DIEs
+(corefile.dwarf_index), built by a fast scanner on first use and cached under
+cache_dir/dwarf/BUILD-ID.index; a type is decoded from its own DIEs only, and lazily
+(corefile.types). locate() reads only the unit that holds the pc (.debug_aranges), its
+line table and the DIEs of the function. Addresses are unbiased (as in the ELF file).
+Handles DWARF 2-5 as gcc writes it, type units, SHF_COMPRESSED sections (inflated once into
+the cache); refuses split DWARF and dwz supplementary files with a DwarfError."""
 
 import bisect
 import functools
@@ -40,7 +44,7 @@ _TAG_KIND = {F.TAG_structure_type: "struct", 0x02: "struct", F.TAG_union_type: "
 _KIND_TAG = {"struct": F.TAG_structure_type, "union": F.TAG_union_type,
              "enum": F.TAG_enumeration_type}
 _QUALIFIERS = (F.TAG_const_type, F.TAG_volatile_type, F.TAG_restrict_type, F.TAG_atomic_type,
-               0x4101)  # DW_TAG_GNU_... qualifiers share the shape
+               0x4B)  # DW_TAG_immutable_type
 _POINTERS = (F.TAG_pointer_type, 0x10, 0x42, 0x1F)  # pointer, reference, rvalue ref, ptr_to_member
 # DW_ATE_* encodings
 _ATE_BOOL = (0x02,)
