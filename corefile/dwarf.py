@@ -327,21 +327,21 @@ class DebugInfo:
         return Type("enum", name, size, enumerators=values, signed=signed)
 
     def _array(self, unit, off, attrs):
+        reader = self.reader
         dims = []
-        for _child, tag, sub in self.children(unit, off):
-            if tag == F.TAG_subrange_type:
-                count = sub.get(F.AT_count)
-                if count is None and F.AT_upper_bound in sub:
-                    upper = sub[F.AT_upper_bound]
-                    lower = sub.get(0x22, 0)  # DW_AT_lower_bound
-                    if isinstance(upper, int) and isinstance(lower, int):
-                        # gcc writes "no bound" as an all-ones data value: -1 + 1 == 0
-                        count = (upper - lower + 1) & ((1 << 64) - 1)
-                        if count >= 1 << 63:
-                            count = 0
-                if not isinstance(count, int) or isinstance(count, bool):
-                    count = None
-                dims.append(count)
+        for child, tag, _attrs in self.children(unit, off):
+            if tag != F.TAG_subrange_type:
+                continue
+            raw = reader.read_die(unit, child, raw=True)[1]
+            count = _constant(raw.get(F.AT_count))
+            upper = _constant(raw.get(F.AT_upper_bound))
+            if count is None and upper is not None:
+                lower = _constant(raw.get(F.AT_lower_bound)) or 0
+                # gcc writes "no element" as an all-ones bound: -1 + 1 == 0
+                count = (upper - lower + 1) & ((1 << 64) - 1)
+                if count >= 1 << 63:
+                    count = 0
+            dims.append(count)  # None: a flexible or variable-length array
         if not dims:
             dims = [None]
         size = attrs.get(F.AT_byte_size)
@@ -615,6 +615,18 @@ def _unit_matches(unit, file):
     name = unit.name.decode("utf-8", "replace") if unit.name else ""
     file = file.lstrip("./")
     return name == file or name.endswith("/" + file)
+
+
+_CONSTANT_FORMS = (F.FORM_data1, F.FORM_data2, F.FORM_data4, F.FORM_data8, F.FORM_udata,
+                   F.FORM_sdata, F.FORM_implicit_const)
+
+
+def _constant(raw):
+    """The value of a raw (form, value) attribute of the constant class, else None (a
+    reference or an expression: a bound known only at run time)."""
+    if raw is None or raw[0] not in _CONSTANT_FORMS:
+        return None
+    return raw[1]
 
 
 def _member_location_expr(expr):

@@ -55,6 +55,7 @@ AT_low_pc = 0x11
 AT_high_pc = 0x12
 AT_comp_dir = 0x1B
 AT_const_value = 0x1C
+AT_lower_bound = 0x22
 AT_upper_bound = 0x2F
 AT_abstract_origin = 0x31
 AT_count = 0x37
