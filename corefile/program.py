@@ -619,18 +619,20 @@ class Program:
         return self._call_targets[key]
 
     def _link_address(self, name, caller):
-        """Where a call from module caller to the function name lands: caller's own
-        symbol (glibc calls its hidden __GI_ aliases), the executable's, else the first
-        module exporting it (as the dynamic linker binds), else DWARF."""
-        for mod in (caller, self.exe):
-            sym = mod.symtab.by_name.get(name) if mod is not None else None
-            if sym is not None and sym.is_function:
-                return sym.address + mod.bias
+        """Where a call from module caller to the function name lands: the first module
+        exporting it (executable first, as the dynamic linker binds), else the caller's
+        or the executable's ELF symbols (glibc calls its hidden __GI_ aliases), else the
+        caller's DWARF."""
         for mod in self.modules:
             sym = mod.image.exported(name)
             if sym is not None:
                 return sym.address + mod.bias
-        return self.symbol_address(name)
+        for mod in (caller, self.exe):
+            sym = mod.symtab.by_name.get(name) if mod is not None else None
+            if sym is not None and sym.is_function:
+                return sym.address + mod.bias
+        entry = caller.dwarf_call("find_function", name)
+        return None if entry is None else entry + caller.bias
 
     def backtrace(self, registers: dict, past_main: bool = False) -> list:
         """gdb's `bt` for a register set: BacktraceEntry per frame gdb numbers, inline
