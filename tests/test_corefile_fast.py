@@ -486,6 +486,59 @@ def test_library_tls_matches_gdb(tmp_path):
         assert [prog.read_u64(a) for a in got] == [3, 6, 21, 12]
 
 
+VDSO_PROG = r"""
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+__attribute__((noinline)) static long spin(void)
+{
+    struct timespec ts;
+    long sum = 0;
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        sum += ts.tv_nsec;
+    }
+    return sum;
+}
+int main(void)
+{
+    printf("%d\n", getpid());
+    fflush(stdout);
+    return (int)spin();
+}
+"""
+
+
+def test_vdso_frames_match_gdb(tmp_path):
+    """A thread inside the vDSO (clock_gettime): its CFI comes from the vDSO image in
+    the core's memory; frames equal gdb's."""
+    (tmp_path / "v.c").write_text(VDSO_PROG)
+    subprocess.run(["gcc", "-O2", "-g", "-o", "v", "v.c"], cwd=tmp_path, check=True)
+    p = subprocess.Popen([str(tmp_path / "v")], stdout=subprocess.PIPE, text=True)
+    try:
+        pid = int(p.stdout.readline())
+        core = str(tmp_path / f"gc.{pid}")
+        for _ in range(10):     # until the dump catches the thread inside the vDSO
+            subprocess.run(["gcore", "-o", str(tmp_path / "gc"), str(pid)], check=True,
+                           capture_output=True, timeout=120)
+            with corefile.open(core, cache_dir=str(tmp_path / "cache")) as prog:
+                pc = prog.threads[0].registers["rip"]
+                if prog.module_for(pc).name == "[vdso]":
+                    break
+    finally:
+        p.kill()
+        p.wait()
+    (tmp_path / "dump.py").write_text(GDB_DUMP)
+    out = gdb(str(tmp_path / "v"), core, script=str(tmp_path / "dump.py"))
+    theirs = json.loads([l for l in out.splitlines() if l.startswith("JSON:")][0][5:])
+    with corefile.open(core, cache_dir=str(tmp_path / "cache")) as prog:
+        assert prog.module_for(prog.threads[0].registers["rip"]).name == "[vdso]"
+        got = [(e.kind, hex(e.pc), e.function) for e in prog.backtrace(prog.threads[0].registers)]
+    want = [(KIND[f["type"]], hex(f["pc"]), f["name"]) for f in theirs[0]["frames"]]
+    assert got == want
+    assert "spin" in [w[2] for w in want]
+
+
 def test_jmp_buf_demangling(cores):
     """main's setjmp(saved_env): the demangled pc lies in main, sp on main's stack."""
     with corefile.open(cores["kernel"]) as prog:
