@@ -96,6 +96,7 @@ class DebugInfo:
     # -- loading --------------------------------------------------------------------
 
     @property
+    @_checked
     def reader(self):
         if self._reader is None:
             sections = ElfSections(self.path, self._cache_prefix())
@@ -105,6 +106,7 @@ class DebugInfo:
         return self._reader
 
     @property
+    @_checked
     def index(self):
         """The NameIndex: loaded from the cache, else built and stored there."""
         if self._index is None:

@@ -440,6 +440,9 @@ def test_not_debug_info(tmp_path):
     (tmp_path / "junk").write_bytes(b"not an elf")
     with pytest.raises(DwarfError):
         DebugInfo(str(tmp_path / "junk"), None).find_type("int")
+    for path in (tmp_path / "missing", tmp_path):
+        with pytest.raises(DwarfError, match="cannot read"):
+            DebugInfo(str(path), None).index
     subprocess.run(["gcc", "-O2", "-o", str(tmp_path / "nodebug"), "-x", "c", "-"],
                    input="int main(void){return 0;}", text=True, check=True)
     with pytest.raises(DwarfError):
