@@ -72,9 +72,11 @@ class AddressSpace:
             f = self._files[path] = _MappedFile(host)
         return f
 
-    def missing_files(self) -> list:
-        """(path, reason) of NT_FILE files that were needed and could not be opened."""
-        return [(p, f.error) for p, f in self._files.items() if f.error]
+    def close(self):
+        for f in self._files.values():
+            if isinstance(f.data, mmap.mmap):
+                f.data.close()
+        self._files.clear()
 
     def _from_core(self, addr: int, size: int):
         """(bytes, covered) for the start of [addr, addr+size) from core segments:

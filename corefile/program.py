@@ -189,7 +189,11 @@ class Program:
         self.modules = []
         self.exe = None
         self._jit_loaded = False
-        self._load_modules(exe)
+        try:
+            self._load_modules(exe)
+        except BaseException:
+            self.close()
+            raise
         self.exe_path = self.exe.host_path if self.exe else exe
         self.build_id = self.exe.build_id if self.exe else None
         self._unwinder = Unwinder(self.arch, self.read, self._cfi_for, self._is_code,
@@ -198,6 +202,12 @@ class Program:
         self._locations = {}
 
     def close(self):
+        """Release the mappings of the core and of the files it names."""
+        for mod in self.modules:
+            if mod._debug not in (False, None, mod.image):
+                mod._debug.close()
+            mod.image.close()
+        self.memory.close()
         self.core.close()
 
     def cache_path(self, kind: str, build_id: bytes | None, variant: str = "") -> str | None:
@@ -293,10 +303,10 @@ class Program:
             mod = Module(self, path, host, min(m.start for m in maps),
                          max(m.end for m in maps), img)
             mod.bias = first.start - img.link_base()
+            self.modules.append(mod)
             self._check_build_id(mod, first.start, is_exe=path == exe_name)
             if path == exe_name:
                 self.exe = mod
-            self.modules.append(mod)
         if exe_name is None:
             self.partial_reasons.append("the core does not say which file is the executable")
         elif self.exe is None:
