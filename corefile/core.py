@@ -21,8 +21,10 @@ NT_FILE = 0x46494C45
 MAX_NOTES = 1 << 20       # notes in all PT_NOTE segments together
 MAX_THREADS = 1 << 16     # NT_PRSTATUS notes (threads)
 
-AT_NAMES = {3: "AT_PHDR", 5: "AT_PHNUM", 6: "AT_PAGESZ", 7: "AT_BASE", 9: "AT_ENTRY",
-            31: "AT_EXECFN", 33: "AT_SYSINFO_EHDR"}
+COMPRESSED = {b"\x28\xb5\x2f\xfd": ("zstd", "zstd -d"),
+              b"\xfd7zXZ\x00": ("xz", "xz -d"),
+              b"\x04\x22\x4d\x18": ("lz4", "lz4 -d"),
+              b"\x1f\x8b": ("gzip", "gzip -d")}
 
 
 @dataclass
@@ -159,6 +161,10 @@ def open_core(path: str) -> Core:
 
 def _parse(path: str, data, size: int) -> Core:
     if data[:4] != b"\x7fELF":
+        for magic, (kind, tool) in COMPRESSED.items():
+            if data[:len(magic)] == magic:
+                raise BadCoreError(f"{path}: a {kind}-compressed core (as systemd-coredump "
+                                   f"stores them): decompress it first ({tool})")
         raise BadCoreError(f"{path}: not an ELF file")
     if data[4] != 2 or data[5] != 1:
         raise BadCoreError(f"{path}: only 64-bit little-endian cores are supported")

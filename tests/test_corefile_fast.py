@@ -563,6 +563,10 @@ def test_bad_input(build, cores, tmp_path):
         corefile.open(str(short))
     with pytest.raises(corefile.BadCoreError):
         corefile.open(str(tmp_path / "missing.core"))
+    packed = tmp_path / "core.zst"
+    subprocess.run(["zstd", "-q", "-o", str(packed), str(short)], check=True)
+    with pytest.raises(corefile.BadCoreError, match="zstd -d"):
+        corefile.open(str(packed))
     with pytest.raises(corefile.MismatchError):
         corefile.open(core, exe=str(build / "other"))
     # A core cut in the middle of its memory: opens, says it is partial, and the
