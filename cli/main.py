@@ -12,6 +12,8 @@ import types
 
 import click
 
+import corefile
+
 from qemugdb import cmd as declarations
 from qemugdb.commands import REGISTRY, to_plain
 from qemugdb.target import TargetError
@@ -19,7 +21,7 @@ from qemugdb.target import TargetError
 from .graph import DotMissing, render_dot
 from .highlight import terminal as highlight_terminal
 from .session import BadInput, open_session
-from .style import colour, use_colour, visible
+from .style import colour, encodable, use_colour, visible
 
 EXIT_PARTIAL = 1
 EXIT_BAD_INPUT = 2
@@ -51,8 +53,8 @@ def has_errors(plain):
 def emit(text, output, terminal_text=True):
     """Write the output; terminal_text (text for people, not JSON or DOT) has the core's
     control characters made visible and, on a terminal, colour."""
-    if isinstance(text, str) and terminal_text:
-        text = visible(text)
+    if isinstance(text, str):
+        text = visible(text) if terminal_text else encodable(text)
     if output:
         with open(output, "wb" if isinstance(text, bytes) else "w") as f:
             f.write(text)
@@ -126,6 +128,8 @@ def bind(command):
                     if value:
                         act(records, types.SimpleNamespace(**{**vars(args), "highlight": None}), value)
         except (BadInput, LookupError) as e:  # a bad core, or an argument naming nothing
+            fail(str(e))
+        except corefile.CorefileError as e:  # e.g. debug info found malformed while reading
             fail(str(e))
         except TargetError as e:
             fail(str(e), EXIT_PARTIAL)

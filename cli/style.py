@@ -4,7 +4,10 @@ import os
 import re
 import sys
 
-CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Control characters but newline and tab, and the surrogates Python decodes bytes that are
+# not UTF-8 to (file names from the core): both shown as \xNN.
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+SURROGATE = re.compile(r"[\ud800-\udfff]")
 RULES = [  # (pattern, SGR) applied line by line, first match per span wins
     (re.compile(r"^(==|--) .*$"), "1"),                       # section headers
     (re.compile(r"^Thread \d+ .*$"), "1;36"),                 # thread headers
@@ -15,8 +18,14 @@ RULES = [  # (pattern, SGR) applied line by line, first match per span wins
 
 
 def visible(text):
-    """Control characters (but newline and tab) as \\xNN: a core must not drive the terminal."""
-    return CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    """Control characters (but newline and tab) and undecodable bytes as \\xNN: a core
+    must not drive the terminal."""
+    return CONTROL.sub(lambda m: f"\\x{ord(m.group()) & 0xff:02x}", text)
+
+
+def encodable(text):
+    """Text for files and pipes (DOT, JSON): bytes that were not UTF-8 as U+FFFD."""
+    return SURROGATE.sub("\ufffd", text)
 
 
 def use_colour(stream=sys.stdout):

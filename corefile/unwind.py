@@ -280,8 +280,10 @@ class CFITable:
         """eh_frame, eh_frame_hdr: (bytes, unbiased section address) or None;
         debug_frame: a callable giving that, called the first time .eh_frame has no
         FDE for a pc."""
-        self.eh = _Section(eh_frame[0], eh_frame[1], True) if eh_frame else None
-        self.hdr = eh_frame_hdr
+        # A section whose bytes could not be had (e.g. compressed by an unknown method)
+        # comes as (None, addr): no such section.
+        self.eh = _Section(eh_frame[0], eh_frame[1], True) if eh_frame and eh_frame[0] else None
+        self.hdr = eh_frame_hdr if eh_frame_hdr and eh_frame_hdr[0] else None
         self._debug_frame = debug_frame
         self._debug = None
         self._table = None
@@ -359,7 +361,7 @@ def execute(fde: FDE, pc: int) -> Row:
     """Run the CIE's initial instructions then the FDE's up to pc."""
     cie = fde.cie
     row = Row()
-    _run(cie.initial, cie, row, None, None, MASK64)
+    _run(cie.initial, cie, row, None, 0, MASK64)   # (a CIE has no location: 0)
     initial = dict(row.rules)
     _run(fde.instructions, cie, row, initial, fde.start, pc)
     return row

@@ -134,13 +134,23 @@ def resolve(op: dict, data, lay: Layout):
         off, fmt = _field(PHDR_FIELDS, op["field"], lay.phoff + op["index"] * lay.phentsize)
         return [(off, _pack(fmt, op["value"]))]
     if kind == "note":
-        off, fmt = _field(NOTE_FIELDS, op["field"], _note(lay, op["index"]))
+        off, fmt = _field(NOTE_FIELDS, op["field"],
+                          _note(lay, op.get("index"), data, op.get("ntype")))
         return [(off, _pack(fmt, op["value"]))]
     if kind == "note_desc":
-        base = _note(lay, op["index"])
+        base = _note(lay, op.get("index"), data, op.get("ntype"))
         namesz, descsz = struct.unpack_from("<II", data, base)
         desc = base + 12 + ((namesz + 3) & ~3)
         return [(desc + op["at"] % max(descsz, 1), bytes.fromhex(op["bytes"]))]
+    if kind == "nt_file_name":   # a byte of the file name of NT_FILE mapping `index`
+        base = _note(lay, None, data, 0x46494C45)
+        namesz, = struct.unpack_from("<I", data, base)
+        desc = base + 12 + ((namesz + 3) & ~3)
+        count, = struct.unpack_from("<Q", data, desc)
+        pos = desc + 16 + 24 * count
+        for _ in range(op["index"] % max(count, 1)):
+            pos = data.find(b"\0", pos) + 1
+        return [(pos + op["at"], bytes.fromhex(op["bytes"]))]
     if kind == "segment":
         loads = [p for p in lay.phdrs if p[0] == 1 and p[3]]
         if op["segment"] >= len(loads):
@@ -160,7 +170,13 @@ def resolve(op: dict, data, lay: Layout):
     raise RecipeError(f"unknown operation {kind!r}")
 
 
-def _note(lay, index):
+def _note(lay, index, data=None, ntype=None):
+    """File offset of note `index`, or of the first note of type `ntype`."""
+    if ntype is not None:
+        for off in lay.notes:
+            if struct.unpack_from("<I", data, off + 8)[0] == ntype:
+                return off
+        raise RecipeError(f"no note of type {ntype:#x}")
     if index >= len(lay.notes):
         raise RecipeError(f"no note {index}")
     return lay.notes[index]
@@ -282,10 +298,13 @@ def mutate(rng, seed_name: str, core: bytes, exe: bytes | None) -> dict:
         elif r < 0.34:
             ops.append({"op": "note", "index": rng.randrange(len(lay.notes)),
                         "field": rng.choice(list(NOTE_FIELDS)), "value": interesting(rng)})
-        elif r < 0.52:
+        elif r < 0.45:
             n = rng.choice([1, 2, 4, 8, 8, 16])
             ops.append({"op": "note_desc", "index": rng.randrange(len(lay.notes)),
                         "at": rng.getrandbits(16), "bytes": rng.randbytes(n).hex()})
+        elif r < 0.52:
+            ops.append({"op": "nt_file_name", "index": rng.getrandbits(8), "at": rng.randrange(8),
+                        "bytes": rng.choice([b"\xd8", b"\x1b[", b"\n", b"<", b"\0"]).hex()})
         elif r < 0.9 and loads:
             # Pointer smashes in writable segments (heap, .data, stacks): where the
             # walkers' lists and the unwinder's saved registers are.
