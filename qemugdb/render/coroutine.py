@@ -25,7 +25,8 @@ def frames_text(frames, first_level=0):
 
 
 def coroutine_header(rec):
-    entry = f"{rec.entry}({rec.entry_arg:#x})" if rec.entry else "?"
+    arg = "?" if rec.entry_arg is None else f"{rec.entry_arg:#x}"   # unread: an error
+    entry = f"{rec.entry}({arg})" if rec.entry else "?"
     where = f", thread {rec.thread}" if rec.thread is not None else ""
     return f"Coroutine {rec.address:#x} {rec.state}{where}, entry {entry}"
 
