@@ -113,7 +113,8 @@ class DebugInfo:
             prefix = self._cache_prefix()
             path = None if prefix is None else prefix + ".index"
             index = None
-            size = len(self.reader.info)
+            reader = self.reader
+            size = (reader.info_start, reader.info_end)  # where the section lies in the file
             if path is not None:
                 try:
                     with open(path, "rb") as f:
@@ -493,7 +494,7 @@ class DebugInfo:
                 osz = 8
                 hdr = pos + 12
             end = hdr + length
-            cu = int.from_bytes(data[hdr + 2:hdr + 2 + osz], "little")
+            cu = reader.info_start + int.from_bytes(data[hdr + 2:hdr + 2 + osz], "little")
             asz = data[hdr + 2 + osz]
             p = hdr + 4 + osz
             p += (-(p - pos)) % (2 * asz)  # tuples are aligned to twice the address size

@@ -6,6 +6,7 @@ builds per-DIE objects for a whole unit.
 """
 
 import bisect
+import mmap
 import os
 import re
 import struct
@@ -183,6 +184,14 @@ def cstring(data, pos):
     return data[pos:data.index(b"\0", pos)]
 
 
+def _nul(data, pos):
+    """Offset of the NUL ending the string at pos (data: bytes or an mmap)."""
+    end = data.find(b"\0", pos)
+    if end < 0:
+        raise DwarfError(f"unterminated string at {pos:#x}")
+    return end
+
+
 # ---------------------------------------------------------------------------------------
 # ELF sections
 
@@ -195,6 +204,7 @@ class ElfSections:
         self.path = path
         self.cache_prefix = cache_prefix  # where inflated compressed sections are kept
         self._data = {}
+        self._map = None
         with open(path, "rb") as f:
             ident = f.read(64)
             if len(ident) < 52 or ident[:4] != b"\x7fELF":
@@ -227,6 +237,22 @@ class ElfSections:
 
     def __contains__(self, name):
         return name in self._headers
+
+    def view(self, name):
+        """(buffer, start, end) holding section name at buffer[start:end]: the file's own
+        mmap (no copy) for a stored section, the inflated bytes for a compressed one."""
+        if name not in self._headers:
+            return b"", 0, 0
+        flags, off, size = self._headers[name]
+        if flags & 0x800:
+            data = self.get(name)
+            return data, 0, len(data)
+        if self._map is None:
+            with open(self.path, "rb") as f:
+                self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        if off + size > len(self._map):
+            raise DwarfError(f"{self.path}: section {name} is truncated")
+        return self._map, off, off + size
 
     def get(self, name, default=None):
         """The bytes of section name, or default when the file has no such section."""
@@ -378,7 +404,7 @@ def skip_form(data, form, pos):
         n, pos = uleb(data, pos)
         return pos + n
     if form == FORM_string:
-        return data.index(b"\0", pos) + 1
+        return _nul(data, pos) + 1
     if form in (FORM_udata, FORM_sdata, FORM_ref_udata, FORM_strx, FORM_addrx, FORM_loclistx,
                 FORM_rnglistx, FORM_GNU_addr_index, FORM_GNU_str_index):
         while data[pos] & 0x80:
@@ -491,11 +517,10 @@ class Unit:
         self.root = None
 
 
-def parse_unit_headers(info):
-    """The Unit headers of .debug_info, in order (cheap: headers only)."""
+def parse_unit_headers(info, pos, size):
+    """The Unit headers of the .debug_info bytes info[pos:size], in order (cheap: headers
+    only)."""
     units = []
-    pos = 0
-    size = len(info)
     while pos + 11 <= size:
         start = pos
         length, = _u32(info, pos)
@@ -559,13 +584,15 @@ class Reader:
     """Decodes attribute values and DIEs of the units of one .debug_info section."""
 
     def __init__(self, sections):
-        self.info = sections.get(".debug_info", b"")
+        # .debug_info offsets (units, DIEs, the index) are positions in self.info, which
+        # may be the whole file mapped: the section is info[info_start:info_end].
+        self.info, self.info_start, self.info_end = sections.view(".debug_info")
         self.abbrev = sections.get(".debug_abbrev", b"")
         self.str = sections.get(".debug_str", b"")
         self.line_str = sections.get(".debug_line_str", b"")
         self.sections = sections
         self._abbrev_cache = {}
-        self.units = parse_unit_headers(self.info)
+        self.units = parse_unit_headers(self.info, self.info_start, self.info_end)
         self._signatures = None
         self._unit_starts = [u.offset for u in self.units]
 
@@ -692,7 +719,7 @@ class Reader:
         if form == FORM_sdata:
             return sleb(info, pos)
         if form == FORM_string:
-            end = info.index(b"\0", pos)
+            end = _nul(info, pos)
             return info[pos:end], end + 1
         if form == FORM_exprloc or form == FORM_block:
             n, pos = uleb(info, pos)
@@ -744,7 +771,7 @@ class Reader:
         if form == FORM_loclistx:
             return ("loclistx", v)
         if form == FORM_ref_addr:
-            return ("ref_addr", v)
+            return ("ref_addr", self.info_start + v)
         if form in (FORM_GNU_ref_alt, FORM_GNU_strp_alt, FORM_ref_sup4, FORM_ref_sup8,
                     FORM_strp_sup):
             raise DwarfError("debug info that refers to a supplementary file (dwz, "

@@ -17,7 +17,7 @@ from .dwarf_format import (
 
 _u32 = struct.Struct("<I").unpack_from
 
-INDEX_VERSION = 3
+INDEX_VERSION = 4
 
 
 class NameIndex:
@@ -35,16 +35,15 @@ class NameIndex:
         self.variables = {} if variables is None else variables
         self.functions = {} if functions is None else functions
 
-    def to_data(self, info_size=0):
-        """A marshal-able tuple; info_size (of .debug_info) guards against a cache file
-        that belongs to another build."""
-        return (INDEX_VERSION, info_size, self.types, self.tags, self.variables,
-                self.functions)
+    def to_data(self, where=None):
+        """A marshal-able tuple; where (the section's place in its file) guards against a
+        cache file that belongs to another build or file."""
+        return (INDEX_VERSION, where, self.types, self.tags, self.variables, self.functions)
 
     @classmethod
-    def from_data(cls, data, info_size=0):
-        if not isinstance(data, tuple) or len(data) != 6 or data[:2] != (INDEX_VERSION,
-                                                                          info_size):
+    def from_data(cls, data, where=None):
+        if not isinstance(data, tuple) or len(data) != 6 or data[0] != INDEX_VERSION \
+                or data[1] != where:
             return None
         return cls(*data[2:])
 
@@ -62,7 +61,7 @@ def build_index(reader):
         raise DwarfError("split DWARF (-gsplit-dwarf, .dwo files) is not supported")
     units = [u for u in reader.units if u.unit_type in (1, 2, 3)]  # compile, type, partial
     workers = 1
-    if (len(reader.info) >= PARALLEL_MIN_BYTES and hasattr(os, "fork")
+    if (reader.info_end - reader.info_start >= PARALLEL_MIN_BYTES and hasattr(os, "fork")
             and threading.active_count() == 1):
         # Only CPUs that are idle help: on a busy machine the forks just compete.
         cpus = os.cpu_count() or 1
