@@ -21,7 +21,7 @@ INDEX_VERSION = 4
 
 
 class NameIndex:
-    """Where each name is defined, as absolute .debug_info offsets of DIEs.
+    """Where each name is defined, as DIE positions in Reader.info.
 
     types: typedef and base type names -> first DIE; tags: (tag, name) -> first struct,
     union or enum definition; variables / functions: name -> every defining DIE (an int
