@@ -430,7 +430,7 @@ def form_size(form, offset_size, addr_size):
     return None
 
 
-_shapes = {}
+_shapes = {}  # (offset size, address size) -> {encoded shape: Abbrev}
 
 
 _ULEB = rb"[\x80-\xff]*[\x00-\x7f]"
@@ -450,18 +450,17 @@ def parse_abbrevs(data, offset, offset_size, addr_size):
     """
     table = {}
     pos = offset
-    shapes = _shapes
+    shapes = _shapes.setdefault((offset_size, addr_size), {})
     match = _ENTRY.match
     while data[pos]:
         m = match(data, pos)
         if m is None:
             raise DwarfError(f"malformed abbreviation at .debug_abbrev offset {pos:#x}")
-        code = m.group(1)
-        code = code[0] if len(code) == 1 else uleb(code, 0)[0]
-        key = (m.group(2), offset_size, addr_size)
-        ab = shapes.get(key)
+        code, shape = m.groups()
+        code = code[0] if code[0] < 0x80 else uleb(code, 0)[0]
+        ab = shapes.get(shape)
         if ab is None:
-            ab = shapes[key] = _decode_abbrev(key[0], offset_size, addr_size)
+            ab = shapes[shape] = _decode_abbrev(shape, offset_size, addr_size)
         table[code] = ab
         pos = m.end()
     return table
