@@ -56,8 +56,12 @@ class Type:
     def _load(self):
         loader = self._loader
         if loader is not None:
-            self._loader = None
-            loader(self)
+            self._loader = None  # no re-entry while it runs
+            try:
+                loader(self)
+            except BaseException:
+                self._loader = loader  # fail again next time, never half-filled
+                raise
         for slot in ("_size", "_target", "_members", "_length", "_enumerators"):
             if getattr(self, slot) is _UNSET:
                 setattr(self, slot, [] if slot in ("_members", "_enumerators") else None)

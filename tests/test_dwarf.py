@@ -560,3 +560,28 @@ def test_compressed_sections(program, tmp_path):
         assert di.locate(pc + 4) == plain.locate(pc + 4)
     assert (cache / "dwarf" / "abcd.debug_info").stat().st_size == \
         plain.reader.info_end - plain.reader.info_start
+
+
+def test_hand_made_types_and_failing_loader():
+    """Types built by hand (synthetic targets) and a loader that fails keeps failing."""
+    from corefile.types import Member, Type
+    u32 = Type("int", "unsigned int", 4)
+    node = Type("struct", "Node", 16)
+    ptr = Type("pointer", None, 8, target=node)
+    node.set_lazy(members=[Member("id", u32, 0), Member(None, Type(
+        "union", None, 8, members=[Member("next", ptr, 0),
+                                   Member("flags", u32, 0, 3, 2)]), 8)])
+    assert node.member("next").offset == 8 and node.member("next").type.target is node
+    flags = node.member("flags")
+    assert (flags.offset, flags.bit_offset, flags.bit_size) == (8, 66, 3)
+    assert str(Type("array", None, target=ptr, length=4)) == "struct Node *[4]"
+    calls = []
+
+    def broken(t):
+        calls.append(t)
+        raise DwarfError("bad")
+    t = Type("struct", "Broken", 4, loader=broken)
+    for _ in range(2):
+        with pytest.raises(DwarfError):
+            t.members
+    assert len(calls) == 2
