@@ -150,12 +150,14 @@ class DebugInfo:
     # -- types ----------------------------------------------------------------------
 
     @_checked
-    def find_type(self, name):
+    def find_type(self, name, file=None):
         """The Type called name, or None when the program defines no such type.
 
         name is "T" (a typedef or base type), "struct T", "union T" or "enum T"; C spellings
         of base types work as in gdb ("unsigned long" is DWARF's "long unsigned int"),
-        "void" too; qualifiers are ignored and trailing "*"s make pointers.
+        "void" too; qualifiers are ignored and trailing "*"s make pointers. With file, the
+        definition in the unit whose name ends with file, for names that several files
+        define differently.
         """
         words = [w for w in name.replace("*", " * ").split()
                  if w not in ("const", "volatile", "restrict")]
@@ -165,13 +167,14 @@ class DebugInfo:
             stars += 1
         if not words or "*" in words:
             return None
+        index = self.index if file is None else self._unit_index(file)
         if words[0] in _KIND_TAG and len(words) == 2:
-            off = self.index.tags.get((_KIND_TAG[words[0]], words[1].encode()))
+            off = index.tags.get((_KIND_TAG[words[0]], words[1].encode()))
             t = None if off is None else self.type_at(off)
         elif words == ["void"]:
             t = Type("void", "void", None)
         else:
-            off = self.index.types.get(_c_base_name(words).encode())
+            off = index.types.get(_c_base_name(words).encode())
             t = None if off is None else self.type_at(off)
         if t is None or not stars:
             return t
@@ -179,6 +182,15 @@ class DebugInfo:
         for _ in range(stars):
             t = Type("pointer", None, self.reader.units[0].addr_size, target=t)
         return t
+
+    def _unit_index(self, file):
+        """The NameIndex of the first unit whose name ends with file (empty if none)."""
+        index = NameIndex()
+        for unit in self.reader.units:
+            if unit.unit_type == 1 and _unit_matches(self.reader.prepare(unit), file):
+                scan_unit(self.reader, unit, index, set())
+                break
+        return index
 
     @_checked
     def type_at(self, off):

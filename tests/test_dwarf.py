@@ -174,6 +174,8 @@ typedef struct {
 
 struct WithFlex { size_t n; long data[]; };
 struct ZeroLen { int n; int z[0]; };
+typedef struct { char tag; } Local;   /* other.c has another Local */
+Local main_local;
 
 List global_list;
 static Node static_node = { .id = 7 };
@@ -226,6 +228,8 @@ struct Node;                       /* only declared in this unit */
 struct Node *opaque_node;
 static int counter = 5;            /* same name as main.c's global */
 static __thread long other_tls = 9;
+typedef struct { long a, b, c; } Local;
+Local other_local;
 
 __attribute__((noinline)) int other_file(int v)
 {
@@ -344,10 +348,15 @@ def test_variables_equal_gdb(program, di):
 
 
 def test_file_static_variables(program, di):
-    out = gdb_batch(program, ["p &'main.c'::counter", "p &'other.c'::counter",
-                              "p sizeof('other.c'::other_tls)",
-                              "info address other_tls"])
-    main_addr, other_addr = [int(a, 16) for a in re.findall(r"\) (0x[0-9a-f]+)", out)][:2]
+    """main.c's global counter and other.c's static one. The oracle is the ELF symbol
+    table: with -fdebug-types-section gdb 13 answers main.c's for 'other.c'::counter."""
+    symbols = subprocess.run(["readelf", "-sW", str(program)], capture_output=True,
+                             text=True).stdout
+    counters = {m.group(2): int(m.group(1), 16) for m in re.finditer(
+        r"^\s*\d+: ([0-9a-f]+)\s+4 OBJECT\s+(LOCAL|GLOBAL)\s+\S+\s+\S+ counter$",
+        symbols, re.M)}
+    main_addr, other_addr = counters["GLOBAL"], counters["LOCAL"]
+    out = gdb_batch(program, ["info address other_tls"])
     assert di.find_variable("counter", file="main.c")[0] == main_addr
     assert di.find_variable("counter", file="other.c")[0] == other_addr
     assert di.find_variable("counter")[0] == main_addr  # the external one wins
@@ -585,3 +594,13 @@ def test_hand_made_types_and_failing_loader():
         with pytest.raises(DwarfError):
             t.members
     assert len(calls) == 2
+
+
+def test_type_of_a_file(program, di):
+    """Two files may define different types under one name: file= picks that file's."""
+    out = gdb_batch(program, ["p sizeof(other_local)", "p sizeof(main_local)"])
+    sizes = [int(v) for v in re.findall(r"^\$\d+ = (\d+)$", out, re.M)]
+    assert sizes == [di.find_type("Local", file="other.c").size,
+                     di.find_type("Local", file="main.c").size]
+    assert sizes[0] != sizes[1]
+    assert di.find_type("Local", file="nope.c") is None
