@@ -39,6 +39,7 @@ class View:
     pc: str
     label: str = ""        # what the claimed frame shows as ("": no filter, for unwind())
     settings: dict = field(default_factory=dict)  # the user's SETTINGS, restored on deselect
+    user_level: int = 0    # the frame the user had selected, reselected on deselect
 
 
 _view = None
@@ -188,6 +189,10 @@ def select(target, registers, label):
     (the one below the labelled thread frame). Returns gdb's `frame` output for it."""
     deselect()
     view = _new_view(target, registers, label)
+    try:
+        view.user_level = gdb.selected_frame().level()
+    except gdb.error:
+        pass
     view.settings = _past_main_on()
     _set_view(view)
     try:
@@ -209,14 +214,18 @@ def _drop(_event=None):
 
 
 def deselect():
-    """Turn the view off, restore the user's settings, select frame #0; True if one was
-    on."""
-    if _drop() is None:
+    """Turn the view off, restore the user's settings and reselect the frame the user had
+    before the view (frame #0 on another thread); True if one was on."""
+    view = _drop()
+    if view is None:
         return False
     thread = gdb.selected_thread()
     if thread is not None:
         try:
-            gdb.newest_frame().select()
+            frame = gdb.newest_frame()
+            for _ in range(view.user_level if thread.num == view.thread else 0):
+                frame = frame.older() or frame
+            frame.select()
         except gdb.error:
             pass
     return True
