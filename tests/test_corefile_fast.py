@@ -139,7 +139,9 @@ def dump_frames():
     frames = []
     while f is not None:
         frames.append({"type": int(f.type()), "pc": f.pc(), "name": f.name(),
-                       "sp": int(f.read_register("rsp")) & ((1 << 64) - 1)})
+                       "sp": int(f.read_register("rsp")) & ((1 << 64) - 1),
+                       "saved": {r: int(f.read_register(r)) & ((1 << 64) - 1)
+                                 for r in ("rbx", "rbp", "r12", "r13", "r14", "r15")}})
         f = f.older()
     return frames
 """
@@ -309,6 +311,11 @@ def test_frames_match_gdb(cores, oracle, kind):
                 [(hex(f["pc"]), hex(f["sp"]), f["type"] == SIGTRAMP_FRAME) for f in want], \
                 (kind, thread.num)
             assert not any(f.fallback for f in frames)
+            # Callee-saved registers restored from CFI, as gdb's `info registers` in
+            # each frame shows them.
+            for mine, gdbs in zip(frames, want):
+                assert {r: mine.registers[r] for r in gdbs["saved"]} == gdbs["saved"], \
+                    (kind, thread.num, mine.level)
 
 
 KIND = {NORMAL_FRAME: "normal", INLINE_FRAME: "inline", TAILCALL_FRAME: "tailcall",
