@@ -195,6 +195,8 @@ def _nul(data, pos):
 # ---------------------------------------------------------------------------------------
 # ELF sections
 
+MAX_DEFLATE_RATIO = 1032   # deflate's best: what a compressed section can claim to hold
+
 class ElfSections:
     """The sections of an ELF file, each read (and decompressed when SHF_COMPRESSED) on
     first use. Only little-endian ELF is handled (x86-64 and aarch64 both are).
@@ -262,6 +264,8 @@ class ElfSections:
                 return default
             flags, off, size = self._headers[name]
             with open(self.path, "rb") as f:
+                if off + size > os.fstat(f.fileno()).st_size:   # before allocating size
+                    raise DwarfError(f"{self.path}: section {name} is truncated")
                 f.seek(off)
                 data = f.read(size)
             if len(data) < size:
@@ -291,7 +295,13 @@ class ElfSections:
                     return inflated
             except OSError:
                 pass
-        inflated = zlib.decompress(body)
+        if ch_size > MAX_DEFLATE_RATIO * len(body) + 1024:
+            raise DwarfError(f"{self.path}: section {name} claims {ch_size} bytes, more "
+                             f"than {len(body)} compressed bytes can hold")
+        try:   # at most ch_size bytes (+1 to see a lie): no unbounded inflation
+            inflated = zlib.decompressobj().decompress(body, ch_size + 1)
+        except zlib.error as e:
+            raise DwarfError(f"{self.path}: section {name}: {e}") from None
         if len(inflated) != ch_size:
             raise DwarfError(f"{self.path}: section {name} inflates to {len(inflated)} "
                              f"bytes, not {ch_size}")

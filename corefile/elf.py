@@ -47,7 +47,7 @@ SHT_NOBITS = 8
 SHT_NOTE = 7
 SHF_COMPRESSED = 0x800
 ELFCOMPRESS_ZLIB = 1
-MAX_SECTION_SIZE = 1 << 30   # a compressed section claiming more is not inflated
+MAX_DEFLATE_RATIO = 1032   # deflate's best: a compressed section claiming more is bogus
 
 
 class ElfImage:
@@ -138,7 +138,7 @@ class ElfImage:
             if len(data) < 24:
                 return None
             ch_type, _, ch_size = struct.unpack_from("<IIQ", data, 0)
-            if ch_type != ELFCOMPRESS_ZLIB or ch_size > MAX_SECTION_SIZE:
+            if ch_type != ELFCOMPRESS_ZLIB or ch_size > MAX_DEFLATE_RATIO * len(data) + 1024:
                 return None
             if ch_size == 0:   # max_length 0 would mean no limit
                 return b""

@@ -1,5 +1,5 @@
 """Hostile cores and files: absurd sizes stay within bounds (corefile.core's MAX_NOTES and
-MAX_THREADS, elf.MAX_SECTION_SIZE), files a core names that are not regular files are not
+MAX_THREADS, elf.MAX_DEFLATE_RATIO), files a core names that are not regular files are not
 opened for reading, and mutated symbol tables are read without an exception.
 Limits are documented in docs/robustness.md."""
 
@@ -129,7 +129,7 @@ def test_million_threads(tmp_path):
 
 def test_compressed_section_bomb():
     """A compressed section inflates to at most what its header claims, and not at all
-    past MAX_SECTION_SIZE."""
+    when it claims more than deflate can hold (1032:1)."""
     payload = zlib.compress(b"\0" * (64 << 20), 9)   # 64 MiB of zeros, ~64 KiB packed
 
     def contents(ch_size):
