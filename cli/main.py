@@ -16,7 +16,7 @@ import corefile
 
 from qemugdb import cmd as declarations
 from qemugdb.commands import REGISTRY, to_plain
-from qemugdb.target import TargetError
+from qemugdb.target import MissingDebugInfo, TargetError
 
 from .graph import DotMissing, render_dot
 from .highlight import terminal as highlight_terminal
@@ -42,9 +42,11 @@ def core_params():
 
 
 def has_errors(plain):
-    """Whether any record carries an `error` (an unreadable or inconsistent item)."""
+    """Whether any record carries an `error` (an unreadable or inconsistent item) or a
+    non-empty `partial` list."""
     if isinstance(plain, dict):
-        return bool(plain.get("error")) or any(has_errors(v) for v in plain.values())
+        return bool(plain.get("error") or plain.get("partial")) or \
+            any(has_errors(v) for v in plain.values())
     if isinstance(plain, list):
         return any(has_errors(v) for v in plain)
     return False
@@ -127,14 +129,14 @@ def bind(command):
                 for value, act in extra_values:
                     if value:
                         act(records, types.SimpleNamespace(**{**vars(args), "highlight": None}), value)
-        except (BadInput, LookupError) as e:  # a bad core, or an argument naming nothing
-            fail(str(e))
-        except corefile.CorefileError as e:  # e.g. debug info found malformed while reading
-            fail(str(e))
+        except (BadInput, corefile.CorefileError, MissingDebugInfo) as e:
+            fail(str(e))  # a bad core, malformed or missing debug info, the wrong program
         except TargetError as e:
             fail(str(e), EXIT_PARTIAL)
-        except Exception as e:  # a bug of ours: one line, the traceback only on request
-            if os.environ.get("QEMUGDB_DEBUG"):
+        except Exception as e:
+            if type(e) is LookupError:  # a walker's "no such node/context": bad input
+                fail(str(e))
+            if os.environ.get("QEMUGDB_DEBUG"):  # a bug of ours: one line unless asked
                 raise
             fail(f"internal error: {type(e).__name__}: {e} (QEMUGDB_DEBUG=1 shows the traceback)")
         emit(text, output, terminal_text=fmt == "text")

@@ -1,11 +1,14 @@
 """gdb auto-load snippet: load qemugdb whenever gdb opens a QEMU binary.
 
-gdb runs OBJFILE-gdb.py found next to a binary (or under its auto-load directory) once the
-path is trusted. Symlink this file next to each QEMU binary under that binary's name plus
-"-gdb.py", then trust it once in ~/.gdbinit:
+gdb runs OBJFILE-gdb.py found next to a binary's real path (symlinks resolved) or under
+its auto-load directory, once the path is trusted. Symlink this file there under the
+binary's name plus "-gdb.py", then trust it once in ~/.gdbinit:
 
-    ln -s /path/to/checkout/qemugdb/autoload-gdb.py /usr/local/bin/qemu-system-x86_64-gdb.py
-    echo 'add-auto-load-safe-path /usr/local/bin/qemu-system-x86_64-gdb.py' >> ~/.gdbinit
+    exe=$(readlink -f "$(command -v qemu-system-x86_64)")
+    ln -s /path/to/checkout/qemugdb/autoload-gdb.py "$exe-gdb.py"
+    echo "add-auto-load-safe-path $exe-gdb.py" >> ~/.gdbinit
+
+docs/guide.md has a variant that leaves the binary's directory alone.
 
 The symlink leads back to the checkout; a copy needs QEMUGDB_CHECKOUT=/path/to/checkout.
 """

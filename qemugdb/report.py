@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from . import coroutine
 from .obj import find_member
-from .target import TargetError
+from .target import MissingDebugInfo, TargetError
 
 # The function a thread's stack reveals its role by, outermost wins (QEMU's thread bodies).
 ROLES = (
@@ -55,7 +55,8 @@ class Report:
     source: list = field(default_factory=list)   # SourceLines around the crashing frames
     threads: list = field(default_factory=list)  # ThreadSummary
     sections: dict = field(default_factory=dict)  # title -> records of other walkers
-    partial: list = field(default_factory=list)
+    partial: list = field(default_factory=list)  # what could not be read: the report is partial
+    not_applicable: list = field(default_factory=list)  # sections the program does not have
 
 
 def signal_name(number):
@@ -201,6 +202,8 @@ def report(target, source_dir=None, sections=()):
     for title, walk in sections:
         try:
             rep.sections[title] = walk(target)
+        except MissingDebugInfo as e:  # e.g. a program without QEMU's block layer
+            rep.not_applicable.append(f"{title}: {e}")
         except TargetError as e:
             rep.partial.append(f"{title}: {e}")
     return rep

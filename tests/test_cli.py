@@ -178,3 +178,11 @@ def test_context_argument_after_core(qemu_core):
     items = json.loads(run("handlers", qemu_core["core"], "main", "--json").stdout)["items"]
     notifiers = [h for h in items if h["callbacks"].get("io_read") == "aio_context_notifier_cb"]
     assert len(notifiers) == 1 and len({h["ctx"] for h in items}) == 1
+
+
+def test_unknown_names_are_bad_input(qemu_core):
+    """A node or AioContext that does not exist: exit 2 with one line naming it."""
+    for args in (["bdrv", qemu_core["core"], "no-such-node"], ["bhs", qemu_core["core"], "no-such-ctx"]):
+        proc = run(*args, check=False)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+        assert "no-such-" in proc.stderr

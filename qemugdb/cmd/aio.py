@@ -3,17 +3,13 @@
 from .. import aio
 from ..commands import Arg, command
 from ..render import aio as render
-from ..target import TargetError
 
 CTX = Arg("ctx", "an AioContext: its address, `main`, `iohandler` or an IOThread id",
           nargs="?")
 
 
 def _listing(walk, target, args):
-    try:
-        return walk(target, args.ctx)
-    except LookupError as e:
-        raise TargetError(str(e)) from None
+    return walk(target, args.ctx)  # LookupError when CTX names no AioContext
 
 
 @command("aio", "Every AioContext with the thread running it and its counters.",

@@ -4,7 +4,6 @@ from .. import block, iothread, job
 from ..commands import Arg, command
 from ..render import block as render
 from ..render.qmp import render_qmp_json
-from ..target import TargetError
 
 
 @command("block-graph", "The block graph: nodes, BlockBackends, block jobs and the "
@@ -21,10 +20,7 @@ def block_graph(target, args):
          arguments=[Arg("node", "node-name, or a BlockDriverState * (expression or address)")],
          text=render.render_node_text)
 def bdrv(target, args):
-    try:
-        return block.node_detail(target, args.node)
-    except LookupError as e:
-        raise TargetError(str(e)) from None
+    return block.node_detail(target, args.node)  # LookupError when NODE names no node
 
 
 @command("jobs", "Jobs: id, type, status, progress, speed, AioContext, and where each "

@@ -48,6 +48,9 @@ def render_report(rep, args=None, section_renderers=None):
         out.append(f"{mark}{t.num:>3}  LWP {t.tid:<8} {t.role:<{width}}  {where}{co}")
     for title, records in rep.sections.items():
         out += ["", f"== {title}", section_renderers[title](records, args)]
+    if rep.not_applicable:
+        out += ["", "== Not in this program"]
+        out += [f"  {line}" for line in rep.not_applicable]
     if rep.partial:
         out += ["", "== Partial: some items could not be read"]
         out += [f"  {line}" for line in rep.partial]
