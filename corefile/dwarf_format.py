@@ -184,7 +184,7 @@ def cstring(data, pos):
     return data[pos:data.index(b"\0", pos)]
 
 
-def _nul(data, pos):
+def string_end(data, pos):
     """Offset of the NUL ending the string at pos (data: bytes or an mmap)."""
     end = data.find(b"\0", pos)
     if end < 0:
@@ -414,7 +414,7 @@ def skip_form(data, form, pos):
         n, pos = uleb(data, pos)
         return pos + n
     if form == FORM_string:
-        return _nul(data, pos) + 1
+        return string_end(data, pos) + 1
     if form in (FORM_udata, FORM_sdata, FORM_ref_udata, FORM_strx, FORM_addrx, FORM_loclistx,
                 FORM_rnglistx, FORM_GNU_addr_index, FORM_GNU_str_index):
         while data[pos] & 0x80:
@@ -572,6 +572,9 @@ def parse_unit_headers(info, pos, size):
     return units
 
 
+_BASES = (AT_str_offsets_base, AT_addr_base, AT_rnglists_base, AT_loclists_base)
+
+
 def _skips(abbrevs):
     """For the index scanner: by code, how to step over a DIE that defines no name.
 
@@ -630,13 +633,15 @@ class Reader:
             cached = self._abbrev_cache[key] = (abbrevs, _skips(abbrevs))
         unit.abbrevs, unit.skips = cached
         # The base attributes must be known before any *x form is resolved.
-        tag, attrs, _children, _next = self.read_die(unit, unit.die_offset, raw=True)
-        unit.str_offsets_base = attrs.get(AT_str_offsets_base, (0, 8))[1]
-        unit.addr_base = attrs.get(AT_addr_base, (0, 8))[1]
-        if AT_rnglists_base in attrs:
-            unit.rnglists_base = attrs[AT_rnglists_base][1]
-        if AT_loclists_base in attrs:
-            unit.loclists_base = attrs[AT_loclists_base][1]
+        code = uleb(self.info, unit.die_offset)[0]
+        if code in unit.abbrevs and any(at in _BASES for at, _f, _i in unit.abbrevs[code].attrs):
+            attrs = self.read_die(unit, unit.die_offset, raw=True)[1]
+            unit.str_offsets_base = attrs.get(AT_str_offsets_base, (0, 8))[1]
+            unit.addr_base = attrs.get(AT_addr_base, (0, 8))[1]
+            if AT_rnglists_base in attrs:
+                unit.rnglists_base = attrs[AT_rnglists_base][1]
+            if AT_loclists_base in attrs:
+                unit.loclists_base = attrs[AT_loclists_base][1]
         root = self.read_die(unit, unit.die_offset)[1]
         unit.root = root
         unit.name = root.get(AT_name)
@@ -728,7 +733,7 @@ class Reader:
         if form == FORM_sdata:
             return sleb(info, pos)
         if form == FORM_string:
-            end = _nul(info, pos)
+            end = string_end(info, pos)
             return info[pos:end], end + 1
         if form == FORM_exprloc or form == FORM_block:
             n, pos = uleb(info, pos)

@@ -12,8 +12,8 @@ import struct
 import threading
 
 from .dwarf_format import (
-    AT_abstract_origin, AT_declaration, AT_name, AT_specification, CHECK, FORM_ref4, FORM_strp,
-    FUNC_DEF, TAG_DEF, TYPE_NAME, VAR_DEF, DwarfError, die_action, uleb)
+    AT_abstract_origin, AT_declaration, AT_name, AT_specification, CHECK, FORM_ref4, FORM_string,
+    FORM_strp, FUNC_DEF, TAG_DEF, TYPE_NAME, VAR_DEF, DwarfError, die_action, string_end, uleb)
 
 _u32 = struct.Struct("<I").unpack_from
 
@@ -206,6 +206,9 @@ def scan_unit(reader, unit, index, seen):
                         name = strtab[o:strtab.index(b"\0", o)]
                 else:
                     name = strtab[o:strtab.index(b"\0", o)]
+            elif at is not None and ab.name_form == FORM_string:
+                p = pos + at
+                name = info[p:string_end(info, p)]
             elif at is None and ab.origin_at is not None:
                 # Named through its declaration or abstract instance, in this unit.
                 target = base + _u32(info, pos + ab.origin_at)[0]
