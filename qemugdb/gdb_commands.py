@@ -13,6 +13,7 @@ import gdb
 
 from . import coroutine as co
 from .commands import REGISTRY
+from .render.table import visible
 from .gdb_target import GdbTarget
 from .target import TargetError
 
@@ -125,6 +126,8 @@ def _bind(cmd, is_prefix, debug):
                                    f"{type(e).__name__}: {e} (set qemu debug on for "
                                    "the traceback)") from None
             if text:
+                if args.format == "text":   # a core's strings must not drive the terminal
+                    text = visible(text)
                 gdb.write(text.rstrip("\n") + "\n")
 
     Bound()

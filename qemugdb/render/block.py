@@ -9,7 +9,7 @@ Permissions use QMP's spelling (BlockPermission); roles are BDRV_CHILD_* lower-c
 
 import json
 
-from .table import errors_text, hexa, section, table
+from .table import errors_text, hexa, section, table, visible
 
 NODE_SHAPES = {"block-backend": "house", "block-job": "parallelogram", "block-driver": "box"}
 
@@ -212,11 +212,12 @@ def render_iothreads_text(records, args=None):
 # ---------------------------------------------------------------- DOT
 
 def dot_string(text):
-    """A DOT double-quoted string holding `text` literally (escapes \\, ", newlines)."""
+    """A DOT double-quoted string holding `text` literally (escapes \\, ", newlines;
+    other control characters shown as \\xNN)."""
     text = "" if text is None else str(text)
-    text = text.replace("\\", "\\\\").replace('"', '\\"')
-    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\\n")
-    return f'"{text}"'
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = visible(text).replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + text.replace("\n", "\\n") + '"'
 
 
 def _dot_id(address):

@@ -1,5 +1,16 @@
 """Aligned text tables and the small formatting helpers the text renderers share."""
 
+import re
+
+# Control characters but newline and tab, and the surrogates standing for bytes that were
+# not UTF-8: what a core's strings must not send to a terminal.
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def visible(text):
+    """text with control characters and undecodable bytes shown as \\xNN."""
+    return CONTROL.sub(lambda m: f"\\x{ord(m.group()) & 0xff:02x}", text)
+
 
 def cell(value):
     """A value as table text: None -> "-", bool -> yes/no, list -> comma-joined."""
