@@ -10,14 +10,14 @@ from . import coroutine
 from .obj import find_member
 from .target import MissingDebugInfo, TargetError
 
-# The function a thread's stack reveals its role by, outermost wins (QEMU's thread bodies).
-ROLES = (
-    ("main", "main loop"), ("qemu_main", "main loop"), ("qemu_default_main", "main loop"),
-    ("iothread_run", "iothread"), ("worker_thread", "worker"), ("call_rcu_thread", "rcu"),
-    ("migration_thread", "migration"), ("sigwait_compat", "signal"),
-)
-VCPU = re.compile(r"(kvm_vcpu|mttcg_cpu|rr_cpu|dummy_cpu|qemu_kvm_cpu|hvf_cpu|whpx_cpu|"
-                  r"nvmm_cpu|[a-z_]*_cpu)_thread_fn$")
+# QEMU's thread bodies: the outermost of these on a thread's stack tells its role.
+ROLES = {
+    "main": "main loop", "qemu_main": "main loop", "qemu_default_main": "main loop",
+    "iothread_run": "iothread", "worker_thread": "worker", "call_rcu_thread": "rcu",
+    "migration_thread": "migration", "sigwait_compat": "signal",
+    "coroutine_trampoline": "coroutine",  # a stack that is a coroutine's (bt stops there)
+}
+VCPU = re.compile(r"cpu_thread_fn$")  # kvm_vcpu_thread_fn, mttcg_cpu_thread_fn, rr_..., hvf_...
 VERSION = re.compile(rb"version (\d+\.\d+\.\d+[\w.+~-]*)")
 SOURCE_CONTEXT = 3
 
@@ -107,15 +107,12 @@ def _functions(frames):
 
 def thread_role(frames):
     """main loop, iothread, worker, rcu, vCPU, ... from the functions on a thread's stack."""
-    names = [n for n in _functions(frames) if n]
-    for name in reversed(names):
+    for name in reversed([n for n in _functions(frames) if n]):
         if VCPU.search(name):
             return "vCPU"
-    by_name = dict(ROLES)
-    for name in names:
-        if name in by_name and name != "main":
-            return by_name[name]
-    return "main loop" if "main" in names else "other"
+        if name in ROLES:
+            return ROLES[name]
+    return "other"
 
 
 def _where(frames, executable):
@@ -183,7 +180,8 @@ def report(target, source_dir=None, sections=()):
     traces = coroutine.backtraces(target, threads)
     iothreads = iothread_ids(target)
     for th, bt in zip(threads, traces):
-        role = thread_role(bt.frames)
+        # A thread inside a coroutine: its own stack continues in the co->caller chain.
+        role = thread_role(bt.frames + [f for c in bt.callers for f in c.frames])
         if role == "iothread" and th.tid in iothreads:
             role = f"iothread {iothreads[th.tid]}"
         crashed = th.num == p.crashed_thread
