@@ -186,3 +186,24 @@ def test_unknown_names_are_bad_input(qemu_core):
         proc = run(*args, check=False)
         assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
         assert "no-such-" in proc.stderr
+
+
+# How QEMU names its threads with `-name debug-threads=on` (the system fixture), and the
+# role the report must give each.
+COMM_ROLES = [("IO ", lambda comm: f"iothread {comm[3:]}"), ("CPU ", lambda comm: "vCPU"),
+              ("call_rcu", lambda comm: "rcu"), ("worker", lambda comm: "worker"),
+              ("qemu-system", lambda comm: "main loop")]
+
+
+@pytest.mark.parametrize("name", ["system-10.0-gcore", "system-10.0-kernel"])
+def test_report_thread_roles_match_qemu_thread_names(name):
+    """Every thread's role in the report agrees with the name QEMU gave the thread
+    (/proc/PID/task/TID/comm captured before the dump); kernel threads are `other`."""
+    meta = core(name)
+    comms = {t["tid"]: t["comm"] for t in json.loads((Path(meta["oracle"]) / "tids.json").read_text())}
+    rep = json.loads(run("report", meta["core"], "--json").stdout)
+    assert {t["tid"] for t in rep["threads"]} == set(comms)
+    for t in rep["threads"]:
+        comm = comms[t["tid"]]
+        want = next((role(comm) for prefix, role in COMM_ROLES if comm.startswith(prefix)), "other")
+        assert t["role"] == want, (t, comm)
