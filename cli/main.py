@@ -95,7 +95,7 @@ def report_html(records, args, path):
             svg = render_dot(block_graph.render(graph, "dot", block_graph.default_args()), "svg")
         except DotMissing as e:
             click.echo(f"qemu-coredump: {e}; the page has no graph", err=True)
-    text = REGISTRY["report"].render(html.without_source(records), "text", args)
+    text = visible(REGISTRY["report"].render(html.without_source(records), "text", args))
     emit(html.page(records, text, svg), path, terminal_text=False)
 
 
