@@ -90,7 +90,10 @@ def our_rows(t):
 def _rows(t, base, rows, stale=False):
     for m in t.members:
         mt = m.type
-        expand = mt is not None and mt.kind in ("struct", "union")
+        # Inside a body printed only because its type is anonymous (behind an array or
+        # pointer), gdb expands anonymous member types only.
+        expand = mt is not None and mt.kind in ("struct", "union") and \
+            (not stale or mt.name is None)
         off = base + m.offset
         bit = None if m.bit_offset is None else m.bit_offset % 8
         size = mt.size if mt is not None and mt.size is not None else 0

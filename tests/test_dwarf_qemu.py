@@ -206,3 +206,29 @@ def test_walker_variables_equal_gdb(target):
         want = int(m.group(1) or m.group(2), 16) if m else None
         found = di.find_variable(name, file=file)
         assert (found[0] if found else None) == want, (name, file, answer)
+
+
+GLIBC_TYPES = ["struct pthread", "pthread_mutex_t", "struct _IO_FILE", "struct malloc_state",
+               "struct link_map", "ucontext_t"]
+
+
+def test_glibc_separate_debug_file_equals_gdb(tmp_path):
+    """Debian's libc6-dbg: a separate, SHF_COMPRESSED .debug file found by build-id (gdb
+    loads the same one for libc.so.6)."""
+    libc = "/lib/x86_64-linux-gnu/libc.so.6"
+    debug = _with_dwarf(libc)
+    assert debug != libc, "libc6-dbg is not installed (fixtures/deps.sh installs it)"
+    di = DebugInfo(debug, _build_id(libc), cache_dir=str(tmp_path))
+    expected = ptype_o(libc, GLIBC_TYPES)
+    for name in GLIBC_TYPES:
+        assert our_rows(di.find_type(name)) == expected[name], name
+    out = gdb_batch(libc, ["info address __libc_single_threaded", "info address start_thread",
+                           "info address abort"])
+    var = int(re.search(r"static storage at address (0x[0-9a-f]+)", out).group(1), 16)
+    func = int(re.search(r"is a function at address (0x[0-9a-f]+)", out).group(1), 16)
+    # gdb files abort under its DW_AT_linkage_name __GI_abort and answers from the ELF
+    # symbol; the address is the same
+    alias = int(re.search(r'"abort" is at (0x[0-9a-f]+)', out).group(1), 16)
+    assert di.find_variable("__libc_single_threaded")[0] == var
+    assert di.find_function("start_thread") == func
+    assert di.find_function("abort") == alias
