@@ -607,3 +607,51 @@ def test_type_of_a_file(program, di):
                      di.find_type("Local", file="main.c").size]
     assert sizes[0] != sizes[1]
     assert di.find_type("Local", file="nope.c") is None
+
+
+def _pyelftools_records(path):
+    """{("struct"|"union", name): (size, [(member, byte offset, bit offset or None)])} and
+    {global name: address} read with pyelftools, an independent DWARF reader."""
+    from elftools.elf.elffile import ELFFile
+    kinds = {"DW_TAG_structure_type": "struct", "DW_TAG_union_type": "union"}
+    types, variables = {}, {}
+    with open(path, "rb") as f:
+        dwarf = ELFFile(f).get_dwarf_info()
+        for cu in dwarf.iter_CUs():
+            for die in cu.iter_DIEs():
+                name = die.attributes.get("DW_AT_name")
+                if die.tag in kinds and name and "DW_AT_byte_size" in die.attributes:
+                    members = []
+                    for m in die.iter_children():
+                        if m.tag != "DW_TAG_member" or "DW_AT_name" not in m.attributes:
+                            continue
+                        a = m.attributes
+                        offset = a["DW_AT_data_member_location"].value \
+                            if "DW_AT_data_member_location" in a else 0
+                        bit = a["DW_AT_data_bit_offset"].value if "DW_AT_data_bit_offset" in a else None
+                        if "DW_AT_bit_offset" in a:  # DWARF 2-4 bitfield, counted from the MSB
+                            storage = a["DW_AT_byte_size"].value * 8
+                            bit = offset * 8 + storage - a["DW_AT_bit_offset"].value - a["DW_AT_bit_size"].value
+                        members.append((a["DW_AT_name"].value.decode(),
+                                        bit // 8 if bit is not None else offset, bit))
+                    types[(kinds[die.tag], name.value.decode())] = \
+                        (die.attributes["DW_AT_byte_size"].value, members)
+                elif die.tag == "DW_TAG_variable" and name and "DW_AT_external" in die.attributes:
+                    loc = die.attributes.get("DW_AT_location")
+                    if loc and loc.form == "DW_FORM_exprloc" and loc.value[0] == 0x03:  # DW_OP_addr
+                        variables[name.value.decode()] = int.from_bytes(bytes(loc.value[1:9]), "little")
+    return types, variables
+
+
+def test_every_struct_and_global_equals_pyelftools(program, di):
+    """Every named struct/union (size, each named member's offset and bit offset) and every
+    global with a static address, as pyelftools reads them."""
+    types, variables = _pyelftools_records(program)
+    assert types and variables
+    for (kind, name), (size, members) in types.items():
+        t = di.find_type(f"{kind} {name}")
+        assert t.size == size, name
+        ours = [(m.name, m.offset, m.bit_offset) for m in t.members if m.name is not None]
+        assert ours == members, name
+    for name, address in variables.items():
+        assert di.find_variable(name)[0] == address, name
