@@ -1,7 +1,5 @@
 """The Target protocol over a corefile.Program: qemugdb's walkers on a core without gdb.
-
-Imported by the CLI only (corefile needs pyelftools, which gdb's Python lacks).
-"""
+Used by the CLI; inside gdb, gdb_target serves instead."""
 
 import corefile
 

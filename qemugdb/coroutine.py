@@ -33,7 +33,7 @@ CHAIN_LIMIT = 1024
 
 
 def arch(target):
-    """The architecture facts module (corefile.arch.<arch>, pure data, no pyelftools)."""
+    """The architecture facts module (corefile.arch.<arch>, pure data)."""
     return importlib.import_module(f"corefile.arch.{target.arch}")
 
 
