@@ -29,12 +29,14 @@ COMPRESSED = {b"\x28\xb5\x2f\xfd": ("zstd", "zstd -d"),
 
 @dataclass
 class Segment:
-    """A PT_LOAD: [vaddr, vaddr + memsz) of which the first filesz bytes are in the core."""
+    """A PT_LOAD: [vaddr, vaddr + memsz) of which the first filesz bytes are in the core;
+    the `cut` bytes after them were dumped but lost to a truncated core file."""
     vaddr: int
     memsz: int
     offset: int
     filesz: int
     flags: int
+    cut: int = 0
 
 
 @dataclass
@@ -189,7 +191,8 @@ def _parse(path: str, data, size: int) -> Core:
                 core.partial_reasons.append(
                     f"core truncated: segment 0x{p_vaddr:x}-0x{p_vaddr + p_memsz:x} has "
                     f"{avail} of {p_filesz} bytes")
-            core.segments.append(Segment(p_vaddr, p_memsz, p_offset, avail, p_flags))
+            core.segments.append(Segment(p_vaddr, p_memsz, p_offset, avail, p_flags,
+                                         p_filesz - avail))
         elif p_type == PT_NOTE:
             notes.append((p_offset, p_filesz))
     core.segments.sort(key=lambda s: s.vaddr)

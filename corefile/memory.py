@@ -89,6 +89,9 @@ class AddressSpace:
             if rel < s.filesz:
                 n = min(size, s.filesz - rel)
                 return self.core.data[s.offset + rel:s.offset + rel + n], n
+            if rel < s.filesz + s.cut:   # dumped, then lost: the file's bytes are not these
+                raise FaultError(addr, f"cannot read memory at 0x{addr:x} (the core file "
+                                       f"is truncated there)")
             if rel < s.memsz:
                 return None, min(size, s.memsz - rel)
         nxt = self._seg_starts[i + 1] if i + 1 < len(self._segs) else None
