@@ -512,7 +512,14 @@ def main():
                     help="fraction of inputs mutating qemu-storage-daemon cores")
     ap.add_argument("--out", default="fuzz-out")
     ap.add_argument("--seeds", nargs="*", default=list(SMALL_SEEDS + QSD_SEEDS))
+    ap.add_argument("--replay", metavar="DIR",
+                    help="run the recipes DIR/*.json (e.g. an earlier run's failures/) instead")
     args = ap.parse_args()
+    replay = [json.loads(p.read_text()) for p in sorted(Path(args.replay).glob("*.json"))] \
+        if args.replay else None
+    if replay is not None:
+        args.inputs = len(replay)
+        args.seeds = sorted({r["seed"] for r in replay})
 
     preload()
     out = Path(args.out)
@@ -542,8 +549,8 @@ def main():
         slowest = []
         started = time.monotonic()
         with open(results, "w") as log:
-            pending = []
-            for i in range(args.inputs):
+            pending = list(enumerate(replay or []))
+            for i in range(args.inputs if replay is None else 0):
                 name = rng.choice(big) if big and rng.random() < args.qsd_share else rng.choice(small)
                 s = all_seeds[name]
                 recipe = mutate(rng, name, heads[s.core], heads.get(s.exe))
