@@ -6,34 +6,14 @@ block-stream job and an NBD client whose reads wait in the throttle group queue;
 on a unix socket. Use as a context manager; everything is killed and removed on exit.
 """
 
-import json
 import os
-import socket
 import subprocess
+import sys
 import tempfile
 import time
 
-
-class Qmp:
-    def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX)
-        self.sock.connect(path)
-        self.file = self.sock.makefile("rw")
-        json.loads(self.file.readline())  # greeting
-        self.cmd("qmp_capabilities")
-
-    def cmd(self, name, **args):
-        self.file.write(json.dumps({"execute": name, "arguments": args}) + "\n")
-        self.file.flush()
-        while True:
-            msg = json.loads(self.file.readline())
-            if "return" in msg:
-                return msg["return"]
-            if "error" in msg:
-                raise RuntimeError(f"{name}: {msg['error']}")
-
-    def close(self):
-        self.sock.close()
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "fixtures"))
+from qmp import QMP  # noqa: E402
 
 
 def _wait_for(path, proc, timeout=20):
@@ -80,8 +60,8 @@ class LiveQsd:
             self.pid = qsd.pid
             _wait_for(os.path.join(d, "qmp.sock"), qsd)
             _wait_for(os.path.join(d, "nbd.sock"), qsd)
-            self.qmp = Qmp(os.path.join(d, "qmp.sock"))
-            self.qmp.cmd("block-stream", **{"job-id": "job0", "device": "top", "speed": 65536})
+            self.qmp = QMP(os.path.join(d, "qmp.sock"))
+            self.qmp.execute("block-stream", **{"job-id": "job0", "device": "top", "speed": 65536})
             client = subprocess.Popen([
                 os.path.join(self.bin, "qemu-io"), "-f", "raw",
                 "-c", "aio_read 0 1M", "-c", "aio_read 1M 1M", "-c", "aio_read 2M 1M",

@@ -3,39 +3,28 @@ qemu-storage-daemon (QEMU 7.2 and 10.0), against QMP asked right before and afte
 
 import json
 import os
-from pathlib import Path
 
 import pytest
 
 from gdbrun import run_gdb
+from builds import VERSIONS, qemu_dir
 from qsd_live import LiveQsd
 
 pytestmark = pytest.mark.slow
 
-CACHE = Path(os.environ.get("QEMUGDB_CACHE", Path.home() / ".cache" / "qemugdb"))
-VERSIONS = {"7.2": "qemu-7.2+*", "10.0": "qemu-10.0*"}
-
-
-def qemu_dir(version):
-    for d in sorted(CACHE.glob(VERSIONS[version])):
-        if (d / "DONE").exists() and (d / "bin" / "qemu-storage-daemon").exists():
-            return str(d)
-    raise AssertionError(f"no QEMU {version} build under {CACHE}: run fixtures/build-qemu.sh")
-
-
 @pytest.fixture(scope="module", params=sorted(VERSIONS))
 def live(request):
     with LiveQsd(qemu_dir(request.param)) as q:
-        before = q.qmp.cmd("x-debug-query-block-graph")
-        jobs_before = q.qmp.cmd("query-block-jobs")
+        before = q.qmp.execute("x-debug-query-block-graph")
+        jobs_before = q.qmp.execute("query-block-jobs")
         out, err = run_gdb(["-p", str(q.pid)], [
             "qemu block-graph --format qmp-json", "qemu jobs --format json",
             "qemu iothreads --format json", "qemu aio --format json",
             "qemu bdrv thr", "qemu timers nosuch", "qemu bdrv nosuch"])
         q.out, q.err = out, err
-        q.graph_before, q.graph_after = before, q.qmp.cmd("x-debug-query-block-graph")
-        q.jobs_before, q.jobs_after = jobs_before, q.qmp.cmd("query-block-jobs")
-        q.objects = q.qmp.cmd("qom-list", path="/objects")
+        q.graph_before, q.graph_after = before, q.qmp.execute("x-debug-query-block-graph")
+        q.jobs_before, q.jobs_after = jobs_before, q.qmp.execute("query-block-jobs")
+        q.objects = q.qmp.execute("qom-list", path="/objects")
         yield q
 
 

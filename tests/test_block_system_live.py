@@ -7,33 +7,24 @@ import os
 import subprocess
 import tempfile
 import time
-from pathlib import Path
 
 import pytest
 
 import corefile
+from builds import qemu_bin
 from gdbrun import run_gdb
 from qemugdb import aio, block, iothread
 from qemugdb.render.qmp import qmp_block_graph
-from qsd_live import Qmp
+from qsd_live import QMP
 
 pytestmark = pytest.mark.slow
 
-CACHE = Path(os.environ.get("QEMUGDB_CACHE", Path.home() / ".cache" / "qemugdb"))
 BIOS = "/usr/share/seabios/bios-256k.bin"
-
-
-def system_bin():
-    for d in sorted(CACHE.glob("qemu-10.0*")):
-        exe = d / "bin" / "qemu-system-x86_64"
-        if (d / "DONE").exists() and exe.exists():
-            return d / "bin"
-    raise AssertionError(f"no qemu-system-x86_64 10.0 under {CACHE}: run fixtures/build-qemu.sh trixie")
 
 
 @pytest.fixture(scope="module")
 def vm():
-    bindir = system_bin()
+    bindir = qemu_bin("10.0", "qemu-system-x86_64")
     with tempfile.TemporaryDirectory(prefix="qemugdb-sys-") as d:
         for name in ("d0", "d1", "d2"):
             subprocess.run([bindir / "qemu-img", "create", "-q", "-f", "qcow2",
@@ -59,9 +50,9 @@ def vm():
                 if os.path.exists(f"{d}/qmp.sock"):
                     break
                 time.sleep(0.05)
-            qmp = Qmp(f"{d}/qmp.sock")
-            graph = qmp.cmd("x-debug-query-block-graph")
-            iothreads = qmp.cmd("query-iothreads")
+            qmp = QMP(f"{d}/qmp.sock")
+            graph = qmp.execute("x-debug-query-block-graph")
+            iothreads = qmp.execute("query-iothreads")
             out, err = run_gdb(["-p", str(proc.pid)], [
                 "qemu block-graph --format qmp-json", "qemu iothreads --format json"])
             subprocess.run(["gcore", "-o", f"{d}/core", str(proc.pid)], check=True,

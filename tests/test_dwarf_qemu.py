@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from builds import qemu_bin
 from corefile.dwarf import DebugInfo
 from test_dwarf import gdb_batch, our_rows, ptype_o
 
 pytestmark = pytest.mark.slow
 
-CACHE = Path(os.environ.get("QEMUGDB_CACHE", Path.home() / ".cache" / "qemugdb"))
 
 # Present in both 7.2 and 10.0 (several change layout between them).
 QEMU_TYPES = [
@@ -34,11 +34,7 @@ SYSTEM_TYPES = ["CPUState", "MemoryRegion", "AddressSpace", "FlatView", "DeviceS
 
 
 def binary(version, program="qemu-storage-daemon"):
-    found = sorted(CACHE.glob(f"qemu-{version}*/bin/{program}"))
-    if not found:
-        raise AssertionError(f"no QEMU {version} {program} under {CACHE}: run "
-                             "`fixtures/build-qemu.sh bookworm trixie` (tests/run.sh does)")
-    return found[-1]
+    return qemu_bin(version, program) / program
 
 
 BINARIES = [("7.2", "qemu-storage-daemon", QEMU_TYPES),

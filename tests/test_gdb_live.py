@@ -4,29 +4,17 @@ unwinding and against QMP; then on a kernel core of that same process."""
 import json
 import os
 import re
-import resource
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from gdbrun import frame_names, run_gdb
+from builds import VERSIONS, qemu_dir
 from qsd_live import LiveQsd
 
 pytestmark = pytest.mark.slow
-
-CACHE = Path(os.environ.get("QEMUGDB_CACHE", Path.home() / ".cache" / "qemugdb"))
-VERSIONS = {"7.2": "qemu-7.2+*", "10.0": "qemu-10.0*"}
-
-
-def qemu_dir(version):
-    for d in sorted(CACHE.glob(VERSIONS[version])):
-        if (d / "DONE").exists() and (d / "bin" / "qemu-storage-daemon").exists():
-            return str(d)
-    raise AssertionError(f"no QEMU {version} build under {CACHE}: run fixtures/build-qemu.sh")
-
 
 @pytest.fixture(scope="module", params=sorted(VERSIONS))
 def live(request):
@@ -73,7 +61,7 @@ def test_job_and_throttled_coroutines_match_gdb_own_unwinding(live):
                  if any(w.startswith("throttled read in throttle group tg0") for w in c["waits"])]
     assert len(jobs) == 1 and jobs[0]["entry"] == "job_co_entry"
     assert throttled, "no request parked in the throttle group queue"
-    qmp_jobs = live.qmp.cmd("query-block-jobs")
+    qmp_jobs = live.qmp.execute("query-block-jobs")
     assert [j["device"] for j in qmp_jobs] == ["job0"]
     for co in jobs + throttled:
         regs = {r: co["registers"][r] for r in ("rbx", "rbp", "r12", "r13", "r14", "r15",

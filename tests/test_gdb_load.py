@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from gdbrun import LOAD, ROOT, run_gdb
-from test_gdb_live import qemu_dir
+from builds import qemu_dir
 
 
 def test_source_registers_every_command_and_function():

@@ -9,8 +9,8 @@ import time
 import pytest
 
 from gdbrun import run_gdb
-from qsd_live import Qmp, _wait_for
-from test_gdb_live import qemu_dir
+from qsd_live import QMP, _wait_for
+from builds import qemu_dir
 
 pytestmark = pytest.mark.slow
 
@@ -30,8 +30,8 @@ def system():
         try:
             _wait_for(sock, proc)
             time.sleep(0.5)
-            qmp = Qmp(sock)
-            proc.mtree = qmp.cmd("human-monitor-command",
+            qmp = QMP(sock)
+            proc.mtree = qmp.execute("human-monitor-command",
                                  **{"command-line": "info mtree -D"}).replace("\r", "")
             yield proc
         finally:
