@@ -213,7 +213,6 @@ def build(tmp_path_factory):
     for name, extra in (("prog", []), ("other", ["-O1"])):
         subprocess.run(["gcc", "-O2", "-g", "-pthread", *extra, "-o", str(d / name),
                         str(d / "prog.c")], check=True)
-    (d / "gdbdump.py").write_text(GDB_DUMP)
     return d
 
 
@@ -225,6 +224,32 @@ def _start(d, *args):
     pid = int(p.stdout.readline().split()[0])
     time.sleep(0.5)          # let the threads reach read()
     return p, pid
+
+
+def gcore_of(argv, d, settle=0.5, before_dump=None):
+    """A gcore (in d) of the program argv started in d, once it has printed its pid and
+    had `settle` seconds to reach its waiting point; the program is killed after."""
+    p = subprocess.Popen([str(a) for a in argv], cwd=d, stdout=subprocess.PIPE, text=True)
+    try:
+        pid = int(p.stdout.readline().split()[0])
+        time.sleep(settle)
+        if before_dump:
+            before_dump()
+        subprocess.run(["gcore", "-o", str(d / "gc"), str(pid)], check=True,
+                       capture_output=True, timeout=120)
+    finally:
+        p.kill()
+        p.wait()
+    return str(d / f"gc.{pid}")
+
+
+def gdb_dump(exe, core, d):
+    """gdb's registers and frames of every thread of a core (GDB_DUMP's JSON)."""
+    (d / "dump.py").write_text(GDB_DUMP)
+    out = gdb(str(exe), core, script=str(d / "dump.py"))
+    line = [l for l in out.splitlines() if l.startswith("JSON:")]
+    assert line, f"gdb produced no frames for {core}:\n{out}"
+    return json.loads(line[0][5:])
 
 
 @pytest.fixture(scope="module")
@@ -255,10 +280,7 @@ def oracle(build, cores):
     """gdb's threads, registers and frames for each core."""
     res = {}
     for kind, core in cores.items():
-        out = gdb(str(build / "prog"), core, script=str(build / "gdbdump.py"))
-        line = [l for l in out.splitlines() if l.startswith("JSON:")]
-        assert line, f"gdb produced no frames for {core}"
-        res[kind] = json.loads(line[0][5:])
+        res[kind] = gdb_dump(build / "prog", core, build)
     return res
 
 
@@ -471,15 +493,7 @@ def test_library_tls_matches_gdb(tmp_path):
                    cwd=tmp_path, check=True)
     subprocess.run(["gcc", "-O2", "-g", "-pthread", "-o", "main", "main.c", "-L.",
                     "-ltlsx", f"-Wl,-rpath,{tmp_path}"], cwd=tmp_path, check=True)
-    p = subprocess.Popen([str(tmp_path / "main")], stdout=subprocess.PIPE, text=True)
-    try:
-        pid = int(p.stdout.readline())
-        subprocess.run(["gcore", "-o", str(tmp_path / "gc"), str(pid)], check=True,
-                       capture_output=True, timeout=120)
-    finally:
-        p.kill()
-        p.wait()
-    core = str(tmp_path / f"gc.{pid}")
+    core = gcore_of([tmp_path / "main"], tmp_path, settle=0)
     out = gdb(str(tmp_path / "main"), core,
               *[c for n in (1, 2) for c in (f"thread {n}", "p/x &lib_tls",
                                             "p/x &'lib.c'::lib_tls_static")])
@@ -598,19 +612,8 @@ def test_executable_without_debug_info(build, tmp_path):
     exe = tmp_path / "stripped"
     subprocess.run(["gcc", "-O2", "-pthread", "-s", "-o", str(exe), str(build / "prog.c")],
                    check=True, capture_output=True)
-    p = subprocess.Popen([str(exe)], cwd=tmp_path, stdout=subprocess.PIPE, text=True)
-    try:
-        pid = int(p.stdout.readline().split()[0])
-        time.sleep(0.5)
-        subprocess.run(["gcore", "-o", str(tmp_path / "gc"), str(pid)], check=True,
-                       capture_output=True, timeout=120)
-    finally:
-        p.kill()
-        p.wait()
-    core = str(tmp_path / f"gc.{pid}")
-    (tmp_path / "dump.py").write_text(GDB_DUMP)
-    out = gdb(str(exe), core, script=str(tmp_path / "dump.py"))
-    theirs = json.loads([l for l in out.splitlines() if l.startswith("JSON:")][0][5:])
+    core = gcore_of([exe], tmp_path)
+    theirs = gdb_dump(exe, core, tmp_path)
     with corefile.open(core) as prog:
         with pytest.raises(corefile.MissingDebugInfoError):
             prog.type("int")
@@ -628,17 +631,11 @@ def test_replaced_executable(build, tmp_path):
     different one is refused."""
     exe = tmp_path / "victim"
     shutil.copy(build / "prog", exe)
-    p = subprocess.Popen([str(exe)], cwd=tmp_path, stdout=subprocess.PIPE, text=True)
-    try:
-        pid = int(p.stdout.readline().split()[0])
+
+    def replace():
         shutil.copy(build / "prog", tmp_path / "same")
         os.replace(tmp_path / "same", exe)
-        subprocess.run(["gcore", "-o", str(tmp_path / "gc"), str(pid)], check=True,
-                       capture_output=True, timeout=120)
-    finally:
-        p.kill()
-        p.wait()
-    core = str(tmp_path / f"gc.{pid}")
+    core = gcore_of([exe], tmp_path, settle=0, before_dump=replace)
     with corefile.open(core) as prog:
         assert any(m.path == f"{exe} (deleted)" for m in prog.mappings)
         assert prog.exe_path == str(exe)

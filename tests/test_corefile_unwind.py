@@ -2,10 +2,8 @@
 .eh_frame_hdr search against a full scan of libc, and a program that has only
 .debug_frame, unwound as gdb does."""
 
-import json
 import struct
 import subprocess
-import time
 
 import pytest
 
@@ -14,7 +12,7 @@ from corefile.arch import x86_64
 from corefile.elf import ElfImage
 from corefile.unwind import (CFIError, CIE, FDE, OFFSET, UNDEF, VAL_EXPR, CFITable,
                              eval_expr, execute)
-from test_corefile_fast import GDB_DUMP, KIND, PROG, gdb
+from test_corefile_fast import KIND, PROG, gcore_of, gdb_dump
 
 RSP, RIP, RBP, RBX = 7, 16, 6, 3
 
@@ -103,19 +101,8 @@ def test_debug_frame_only_program(tmp_path):
                    check=True, capture_output=True)
     img = ElfImage(str(exe))
     assert img.section(".debug_frame") is not None
-    p = subprocess.Popen([str(exe)], cwd=tmp_path, stdout=subprocess.PIPE, text=True)
-    try:
-        pid = int(p.stdout.readline().split()[0])
-        time.sleep(0.5)
-        subprocess.run(["gcore", "-o", str(tmp_path / "gc"), str(pid)], check=True,
-                       capture_output=True, timeout=120)
-    finally:
-        p.kill()
-        p.wait()
-    core = str(tmp_path / f"gc.{pid}")
-    (tmp_path / "dump.py").write_text(GDB_DUMP)
-    out = gdb(str(exe), core, script=str(tmp_path / "dump.py"))
-    theirs = json.loads([l for l in out.splitlines() if l.startswith("JSON:")][0][5:])
+    core = gcore_of([exe], tmp_path)
+    theirs = gdb_dump(exe, core, tmp_path)
     with corefile.open(core, cache_dir=str(tmp_path / "cache")) as prog:
         main = prog.symbol_address("main") - prog.exe.bias
         cfi = prog.exe.cfi
