@@ -42,10 +42,10 @@ def core_params():
 
 
 def has_errors(plain):
-    """Whether any record carries an `error` (an unreadable or inconsistent item) or a
-    non-empty `partial` list."""
+    """Whether any record carries an `error` (an unreadable or inconsistent item), a
+    non-empty `partial` list, or a listing its `errors` (a list that broke while walking)."""
     if isinstance(plain, dict):
-        return bool(plain.get("error") or plain.get("partial")) or \
+        return bool(plain.get("error") or plain.get("partial") or plain.get("errors")) or \
             any(has_errors(v) for v in plain.values())
     if isinstance(plain, list):
         return any(has_errors(v) for v in plain)

@@ -380,8 +380,13 @@ def timers(target, spec=None):
             out.errors.append(f"{group}: {main_error}")
             continue
         try:
-            for index, tl in _timer_lists(tlg):
-                clock = names.get(index, str(index))
+            lists = list(_timer_lists(tlg))
+        except TargetError as e:
+            out.errors.append(f"{group}: {e}")
+            continue
+        for index, tl in lists:   # a broken list does not hide the other clocks' lists
+            clock = names.get(index, str(index))
+            try:
                 for t in _timer_chain(tl):
                     rec = Timer(group=group, clock=clock, timer_list=tl.address_,
                                 address=t.address_)
@@ -395,6 +400,6 @@ def timers(target, spec=None):
                         rec.attributes = t.attributes.value_()
                     except TargetError as e:
                         rec.error = str(e)
-        except TargetError as e:
-            out.errors.append(f"{group}: {e}")
+            except TargetError as e:
+                out.errors.append(f"{group} {clock}: {e}")
     return out

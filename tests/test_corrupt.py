@@ -44,7 +44,9 @@ def built(tmp_path_factory):
 def gdb_addresses(exe, core):
     names = {"bdrv0": "&bdrv[0]", "bdrv1": "&bdrv[1]", "bdrv2": "&bdrv[2]", "bdrv3": "&bdrv[3]",
              "blk0": "&blk[0]", "child2": "&children[2]", "job0": "&block_job[0]",
-             "job1": "&block_job[1]"}
+             "job1": "&block_job[1]", "ctx": "&aio_ctx[0]", "bh0": "&bhs[0]", "bh1": "&bhs[1]",
+             "bh2": "&bhs[2]", "h0": "&handlers[0]", "h1": "&handlers[1]", "t0": "&timers_[0]",
+             "t1": "&timers_[1]", "t2": "&timers_[2]", "t3": "&timers_[3]"}
     out = subprocess.run(["gdb", "-batch", "-nx", *sum((["-ex", f"p/x {e}"] for e in names.values()), []),
                           exe, core], capture_output=True, text=True, timeout=60).stdout
     values = [int(v, 16) for v in re.findall(r"^\$\d+ = (0x[0-9a-f]+)", out, re.M)]
@@ -124,6 +126,42 @@ def test_jobs_mark_each_bad_item(built, core_key):
         assert jobs[1]["id"] == "mirror0" and "cannot read memory at 0x8" in jobs[1]["error"]
         assert "cannot read memory at 0xdead0000" in jobs[2]["error"]
         assert "cannot read memory at 0xdead00" in result["error"]
+
+
+@pytest.mark.parametrize("core_key", ["kernel_core", "gcore"])
+def test_event_loop_walkers_mark_each_bad_item(built, core_key):
+    """async.c / main-loop.c: BHs cycle after 3, handlers end in unmapped memory, a timer
+    list cycles on itself while the next clock's list is unmapped, iohandler_ctx is
+    unmapped; each is marked and the walks around it go on."""
+    a = built["addrs"][core_key]
+    for contexts, (bhs, handlers, timers) in zip(
+            both(built, core_key, "aio"),
+            zip(*(both(built, core_key, c) for c in ("bhs", "handlers", "timers")))):
+        main, iohandler = contexts
+        assert (main["address"], main["names"], main["notify_me"]) == (a["ctx"], ["main loop"], 2)
+        assert main["error"] == f"list cycles back to {a['bh1']:#x}"
+        assert iohandler["address"] == UNMAPPED and "cannot read memory" in iohandler["error"]
+        assert [(b["address"], b["name"], b["cb_symbol"], b["flag_names"]) for b in bhs["items"]] == [
+            (a["bh0"], "bh-zero", "corrupt_bh_cb", ["pending", "scheduled"]),
+            (a["bh1"], "bh-one", "corrupt_bh_cb", ["pending"]),
+            (a["bh2"], "bh-two", None, ["deleted"])]
+        assert bhs["errors"][0] == f"main loop: list cycles back to {a['bh1']:#x}"
+        assert bhs["errors"][1].startswith("iohandler: cannot read memory at 0xdead00")
+        h = handlers["items"]
+        assert [(x["address"], x["fd"], x["callbacks"]) for x in h[:2]] == [
+            (a["h0"], 5, {"io_read": "corrupt_read_cb"}), (a["h1"], 6, {"io_write": "corrupt_write_cb"})]
+        assert h[2]["address"] == UNMAPPED and "cannot read memory" in h[2]["error"]
+        assert handlers["errors"][0].startswith("main loop: cannot read memory at 0xdead00")
+        t = [(x["group"], x["clock"], x["address"], x["expire_time"], x["cb_symbol"])
+             for x in timers["items"]]
+        group = f"main loop ({a['ctx']:#x})"
+        assert t == [("main_loop_tlg", "realtime", a["t2"], 3000, "corrupt_timer_cb"),
+                     ("main_loop_tlg", "realtime", a["t3"], 4000, None),
+                     (group, "realtime", a["t0"], 1000, "corrupt_timer_cb"),
+                     (group, "realtime", a["t1"], 2000, "corrupt_timer_cb")]
+        assert timers["errors"][0] == f"{group} realtime: timer list cycles at {a['t1']:#x}"
+        assert timers["errors"][1].startswith(f"{group} virtual: cannot read memory at 0xdead00")
+        assert timers["errors"][2].startswith(f"iohandler ({UNMAPPED:#x}): cannot read memory")
 
 
 @pytest.mark.parametrize("core_key", ["kernel_core", "gcore", "truncated"])
