@@ -12,6 +12,7 @@ import bisect
 import struct
 from dataclasses import dataclass, field
 
+from .dwarf_format import sleb, uleb
 from .errors import CorefileError, FaultError
 
 # Pointer encodings (DW_EH_PE_*).
@@ -28,30 +29,6 @@ class CFIError(CorefileError):
     """Malformed call frame information."""
 
 
-def _uleb(buf, pos):
-    result = shift = 0
-    while True:
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        shift += 7
-        if b < 0x80:
-            return result, pos
-
-
-def _sleb(buf, pos):
-    result = shift = 0
-    while True:
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        shift += 7
-        if b < 0x80:
-            if b & 0x40:
-                result -= 1 << shift
-            return result, pos
-
-
 _FIXED = {PE_UDATA2: "<H", PE_UDATA4: "<I", PE_UDATA8: "<Q",
           PE_SDATA2: "<h", PE_SDATA4: "<i", PE_SDATA8: "<q"}
 
@@ -66,9 +43,9 @@ def _read_encoded(buf, pos, enc, section_addr, datarel=0, ptr_size=8):
         val, = struct.unpack_from("<Q" if ptr_size == 8 else "<I", buf, pos)
         new = pos + ptr_size
     elif fmt == PE_ULEB128:
-        val, new = _uleb(buf, pos)
+        val, new = uleb(buf, pos)
     elif fmt == PE_SLEB128:
-        val, new = _sleb(buf, pos)
+        val, new = sleb(buf, pos)
     elif fmt in _FIXED:
         val, = struct.unpack_from(_FIXED[fmt], buf, pos)
         new = pos + struct.calcsize(_FIXED[fmt])
@@ -178,18 +155,18 @@ class _Section:
         if not self.is_eh and version >= 4:
             address_size = buf[pos]
             pos += 2  # address_size, segment_selector_size
-        code_align, pos = _uleb(buf, pos)
-        data_align, pos = _sleb(buf, pos)
+        code_align, pos = uleb(buf, pos)
+        data_align, pos = sleb(buf, pos)
         if version == 1:
             ra = buf[pos]
             pos += 1
         else:
-            ra, pos = _uleb(buf, pos)
+            ra, pos = uleb(buf, pos)
         fde_enc = PE_ABSPTR
         signal = False
         has_z = aug.startswith("z")
         if has_z:
-            aug_len, pos = _uleb(buf, pos)
+            aug_len, pos = uleb(buf, pos)
             apos = pos
             pos += aug_len
             for ch in aug[1:]:
@@ -232,7 +209,7 @@ class _Section:
             length, = struct.unpack_from(fmt, buf, pos + cie.address_size)
             pos += 2 * cie.address_size
         if cie.has_z:
-            aug_len, pos = _uleb(buf, pos)
+            aug_len, pos = uleb(buf, pos)
             pos += aug_len
         return FDE(start, start + length, cie, bytes(buf[pos:end]))
 
@@ -382,7 +359,7 @@ def _run(code: bytes, cie: CIE, row: Row, initial, loc, pc):
                 return
             continue
         if hi == 0x80:                       # offset
-            off, pos = _uleb(code, pos)
+            off, pos = uleb(code, pos)
             row.rules[lo] = (OFFSET, off * daf)
             continue
         if hi == 0xC0:                       # restore
@@ -404,27 +381,27 @@ def _run(code: bytes, cie: CIE, row: Row, initial, loc, pc):
                 return
             loc = new
         elif op in (0x05, 0x11, 0x14, 0x15, 0x2F):
-            reg, pos = _uleb(code, pos)
+            reg, pos = uleb(code, pos)
             if op in (0x11, 0x15):
-                off, pos = _sleb(code, pos)
+                off, pos = sleb(code, pos)
             else:
-                off, pos = _uleb(code, pos)
+                off, pos = uleb(code, pos)
             if op == 0x2F:
                 off = -off
             kind = VAL_OFFSET if op in (0x14, 0x15) else OFFSET
             row.rules[reg] = (kind, off * daf)
         elif op == 0x06:                     # restore_extended
-            reg, pos = _uleb(code, pos)
+            reg, pos = uleb(code, pos)
             _restore(row, initial, reg)
         elif op == 0x07:
-            reg, pos = _uleb(code, pos)
+            reg, pos = uleb(code, pos)
             row.rules[reg] = (UNDEF, 0)
         elif op == 0x08:
-            reg, pos = _uleb(code, pos)
+            reg, pos = uleb(code, pos)
             row.rules[reg] = (SAME, 0)
         elif op == 0x09:
-            reg, pos = _uleb(code, pos)
-            reg2, pos = _uleb(code, pos)
+            reg, pos = uleb(code, pos)
+            reg2, pos = uleb(code, pos)
             row.rules[reg] = (REGISTER, reg2)
         elif op == 0x0A:
             stack.append(row.copy())
@@ -435,33 +412,33 @@ def _run(code: bytes, cie: CIE, row: Row, initial, loc, pc):
                     saved.cfa_reg, saved.cfa_offset, saved.cfa_expr)
                 row.rules = saved.rules
         elif op in (0x0C, 0x12):             # def_cfa, def_cfa_sf
-            row.cfa_reg, pos = _uleb(code, pos)
+            row.cfa_reg, pos = uleb(code, pos)
             if op == 0x0C:
-                row.cfa_offset, pos = _uleb(code, pos)
+                row.cfa_offset, pos = uleb(code, pos)
             else:
-                off, pos = _sleb(code, pos)
+                off, pos = sleb(code, pos)
                 row.cfa_offset = off * daf
             row.cfa_expr = None
         elif op == 0x0D:
-            row.cfa_reg, pos = _uleb(code, pos)
+            row.cfa_reg, pos = uleb(code, pos)
             row.cfa_expr = None
         elif op in (0x0E, 0x13):
             if op == 0x0E:
-                row.cfa_offset, pos = _uleb(code, pos)
+                row.cfa_offset, pos = uleb(code, pos)
             else:
-                off, pos = _sleb(code, pos)
+                off, pos = sleb(code, pos)
                 row.cfa_offset = off * daf
         elif op == 0x0F:                     # def_cfa_expression
-            size, pos = _uleb(code, pos)
+            size, pos = uleb(code, pos)
             row.cfa_expr = bytes(code[pos:pos + size])
             pos += size
         elif op in (0x10, 0x16):             # expression, val_expression
-            reg, pos = _uleb(code, pos)
-            size, pos = _uleb(code, pos)
+            reg, pos = uleb(code, pos)
+            size, pos = uleb(code, pos)
             row.rules[reg] = (EXPR if op == 0x10 else VAL_EXPR, bytes(code[pos:pos + size]))
             pos += size
         elif op == 0x2E:                     # GNU_args_size: no effect on unwinding
-            _, pos = _uleb(code, pos)
+            _, pos = uleb(code, pos)
         else:
             raise CFIError(f"unknown CFA instruction 0x{op:02x}")
 
@@ -489,7 +466,7 @@ def eval_expr(expr: bytes, regs, read_u64, push_first=None) -> int:
         if 0x30 <= op <= 0x4F:
             stack.append(op - 0x30)
         elif 0x70 <= op <= 0x8F:
-            off, pos = _sleb(expr, pos)
+            off, pos = sleb(expr, pos)
             stack.append((regs(op - 0x70) + off) & MASK64)
         elif 0x50 <= op <= 0x6F:
             stack.append(regs(op - 0x50))
@@ -508,10 +485,10 @@ def eval_expr(expr: bytes, regs, read_u64, push_first=None) -> int:
             stack.append(int.from_bytes(expr[pos:pos + size], "little", signed=bool(signed)))
             pos += size
         elif op == 0x10:
-            v, pos = _uleb(expr, pos)
+            v, pos = uleb(expr, pos)
             stack.append(v)
         elif op == 0x11:
-            v, pos = _sleb(expr, pos)
+            v, pos = sleb(expr, pos)
             stack.append(v)
         elif op == 0x12:
             stack.append(stack[-1])
@@ -527,14 +504,14 @@ def eval_expr(expr: bytes, regs, read_u64, push_first=None) -> int:
         elif op == 0x17:
             stack[-1], stack[-2], stack[-3] = stack[-2], stack[-3], stack[-1]
         elif op == 0x23:
-            v, pos = _uleb(expr, pos)
+            v, pos = uleb(expr, pos)
             stack.append(stack.pop() + v)
         elif op == 0x90:
-            r, pos = _uleb(expr, pos)
+            r, pos = uleb(expr, pos)
             stack.append(regs(r))
         elif op == 0x92:
-            r, pos = _uleb(expr, pos)
-            off, pos = _sleb(expr, pos)
+            r, pos = uleb(expr, pos)
+            off, pos = sleb(expr, pos)
             stack.append(regs(r) + off)
         elif op == 0x28:                      # bra
             off, = struct.unpack_from("<h", expr, pos)
