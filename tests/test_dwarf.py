@@ -385,7 +385,12 @@ def test_lines_equal_gdb_info_line(program, di):
     for f in ("main", "outer", "other_file"):
         pcs += _text_pcs(di, f)
     pcs += [p + 1 for p in pcs]  # inside instructions too
-    out = gdb_batch(program, [f"info line *{pc:#x}" for pc in pcs])
+    assert_lines_equal_gdb(program, di, pcs)
+
+
+def assert_lines_equal_gdb(binary, di, pcs):
+    """locate(pc)'s file and line equal gdb's `info line *pc` for every pc."""
+    out = gdb_batch(binary, [f"info line *{pc:#x}" for pc in pcs])
     lines = [ln for ln in out.splitlines() if ln.startswith(("Line ", "No line"))]
     assert len(lines) == len(pcs)
     for pc, line in zip(pcs, lines):
@@ -394,7 +399,8 @@ def test_lines_equal_gdb_info_line(program, di):
         if m is None:
             assert loc is None or loc.line is None, (hex(pc), line)
         else:
-            assert (loc.file, loc.line) == (m.group(2), int(m.group(1))), (hex(pc), line)
+            assert loc is not None and (loc.file, loc.line) == (m.group(2), int(m.group(1))), \
+                (hex(pc), line, loc)
 
 
 def _inline_starts(di, unit, off):

@@ -11,7 +11,7 @@ import pytest
 
 from builds import qemu_bin
 from corefile.dwarf import DebugInfo
-from test_dwarf import gdb_batch, our_rows, ptype_o
+from test_dwarf import assert_lines_equal_gdb, gdb_batch, our_rows, ptype_o
 
 pytestmark = pytest.mark.slow
 
@@ -81,17 +81,7 @@ def test_lines_equal_gdb(target):
     for name in ("aio_poll", "qemu_coroutine_switch", "bdrv_open", "coroutine_trampoline"):
         start = di.find_function(name)
         pcs += [start + d for d in range(0, 400, 7)]
-    out = gdb_batch(exe, [f"info line *{pc:#x}" for pc in pcs])
-    lines = [ln for ln in out.splitlines() if ln.startswith(("Line ", "No line"))]
-    assert len(lines) == len(pcs)
-    for pc, line in zip(pcs, lines):
-        m = re.match(r'Line (\d+) of "([^"]+)"', line)
-        loc = di.locate(pc)
-        if m is None:
-            assert loc is None or loc.line is None, (hex(pc), line)
-        else:
-            assert loc is not None and (loc.file, loc.line) == (m.group(2), int(m.group(1))), \
-                (hex(pc), line, loc)
+    assert_lines_equal_gdb(exe, di, pcs)
 
 
 # ---------------------------------------------------------------------------------------
