@@ -386,8 +386,9 @@ def node_detail(target, spec):
             detail.parents.append(child_record(layout, child))
     except TargetError as e:
         node.error = node.error or _error(e)
-    try:
-        detail.requests = list(tracked_requests(bs))
+    try:   # the requests before a broken link are kept
+        for request in tracked_requests(bs):
+            detail.requests.append(request)
     except TargetError as e:
         detail.request_error = _error(e)
     _add_coroutines(target, detail.requests)

@@ -46,7 +46,8 @@ def gdb_addresses(exe, core):
              "blk0": "&blk[0]", "child2": "&children[2]", "job0": "&block_job[0]",
              "job1": "&block_job[1]", "ctx": "&aio_ctx[0]", "bh0": "&bhs[0]", "bh1": "&bhs[1]",
              "bh2": "&bhs[2]", "h0": "&handlers[0]", "h1": "&handlers[1]", "t0": "&timers_[0]",
-             "t1": "&timers_[1]", "t2": "&timers_[2]", "t3": "&timers_[3]"}
+             "t1": "&timers_[1]", "t2": "&timers_[2]", "t3": "&timers_[3]",
+             "req0": "&requests[0]", "req1": "&requests[1]"}
     out = subprocess.run(["gdb", "-batch", "-nx", *sum((["-ex", f"p/x {e}"] for e in names.values()), []),
                           exe, core], capture_output=True, text=True, timeout=60).stdout
     values = [int(v, 16) for v in re.findall(r"^\$\d+ = (0x[0-9a-f]+)", out, re.M)]
@@ -126,6 +127,18 @@ def test_jobs_mark_each_bad_item(built, core_key):
         assert jobs[1]["id"] == "mirror0" and "cannot read memory at 0x8" in jobs[1]["error"]
         assert "cannot read memory at 0xdead0000" in jobs[2]["error"]
         assert "cannot read memory at 0xdead00" in result["error"]
+
+
+@pytest.mark.parametrize("core_key", ["kernel_core", "gcore"])
+def test_tracked_requests_cycle(built, core_key):
+    """base's tracked requests cycle after 2: both requests shown, then the cycle."""
+    a = built["addrs"][core_key]
+    for detail in both(built, core_key, "bdrv", "base"):
+        assert detail["node"]["address"] == a["bdrv2"]
+        assert [(r["address"], r["offset"], r["bytes"], r["serialising"])
+                for r in detail["requests"]] == [(a["req0"], 0, 4096, False),
+                                                 (a["req1"], 65536, 512, True)]
+        assert detail["request_error"] == f"list cycles back to {a['req0']:#x}"
 
 
 @pytest.mark.parametrize("core_key", ["kernel_core", "gcore"])
