@@ -282,28 +282,26 @@ def _scheduled_roots(target, threads):
             yield co.address_, f"scheduled on {label}", "suspended"
 
 
+def _pools(target, threads, shared, per_thread):
+    """[(label, pool list head)]: the shared pool variable, then each thread's TLS one."""
+    pools = [(shared.replace("_", " "), target.variable(shared, file="qemu-coroutine.c"))]
+    for th in threads:
+        try:
+            pools.append((f"thread {th.num} {per_thread.removeprefix('co_tls_').replace('_', ' ')}",
+                          target.variable(per_thread, file="qemu-coroutine.c", thread=th)))
+        except TargetError:
+            continue
+    return pools
+
+
 def _pool_roots(target, threads):
     if target.has_type("CoroutinePoolBatch"):  # QEMU >= 7.2.50: batches of coroutines
-        pools = [("global pool", target.variable("global_pool", file="qemu-coroutine.c"))]
-        for th in threads:
-            try:
-                pools.append((f"thread {th.num} pool", target.variable(
-                    "co_tls_local_pool", file="qemu-coroutine.c", thread=th)))
-            except TargetError:
-                continue
-        for where, pool in pools:
+        for where, pool in _pools(target, threads, "global_pool", "co_tls_local_pool"):
             for batch in qslist_foreach(pool, "next"):
                 for co in qslist_foreach(batch.list, "pool_next"):
                     yield co.address_, f"idle in {where}", "pooled"
         return
-    pools = [("release pool", target.variable("release_pool", file="qemu-coroutine.c"))]
-    for th in threads:
-        try:
-            pools.append((f"thread {th.num} alloc pool", target.variable(
-                "co_tls_alloc_pool", file="qemu-coroutine.c", thread=th)))
-        except TargetError:
-            continue
-    for where, pool in pools:
+    for where, pool in _pools(target, threads, "release_pool", "co_tls_alloc_pool"):
         for co in qslist_foreach(pool, "pool_next"):
             yield co.address_, f"idle in {where}", "pooled"
 
