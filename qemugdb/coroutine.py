@@ -372,11 +372,16 @@ def thread_coroutine_chain(target, thread, guard):
     head.state, head.thread = "running", thread.num
     thread_leader = leader(target, thread)
     chain = []
-    for caller in callers(target, current):
-        rec = describe(target, caller, guard, thread.registers)
-        if caller == thread_leader:  # the thread's stack outside coroutines
-            rec.state = "leader"
-        chain.append(rec)
+    try:
+        for caller in callers(target, current):
+            rec = describe(target, caller, guard, thread.registers)
+            if caller == thread_leader:  # the thread's stack outside coroutines
+                rec.state = "leader"
+            chain.append(rec)
+    except TargetError as e:  # the callers before a cycle or a bad link are kept
+        bad = CoroutineRecord(address=getattr(e, "address", None) or 0)
+        bad.error = str(e)
+        chain.append(bad)
     return head, chain
 
 

@@ -47,7 +47,9 @@ def gdb_addresses(exe, core):
              "job1": "&block_job[1]", "ctx": "&aio_ctx[0]", "bh0": "&bhs[0]", "bh1": "&bhs[1]",
              "bh2": "&bhs[2]", "h0": "&handlers[0]", "h1": "&handlers[1]", "t0": "&timers_[0]",
              "t1": "&timers_[1]", "t2": "&timers_[2]", "t3": "&timers_[3]",
-             "req0": "&requests[0]", "req1": "&requests[1]"}
+             "req0": "&requests[0]", "req1": "&requests[1]", "co0": "coroutines[0]",
+             "co1": "coroutines[1]", "co2": "coroutines[2]", "co3": "coroutines[3]",
+             "co4": "coroutines[4]"}
     out = subprocess.run(["gdb", "-batch", "-nx", *sum((["-ex", f"p/x {e}"] for e in names.values()), []),
                           exe, core], capture_output=True, text=True, timeout=60).stdout
     values = [int(v, 16) for v in re.findall(r"^\$\d+ = (0x[0-9a-f]+)", out, re.M)]
@@ -139,6 +141,30 @@ def test_tracked_requests_cycle(built, core_key):
                 for r in detail["requests"]] == [(a["req0"], 0, 4096, False),
                                                  (a["req1"], 65536, 512, True)]
         assert detail["request_error"] == f"list cycles back to {a['req0']:#x}"
+
+
+@pytest.mark.parametrize("core_key", ["kernel_core", "gcore"])
+def test_coroutines_mark_each_bad_item(built, core_key):
+    """coroutine-ucontext.c: the thread's current coroutine co4, its caller co1 cycling on
+    itself, the job's co0, scheduled co2 -> co3 -> unmapped: each found, the bad ones
+    marked, and `bt` keeps the callers before the cycle."""
+    a = built["addrs"][core_key]
+    for listing, threads in zip(both(built, core_key, "coroutines"), both(built, core_key, "bt")):
+        got = [(c["address"], c["state"], c["waits"][0].split(" (")[0], c["error"])
+               for c in listing["coroutines"]]
+        assert got == [(a["co4"], "running", "current on thread 1", None),
+                       (a["co1"], "suspended", f"caller of {a['co4']:#x}", None),
+                       (a["co0"], "suspended", "job stream0", None),
+                       (a["co2"], "suspended", "scheduled on AioContext " + hex(a["ctx"]), None),
+                       (a["co3"], "suspended", "scheduled on AioContext " + hex(a["ctx"]), None),
+                       (UNMAPPED, "suspended", "scheduled on AioContext " + hex(a["ctx"]),
+                        f"cannot read memory at {UNMAPPED:#x}")]
+        assert f"threads: co->caller chain cycles at {a['co1']:#x}" in listing["errors"]
+        (main,) = threads
+        assert main["current"]["address"] == a["co4"]
+        assert [(c["address"], c["error"]) for c in main["callers"]] == [
+            (a["co1"], None), (a["co1"], f"co->caller chain cycles at {a['co1']:#x}")]
+        assert main["frames"][-1]["location"]["function"] == "main"
 
 
 @pytest.mark.parametrize("core_key", ["kernel_core", "gcore"])
