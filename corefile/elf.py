@@ -169,13 +169,77 @@ class ElfImage:
 
     def exported(self, name: str) -> Symbol | None:
         """The defined global function `name` of .dynsym (default version): what a
-        call from another module binds to."""
+        call from another module binds to. Looked up through .gnu.hash as the dynamic
+        linker does (no symbol table is read); files without it are scanned once."""
         if self._exports is None:
-            self._exports = {}
-            for sym in _read_symbols(self, (".dynsym",)):
-                if sym.is_function and sym.is_global and not sym.old_version:
-                    self._exports.setdefault(sym.name, sym)
+            self._exports = _GnuHash.of(self) or {}
+            if not isinstance(self._exports, _GnuHash):
+                for sym in _read_symbols(self, (".dynsym",)):
+                    if sym.is_function and sym.is_global and not sym.old_version:
+                        self._exports.setdefault(sym.name, sym)
         return self._exports.get(name)
+
+
+class _GnuHash:
+    """Exported functions by name through a .gnu.hash section and its .dynsym (the
+    `get` of the dict exported() otherwise builds)."""
+
+    def __init__(self, table, symtab, strtab, versym):
+        self.nbuckets, self.symoffset, bloom_size, _ = struct.unpack_from("<IIII", table)
+        self.buckets = struct.unpack_from(f"<{self.nbuckets}I", table, 16 + 8 * bloom_size)
+        self.chain_pos = 16 + 8 * bloom_size + 4 * self.nbuckets
+        self.table, self.symtab, self.strtab, self.versym = table, symtab, strtab, versym
+
+    @classmethod
+    def of(cls, img):
+        sec = img.section(".gnu.hash")
+        dynsym = img.section(".dynsym")
+        if sec is None or dynsym is None or dynsym.link >= len(img._by_index):
+            return None
+        table, symtab = img._contents(sec), img._contents(dynsym)
+        strtab = img._contents(img._by_index[dynsym.link])
+        if table is None or symtab is None or strtab is None or len(table) < 16:
+            return None
+        try:
+            found = cls(table, symtab, strtab, img.section_data(".gnu.version") or b"")
+        except struct.error:
+            return None
+        return found if found.nbuckets else None
+
+    def get(self, name):
+        raw = name.encode("utf-8", "surrogateescape")
+        h = 5381
+        for c in raw:
+            h = (h * 33 + c) & 0xFFFFFFFF
+        i = self.buckets[h % self.nbuckets]
+        if i < self.symoffset:
+            return None
+        try:
+            while True:
+                ch, = struct.unpack_from("<I", self.table, self.chain_pos
+                                         + 4 * (i - self.symoffset))
+                if ch | 1 == h | 1:
+                    sym = self._symbol(i, raw)
+                    if sym is not None:
+                        return sym
+                if ch & 1:
+                    return None
+                i += 1
+        except struct.error:   # a chain running off its table: not found
+            return None
+
+    def _symbol(self, i, raw):
+        name_off, info, _, shndx, value, size = struct.unpack_from("<IBBHQQ", self.symtab,
+                                                                   24 * i)
+        end = self.strtab.find(b"\0", name_off)
+        if self.strtab[name_off:end if end >= 0 else len(self.strtab)] != raw:
+            return None
+        kind = info & 0xF
+        old = 2 * i + 1 < len(self.versym) and self.versym[2 * i + 1] & 0x80
+        if shndx == SHN_UNDEF or kind not in (STT_FUNC, STT_GNU_IFUNC) or old \
+                or info >> 4 == STB_LOCAL:
+            return None
+        return Symbol(value, raw.decode("utf-8", "replace"), size, True, False, False, True)
 
 
 def _build_id_note(data: bytes) -> bytes | None:

@@ -344,12 +344,19 @@ class Program:
         buffer with a .debug_frame): in-memory ELF images listed from the executable's
         __jit_debug_descriptor {u32 version, u32 action, entry *relevant, entry *first},
         entry = {next, prev, symfile_addr, u64 symfile_size}."""
-        sym = self.exe.symtab.by_name.get("__jit_debug_descriptor") if self.exe else None
-        if sym is None:
+        if self.exe is None:
             return []
+        found = self.exe.dwarf_call("find_variable", "__jit_debug_descriptor")
+        if found is not None and isinstance(found[0], int):
+            address = found[0]
+        else:   # the executable's symbols are read only when its DWARF lacks it
+            sym = self.exe.symtab.by_name.get("__jit_debug_descriptor")
+            if sym is None:
+                return []
+            address = sym.address
         out = []
         try:
-            entry = self.read_pointer(sym.address + self.exe.bias + 16)
+            entry = self.read_pointer(address + self.exe.bias + 16)
             for _ in range(1024):
                 if not entry:
                     break
@@ -391,7 +398,7 @@ class Program:
         for m in self.modules:
             if m.contains(addr):
                 return m
-        if not self._jit_loaded:
+        if not self._jit_loaded and addr >= 0x1000:   # page zero is never code
             self._jit_loaded = True
             self.modules += self._jit_modules()
             return self.module_for(addr)
@@ -632,11 +639,16 @@ class Program:
         """Where a call from module caller to the function name lands: the first module
         exporting it (executable first, as the dynamic linker binds), else the caller's
         or the executable's ELF symbols (glibc calls its hidden __GI_ aliases), else the
-        caller's DWARF."""
+        caller's DWARF. A name nobody exports that the executable calls is one of its own
+        functions: its DWARF index (loaded already) answers without reading its symbols."""
         for mod in self.modules:
             sym = mod.image.exported(name)
             if sym is not None:
                 return sym.address + mod.bias
+        if caller is self.exe:
+            entry = caller.dwarf_call("find_function", name)
+            if entry is not None:
+                return entry + caller.bias
         for mod in (caller, self.exe):
             sym = mod.symtab.by_name.get(name) if mod is not None else None
             if sym is not None and sym.is_function:
