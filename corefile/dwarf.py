@@ -5,6 +5,7 @@
                                           # "enum X"; C spellings: "unsigned long", "char *"
     di.find_variable("co_tls_current", file="util/coroutine-ucontext.c")
     di.find_function("main")              # unbiased entry address
+    di.find_enumerator("BH_PENDING")      # the (anonymous) enum Type defining it
     di.locate(pc)                         # Location(function, file, line, inlined_chain)
 
 Type, variable and function lookups go through a name index of every unit's top-level DIEs
@@ -182,6 +183,13 @@ class DebugInfo:
         for _ in range(stars):
             t = Type("pointer", None, self.reader.units[0].addr_size, target=t)
         return t
+
+    @_checked
+    def find_enumerator(self, name):
+        """The enum Type (often anonymous: `enum { BH_PENDING = 1, ... }`) whose enumerator
+        is called name, or None. Enums defined at the top level of a unit only."""
+        off = self.index.enumerators.get(name.encode())
+        return None if off is None else self.type_at(off)
 
     def _unit_index(self, file):
         """The NameIndex of the first unit whose name ends with file (empty if none)."""

@@ -321,7 +321,8 @@ class ElfSections:
 # Abbreviations
 
 # What the index scanner does with a top-level DIE of an abbreviation (Abbrev.action).
-SKIP, TYPE_NAME, TAG_DEF, VAR_DEF, FUNC_DEF, CHECK = range(6)
+SKIP, TYPE_NAME, TAG_DEF, VAR_DEF, FUNC_DEF, CHECK, ENUMERATORS = range(7)
+# ENUMERATORS: an anonymous enum, indexed by its enumerators' names only.
 _TAG_KINDS = (TAG_structure_type, TAG_union_type, TAG_enumeration_type, 0x02)
 
 
@@ -398,7 +399,11 @@ def die_action(tag, attrs, declaration):
     if tag in (TAG_typedef, TAG_base_type, TAG_unspecified_type):
         return TYPE_NAME if AT_name in attrs else SKIP
     if tag in _TAG_KINDS:
-        return TAG_DEF if AT_name in attrs and not declaration else SKIP
+        if declaration:
+            return SKIP
+        if AT_name in attrs:
+            return TAG_DEF
+        return ENUMERATORS if tag == TAG_enumeration_type else SKIP
     if declaration:
         return SKIP
     if tag == TAG_variable and AT_location in attrs:

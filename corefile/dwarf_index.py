@@ -12,12 +12,13 @@ import struct
 import threading
 
 from .dwarf_format import (
-    AT_abstract_origin, AT_declaration, AT_name, AT_specification, CHECK, FORM_ref4, FORM_string,
-    FORM_strp, FUNC_DEF, TAG_DEF, TYPE_NAME, VAR_DEF, DwarfError, die_action, string_end, uleb)
+    AT_abstract_origin, AT_declaration, AT_name, AT_specification, CHECK, ENUMERATORS, FORM_ref4,
+    FORM_string, FORM_strp, FUNC_DEF, TAG_DEF, TAG_enumeration_type, TAG_enumerator, TYPE_NAME,
+    VAR_DEF, DwarfError, die_action, string_end, uleb)
 
 _u32 = struct.Struct("<I").unpack_from
 
-INDEX_VERSION = 4
+INDEX_VERSION = 5
 
 
 class NameIndex:
@@ -25,24 +26,28 @@ class NameIndex:
 
     types: typedef and base type names -> first DIE; tags: (tag, name) -> first struct,
     union or enum definition; variables / functions: name -> every defining DIE (an int
-    for one, a list for several: read them with dies()).
+    for one, a list for several: read them with dies()); enumerators: enumerator name ->
+    the first top-level enum (named or anonymous) defining it.
     """
-    __slots__ = ("types", "tags", "variables", "functions")
+    __slots__ = ("types", "tags", "variables", "functions", "enumerators")
 
-    def __init__(self, types=None, tags=None, variables=None, functions=None):
+    def __init__(self, types=None, tags=None, variables=None, functions=None,
+                 enumerators=None):
         self.types = {} if types is None else types
         self.tags = {} if tags is None else tags
         self.variables = {} if variables is None else variables
         self.functions = {} if functions is None else functions
+        self.enumerators = {} if enumerators is None else enumerators
 
     def to_data(self, where=None):
         """A marshal-able tuple; where (the section's place in its file) guards against a
         cache file that belongs to another build or file."""
-        return (INDEX_VERSION, where, self.types, self.tags, self.variables, self.functions)
+        return (INDEX_VERSION, where, self.types, self.tags, self.variables, self.functions,
+                self.enumerators)
 
     @classmethod
     def from_data(cls, data, where=None):
-        if not isinstance(data, tuple) or len(data) != 6 or data[0] != INDEX_VERSION \
+        if not isinstance(data, tuple) or len(data) != 7 or data[0] != INDEX_VERSION \
                 or data[1] != where:
             return None
         return cls(*data[2:])
@@ -126,6 +131,8 @@ def _merge(index, part):
         index.types.setdefault(name, off)
     for key, off in part.tags.items():
         index.tags.setdefault(key, off)
+    for name, off in part.enumerators.items():
+        index.enumerators.setdefault(name, off)
     for table, more in ((index.variables, part.variables), (index.functions, part.functions)):
         for name, offs in more.items():
             for off in dies(more, name):
@@ -194,7 +201,11 @@ def scan_unit(reader, unit, index, seen):
             if action == CHECK:
                 action = _check(reader, unit, die)
             at = ab.name_at
-            if at is not None and ab.name_form == FORM_strp:
+            if action == ENUMERATORS:
+                name = None
+                if ab.children:
+                    _scan_enumerators(reader, unit, die, ab.end(info, pos), index, seen)
+            elif at is not None and ab.name_form == FORM_strp:
                 o = _u32(info, pos + at)[0]
                 if action == TYPE_NAME or action == TAG_DEF:
                     # Most units repeat the same typedefs: only the first one counts.
@@ -230,6 +241,8 @@ def scan_unit(reader, unit, index, seen):
                 key = (ab.tag, name)
                 if key not in tags:
                     tags[key] = die
+                    if ab.tag == TAG_enumeration_type and ab.children:
+                        _scan_enumerators(reader, unit, die, ab.end(info, pos), index, seen)
             elif action == VAR_DEF:
                 _add(index.variables, name, die)
             elif action == FUNC_DEF:
@@ -251,6 +264,40 @@ def scan_unit(reader, unit, index, seen):
         else:
             f = ab.fixed
             pos = pos + f if f is not None else ab.end(info, pos)
+
+
+def _scan_enumerators(reader, unit, enum, pos, index, seen):
+    """Index the enumerators of the enum at offset enum, whose children start at pos. An
+    anonymous enum whose first enumerator was indexed already (the same header in another
+    unit) is not read again."""
+    info = reader.info
+    strtab = reader.str
+    abbrevs = unit.abbrevs
+    table = index.enumerators
+    first = True
+    while True:
+        die = pos
+        code, pos = uleb(info, pos)
+        if code == 0:
+            return
+        ab = abbrevs[code]
+        if ab.tag == TAG_enumerator:
+            if ab.name_at is not None and ab.name_form == FORM_strp:
+                o = _u32(info, pos + ab.name_at)[0]
+                if first:
+                    key = o << 16 | TAG_enumerator
+                    if key in seen:
+                        return
+                    seen.add(key)
+                name = strtab[o:strtab.index(b"\0", o)]
+            else:
+                name = _name(reader, unit, die)
+            first = False
+            if name is not None and name not in table:
+                table[name] = enum
+        pos = ab.end(info, pos)
+        if ab.children:
+            pos = _skip_subtree(info, abbrevs, pos)
 
 
 def _skip_subtree(info, abbrevs, pos):

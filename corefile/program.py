@@ -466,6 +466,15 @@ class Program:
                 return t
         return None
 
+    def enumerator(self, name: str):
+        """The enum Type (named or anonymous) defining the enumerator name, or None."""
+        self._require_dwarf()
+        for mod in self.modules:
+            t = mod.dwarf_call("find_enumerator", name)
+            if t is not None:
+                return t
+        return None
+
     def variable(self, name: str, file: str | None = None, thread=None):
         """(address, Type) of a global, a file-static (file= a CU name) or a __thread
         variable (resolved for `thread`, default the first thread); None if unknown."""

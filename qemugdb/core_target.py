@@ -49,6 +49,15 @@ class CoreTarget(Target):
         self._types[name] = t
         return t
 
+    def lookup_enumerator(self, name):
+        try:
+            t = self.program.enumerator(name)
+        except corefile.MissingDebugInfoError as e:
+            raise MissingDebugInfo(str(e)) from None
+        if t is None:
+            raise MissingDebugInfo(f"no enumerator {name!r} in the debug info")
+        return t
+
     def variable_address(self, name, file=None, thread=None):
         core_thread = None if thread is None else self.program.threads[thread.num - 1]
         try:

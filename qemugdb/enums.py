@@ -2,10 +2,10 @@
 
 QEMU spells its constants three ways: named enums (BdrvChildRoleBits, BlockPermission,
 JobStatus), anonymous enums (BLK_PERM_*, BH_*) and #defines (BDRV_O_*). Named enums come
-from target.lookup_type; an anonymous enum is found through an enumerator's name when the
-backend offers `lookup_enumerator(name)` (returning the enum type that holds it); #defines
-are not in DWARF at all. For the last two a table copied from QEMU's headers is the
-fallback, and the result says so (`source`).
+from target.lookup_type; an anonymous enum is found through an enumerator's name
+(target.lookup_enumerator); #defines are not in DWARF at all. When the debug info lacks
+a value, a table copied from QEMU's headers is the fallback, and the result says so
+(`source`).
 """
 
 from dataclasses import dataclass
@@ -59,16 +59,12 @@ def enumerators(target, name):
 
 
 def anonymous_enum(target, enumerator):
-    """The enum type holding `enumerator` (e.g. "BH_PENDING"), or None when the backend
-    cannot look enumerators up or the debug info lacks it."""
-    lookup = getattr(target, "lookup_enumerator", None)
-    if lookup is None:
-        return None
+    """The enum type holding `enumerator` (e.g. "BH_PENDING"), or None when the debug info
+    lacks it."""
     try:
-        t = lookup(enumerator)
+        return strip_typedefs(target.lookup_enumerator(enumerator))
     except MissingDebugInfo:
         return None
-    return strip_typedefs(t) if t is not None else None
 
 
 def flags(target, type_name=None, enumerator=None, prefix="", table=()):

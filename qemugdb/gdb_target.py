@@ -237,6 +237,13 @@ class GdbTarget(Target):
             t = self._by_name[name] = self.wrap_type(gtype)
         return t
 
+    def lookup_enumerator(self, name):
+        sym = gdb.lookup_global_symbol(name) or gdb.lookup_static_symbol(name)
+        if sym is None or sym.addr_class != gdb.SYMBOL_LOC_CONST or sym.type is None \
+                or sym.type.strip_typedefs().code != gdb.TYPE_CODE_ENUM:
+            raise MissingDebugInfo(f"no enumerator {name!r} in the debug info")
+        return self.wrap_type(sym.type)
+
     # Symbols.
 
     def _symbol(self, name, file):

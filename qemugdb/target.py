@@ -1,7 +1,7 @@
 """The read-only target protocol the walkers run on.
 
 A Target answers five questions about a QEMU process or core: what bytes are at an address,
-what a type looks like, where a variable or function is, which threads there are (with their
+what a type looks like (also the enum defining an enumerator), where a variable or function is, which threads there are (with their
 registers), and what a pc means (symbolize/unwind). Two implementations: qemugdb.gdb_target
 (inside gdb) and qemugdb.core_target (over corefile, for qemu-coredump). Walkers take a Target
 explicitly and never import gdb or corefile.
@@ -103,6 +103,11 @@ class Target:
         """A type by C name ("BlockDriverState", "struct Coroutine", "enum QEMUClockType");
         MissingDebugInfo when absent."""
         raise NotImplementedError
+
+    def lookup_enumerator(self, name):
+        """The enum type defining the enumerator `name` ("BH_PENDING"), also an anonymous
+        one; MissingDebugInfo when absent."""
+        raise MissingDebugInfo(f"no enumerator {name!r} in the debug info")
 
     def variable_address(self, name, file=None, thread=None):
         """(address, type) of a global, of a file-static in the CU whose name ends with `file`,
