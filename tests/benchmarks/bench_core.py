@@ -57,7 +57,7 @@ import gdb
 for name in {types!r}:
     gdb.lookup_type(name).sizeof
 nodes = []
-bs = gdb.parse_and_eval("all_bdrv_states").cast(gdb.lookup_type("struct BdrvStates"))["tqh_first"]
+bs = gdb.parse_and_eval("all_bdrv_states")["tqh_first"]
 while bs:
     nodes.append((bs["node_name"].string(), int(bs["drv"]["format_name"])))
     bs = bs["bs_list"]["tqe_next"]
@@ -91,27 +91,40 @@ print(len(nodes), frames)
 """
 
 
-def run(argv, env=None):
-    """(seconds, peak RSS in MB, stdout) of one process."""
+def run(argv, env=None, ok=(0,)):
+    """(seconds, peak RSS in MB, stdout) of one process; an exit status not in ok fails."""
     start = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     out = proc.stdout.read()
     err = proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start
-    if status != 0:
+    if os.waitstatus_to_exitcode(status) not in ok:
         raise SystemExit(f"{argv[0]} failed: {err.decode(errors='replace')[-2000:]}")
     return elapsed, usage.ru_maxrss / 1024, out.decode().strip()
 
 
-def measure(label, make_argv, runs, env_for_run=lambda i: None):
+def measure(label, make_argv, runs, env_for_run=lambda i: None, ok=(0,)):
+    """Median time, peak RSS and the result lines (a script's last "N M" line, else the
+    number of lines printed) of runs of one command."""
     times, rss, outs = [], [], set()
     for i in range(runs):
-        t, r, out = run(make_argv(), env_for_run(i))
+        t, r, out = run(make_argv(), env_for_run(i), ok)
         times.append(t)
         rss.append(r)
-        outs.add(next((line for line in reversed(out.splitlines()) if RESULT.match(line)), "?"))
+        lines = out.splitlines()
+        outs.add(next((line for line in reversed(lines) if RESULT.match(line)),
+                      f"{len(lines)} lines"))
     return {"label": label, "median": statistics.median(times), "rss": max(rss), "out": outs}
+
+
+def compile_sources():
+    """Byte-compile this project's modules first, as an installation does: without it a run
+    whose environment sets PYTHONDONTWRITEBYTECODE compiles them from source every time."""
+    for package in ("corefile", "qemugdb", "cli"):
+        subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(ROOT, package)],
+                       check=True, stdout=subprocess.DEVNULL,
+                       env=dict(os.environ, PYTHONDONTWRITEBYTECODE=""))
 
 
 def bench(meta, runs):
@@ -149,6 +162,7 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("cores", nargs="*", default=["qsd-10.0-gcore"])
     args = ap.parse_args()
+    compile_sources()
     print(f"{args.runs} runs each; the work: open, {len(TYPES)} types, walk all_bdrv_states, "
           "unwind every thread.\n")
     print("| core | tool | median s | peak RSS MB | nodes, frames | vs drgn | vs gdb |")
