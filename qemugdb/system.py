@@ -105,12 +105,17 @@ def _walk(mr, level, base, out, aliases, seen, limit):
 def memory_tree(target, limit=100_000):
     """MemoryTree of every AddressSpace (address_spaces list) and aliased region."""
     try:
-        spaces = list(qtailq_foreach(target.variable("address_spaces", file="memory.c"),
-                                     "address_spaces_link"))
+        head = target.variable("address_spaces", file="memory.c")
     except MissingDebugInfo as e:
         raise MissingDebugInfo(f"no address spaces ({e}): qemu mtree needs qemu-system-*") \
             from None
     result = MemoryTree()
+    spaces = []
+    try:   # the spaces before a broken link are shown
+        for space in qtailq_foreach(head, "address_spaces_link"):
+            spaces.append(space)
+    except TargetError as e:
+        result.errors.append(f"address_spaces: {e}")
     aliases = []
     mr_type = target.lookup_type("MemoryRegion")
     printed_roots = {}

@@ -49,7 +49,7 @@ def gdb_addresses(exe, core):
              "t1": "&timers_[1]", "t2": "&timers_[2]", "t3": "&timers_[3]",
              "req0": "&requests[0]", "req1": "&requests[1]", "co0": "coroutines[0]",
              "co1": "coroutines[1]", "co2": "coroutines[2]", "co3": "coroutines[3]",
-             "co4": "coroutines[4]"}
+             "co4": "coroutines[4]", "as1": "&spaces[1]", "mr3": "&regions[3]"}
     out = subprocess.run(["gdb", "-batch", "-nx", *sum((["-ex", f"p/x {e}"] for e in names.values()), []),
                           exe, core], capture_output=True, text=True, timeout=60).stdout
     values = [int(v, 16) for v in re.findall(r"^\$\d+ = (0x[0-9a-f]+)", out, re.M)]
@@ -165,6 +165,23 @@ def test_coroutines_mark_each_bad_item(built, core_key):
         assert [(c["address"], c["error"]) for c in main["callers"]] == [
             (a["co1"], None), (a["co1"], f"co->caller chain cycles at {a['co1']:#x}")]
         assert main["frames"][-1]["location"]["function"] == "main"
+
+
+@pytest.mark.parametrize("core_key", ["kernel_core", "gcore"])
+def test_mtree_marks_each_bad_item(built, core_key):
+    """memory.c: address_spaces cycles on "I/O"; "system"'s subregions end in unmapped
+    memory; "io" -> "pci" -> "io" again. Both trees are printed, each bad item marked."""
+    a = built["addrs"][core_key]
+    for tree in both(built, core_key, "mtree"):
+        (mem_heading, mem), (io_heading, io) = tree["trees"]
+        assert mem_heading == ["address-space: memory"] and io_heading == ["address-space: I/O"]
+        assert [(r["level"], r["name"], r["start"], r["end"], r["type"]) for r in mem] == [
+            (1, "system", 0, 0, "i/o"), (2, "ram", 0, 0x7ffffff, "ram"),
+            (2, "rom", 0xfffe0000, 0xffffffff, "rom")]
+        assert mem[0]["error"].startswith("cannot read memory at 0xdead00")
+        assert [(r["level"], r["name"]) for r in io] == [(1, "io"), (2, "pci"), (3, "io")]
+        assert io[2]["error"] == f"region {a['mr3']:#x} contains itself"
+        assert tree["errors"] == [f"address_spaces: list cycles back to {a['as1']:#x}"]
 
 
 @pytest.mark.parametrize("core_key", ["kernel_core", "gcore"])
