@@ -3,11 +3,7 @@
     (gdb) source /path/to/checkout/qemugdb/gdb_load.py
     (gdb) help qemu
 
-Auto-loading for every QEMU binary: put the `source` line in ~/.gdbinit, or name a copy
-of this file after the binary (e.g. qemu-storage-daemon-gdb.py, sourcing this one) in gdb's
-auto-load directory and allow it:
-
-    add-auto-load-safe-path /path/to/checkout/qemugdb/gdb_load.py
+To load it whenever gdb opens a QEMU binary, see qemugdb/autoload-gdb.py.
 
 Runs in gdb's embedded Python (standard library and this checkout only).
 """
