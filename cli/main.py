@@ -20,7 +20,7 @@ from qemugdb.target import MissingDebugInfo, TargetError
 
 from .graph import DotMissing, render_dot
 from .highlight import terminal as highlight_terminal
-from .session import BadInput, open_session
+from .session import BadInput, open_session, progress
 from .style import colour, encodable, use_colour, visible
 
 EXIT_PARTIAL = 1
@@ -116,7 +116,9 @@ def bind(command):
         fmt = "json" if as_json else fmt
         extra_values = [(kwargs.pop(option.name), act) for option, act in extras]
         try:
-            with open_session(core, exe, sysroot, debug_dirs) as session:
+            # Debug info is read lazily, as the command needs it: say so when that is slow.
+            with progress(f"reading {core} and its debug info…"), \
+                    open_session(core, exe, sysroot, debug_dirs) as session:
                 terminal = fmt == "text" and not output and use_colour()
                 args = types.SimpleNamespace(**kwargs, format=fmt,
                                              highlight=highlight_terminal if terminal else None)

@@ -80,8 +80,7 @@ def open_session(core, exe=None, sysroot=None, debug_dirs=()):
 @contextlib.contextmanager
 def _open(core, exe, sysroot, debug_dirs):
     try:
-        with progress(f"reading {core} and its debug info…"):
-            program = corefile.open(core, exe=exe, sysroot=sysroot, debug_dirs=tuple(debug_dirs))
+        program = corefile.open(core, exe=exe, sysroot=sysroot, debug_dirs=tuple(debug_dirs))
     except corefile.CorefileError as e:
         raise BadInput(str(e)) from None
     except OSError as e:
