@@ -2,8 +2,9 @@
 
 When f calls g and g tail-calls (jumps to) h, the stack holds no frame for g; gdb
 rebuilds it from DW_TAG_call_site entries: the call site at f's return address names g,
-g's tail-call sites name h. This module reads those entries through corefile.dwarf's
-reader and finds the chain between a caller's return address and a callee's entry.
+g's tail-call sites name h. This module reads those entries (for
+DebugInfo.call_sites, which caches them) and finds the chain between a caller's return
+address and a callee's entry.
 All addresses here are unbiased (one module); cross-module targets resolve by name.
 """
 
@@ -22,82 +23,53 @@ DW_OP_addr = 0x03
 _SCOPES = (F.TAG_lexical_block, F.TAG_inlined_subroutine)
 
 
-class CallSites:
-    """Call sites of one module's functions, read lazily per function."""
+def read_call_sites(di, unit, off):
+    """[(return_pc, is_tail, target)] of the function DIE at off in unit (its nested
+    scopes included), read through di (a corefile.dwarf.DebugInfo); target is
+    ('addr', unbiased address), ('name', function name) or None."""
+    out = []
+    _collect(di, unit, off, out)
+    return out
 
-    def __init__(self, di):
-        self.di = di
-        self._by_func = {}     # function DIE offset -> [(return_pc, tail, target)]
 
-    def function_entry(self, pc):
-        """(DIE offset, entry address) of the function holding unbiased pc, or None."""
-        di = self.di
-        unit = di._unit_for_pc(pc)
-        if unit is None:
-            return None
-        off = di._function_at(unit, pc)
-        if off is None:
-            return None
-        attrs = di.reader.read_die(unit, off)[1]
-        entry = attrs.get(F.AT_entry_pc)
-        if not isinstance(entry, int) or entry < 0x1000:
-            ranges = di.reader.die_ranges(unit, attrs)
-            if not ranges:
+def _collect(di, unit, off, out):
+    for child, tag, attrs in di.children(unit, off):
+        if tag in TAG_CALL_SITES:
+            ret = attrs.get(AT_call_return_pc, attrs.get(F.AT_low_pc))
+            if isinstance(ret, int):
+                tail = bool(attrs.get(AT_call_tail_call) or attrs.get(AT_GNU_tail_call))
+                out.append((ret, tail, _target(di.reader, unit, attrs)))
+        elif tag in _SCOPES:
+            _collect(di, unit, child, out)
+
+
+def _target(reader, unit, attrs):
+    origin = attrs.get(AT_call_origin, attrs.get(F.AT_abstract_origin))
+    if origin is not None:
+        off = reader.ref(unit, origin)
+        ounit = reader.unit_at(off)
+        oattrs = reader.read_die(ounit, off)[1]
+        for _ in range(4):      # follow abstract_origin / specification to a name
+            ranges = reader.die_ranges(ounit, oattrs)
+            if ranges:
+                return ("addr", ranges[0][0])
+            # A declaration's symbol is its linkage name (glibc's __REDIRECT
+            # aliases: __ppoll_alias -> ppoll), else its name.
+            name = oattrs.get(AT_linkage_name, oattrs.get(AT_MIPS_linkage_name,
+                                                         oattrs.get(F.AT_name)))
+            if name is not None:
+                return ("name", name.decode("utf-8", "replace"))
+            nxt = oattrs.get(F.AT_abstract_origin, oattrs.get(F.AT_specification))
+            if nxt is None:
                 return None
-            entry = ranges[0][0]
-        return (unit, off), entry
-
-    def sites(self, pc):
-        """[(return_pc, is_tail, target)] of the function holding unbiased pc, where
-        target is ('addr', unbiased address), ('name', function name) or None."""
-        found = self.function_entry(pc)
-        if found is None:
-            return []
-        (unit, off), _ = found
-        out = self._by_func.get(off)
-        if out is None:
-            out = self._by_func[off] = []
-            self._collect(unit, off, out)
-        return out
-
-    def _collect(self, unit, off, out):
-        for child, tag, attrs in self.di.children(unit, off):
-            if tag in TAG_CALL_SITES:
-                ret = attrs.get(AT_call_return_pc, attrs.get(F.AT_low_pc))
-                if isinstance(ret, int):
-                    tail = bool(attrs.get(AT_call_tail_call) or attrs.get(AT_GNU_tail_call))
-                    out.append((ret, tail, self._target(unit, attrs)))
-            elif tag in _SCOPES:
-                self._collect(unit, child, out)
-
-    def _target(self, unit, attrs):
-        reader = self.di.reader
-        origin = attrs.get(AT_call_origin, attrs.get(F.AT_abstract_origin))
-        if origin is not None:
-            off = reader.ref(unit, origin)
+            off = reader.ref(ounit, nxt)
             ounit = reader.unit_at(off)
             oattrs = reader.read_die(ounit, off)[1]
-            for _ in range(4):      # follow abstract_origin / specification to a name
-                ranges = reader.die_ranges(ounit, oattrs)
-                if ranges:
-                    return ("addr", ranges[0][0])
-                # A declaration's symbol is its linkage name (glibc's __REDIRECT
-                # aliases: __ppoll_alias -> ppoll), else its name.
-                name = oattrs.get(AT_linkage_name, oattrs.get(AT_MIPS_linkage_name,
-                                                             oattrs.get(F.AT_name)))
-                if name is not None:
-                    return ("name", name.decode("utf-8", "replace"))
-                nxt = oattrs.get(F.AT_abstract_origin, oattrs.get(F.AT_specification))
-                if nxt is None:
-                    return None
-                off = reader.ref(ounit, nxt)
-                ounit = reader.unit_at(off)
-                oattrs = reader.read_die(ounit, off)[1]
-            return None
-        expr = attrs.get(AT_call_target, attrs.get(AT_GNU_call_site_target))
-        if isinstance(expr, (bytes, bytearray)) and len(expr) == 9 and expr[0] == DW_OP_addr:
-            return ("addr", int.from_bytes(expr[1:9], "little"))
         return None
+    expr = attrs.get(AT_call_target, attrs.get(AT_GNU_call_site_target))
+    if isinstance(expr, (bytes, bytearray)) and len(expr) == 9 and expr[0] == DW_OP_addr:
+        return ("addr", int.from_bytes(expr[1:9], "little"))
+    return None
 
 
 def find_chain(caller_ret, callee_entry, sites_at, limit=64):

@@ -12,7 +12,10 @@ Type, variable and function lookups go through a name index of every unit's top-
 (corefile.dwarf_index), built by a fast scanner on first use and cached under
 cache_dir/dwarf/BUILD-ID.index; a type is decoded from its own DIEs only, and lazily
 (corefile.types). locate() reads only the unit that holds the pc (.debug_aranges), its
-line table and the DIEs of the function. Addresses are unbiased (as in the ELF file).
+line table and the DIEs of the function; a unit's decoded line table and function ranges and
+a function's call sites are cached under cache_dir/dwarf/BUILD-ID.{lines,functions,callsites}
+too (a file each: a warm run reads what its pcs need). Addresses are unbiased (as in the ELF
+file).
 Handles DWARF 2-5 as gcc writes it, type units, SHF_COMPRESSED sections (inflated once into
 the cache); refuses split DWARF and dwz supplementary files with a DwarfError."""
 
@@ -25,6 +28,7 @@ import zlib
 from collections import namedtuple
 
 from . import dwarf_format as F
+from .callsites import read_call_sites
 from .dwarf_format import DwarfError, ElfSections, Reader
 from .dwarf_index import NameIndex, build_index, dies, scan_unit
 from .dwarf_lines import LineTable
@@ -72,6 +76,9 @@ def _checked(method):
     return wrapper
 
 
+UNIT_CACHE_VERSION = 2   # of the per-unit cache entries (line tables, function ranges)
+
+
 def default_cache_dir():
     """$XDG_CACHE_HOME/qemugdb or ~/.cache/qemugdb."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
@@ -91,8 +98,7 @@ class DebugInfo:
         self._index = None
         self._types = {}
         self._aranges = None
-        self._functions = {}
-        self._lines = {}
+        self._per_unit = {}
 
     # -- loading --------------------------------------------------------------------
 
@@ -539,13 +545,76 @@ class DebugInfo:
         spans.sort()
         return [s[0] for s in spans], [s[1] for s in spans], [s[2] for s in spans]
 
+    def _unit_cached(self, kind, unit, compute, key=None, decode=None):
+        """compute(), cached in memory and in cache_dir/dwarf/BUILD-ID.KIND/KEY, KEY being
+        the unit's offset or a DIE offset in it (a file per unit or function: a run reads
+        only what its pcs need). The entry records where .debug_info lies in the file,
+        like the index. decode turns the stored value into the one returned; an entry it
+        cannot decode is computed again."""
+        decode = decode or (lambda v: v)
+        key = unit.offset if key is None else key
+        memo = self._per_unit.setdefault(kind, {})
+        if key in memo:
+            return memo[key]
+        prefix = self._cache_prefix()
+        path = None if prefix is None else f"{prefix}.{kind}/{key:x}"
+        where = (UNIT_CACHE_VERSION, self.reader.info_start, self.reader.info_end, unit.end)
+        value = None
+        if path is not None:
+            try:
+                with open(path, "rb") as f:
+                    data = marshal.load(f)
+                if isinstance(data, tuple) and len(data) == 2 and data[0] == where:
+                    value = decode(data[1])
+            except (OSError, EOFError, ValueError, TypeError, IndexError):
+                value = None
+        if value is None:
+            stored = compute()
+            if path is not None:
+                self._store(path, (where, stored))
+            value = decode(stored)
+        memo[key] = value
+        return value
+
+    @_checked
+    def function_entry(self, pc):
+        """The unbiased entry address of the function whose code holds pc, or None."""
+        found = self._function_die(pc)
+        return None if found is None else found[2]
+
+    @_checked
+    def call_sites(self, pc):
+        """[(return pc, is_tail_call, target)] of the DW_TAG_call_site entries of the
+        function holding pc, target being ('addr', unbiased address), ('name', function
+        name) or None (see corefile.callsites)."""
+        found = self._function_die(pc)
+        if found is None:
+            return []
+        unit, off, _entry = found
+        return self._unit_cached("callsites", unit,
+                                 lambda: read_call_sites(self, unit, off), key=off)
+
+    def _function_die(self, pc):
+        """(unit, DIE offset, entry address) of the function holding pc, or None."""
+        unit = self._unit_for_pc(pc)
+        if unit is None:
+            return None
+        off = self._function_at(unit, pc)
+        if off is None:
+            return None
+        attrs = self.reader.read_die(unit, off)[1]
+        entry = attrs.get(F.AT_entry_pc)
+        if not isinstance(entry, int) or entry < 0x1000:
+            ranges = self.reader.die_ranges(unit, attrs)
+            if not ranges:
+                return None
+            entry = ranges[0][0]
+        return unit, off, entry
+
     def _function_at(self, unit, pc):
         """(offset, attrs) of the subprogram of unit whose ranges contain pc."""
-        table = self._functions.get(unit.offset)
-        if table is None:
-            table = self._function_ranges(unit)
-            self._functions[unit.offset] = table
-        starts, spans = table
+        starts, spans = self._unit_cached("functions", unit,
+                                          lambda: self._function_ranges(unit))
         i = bisect.bisect_right(starts, pc) - 1
         while i >= 0:
             a, b, off = spans[i]
@@ -598,14 +667,14 @@ class DebugInfo:
                 yield child, tag, attrs
 
     def _line_table(self, unit):
-        table = self._lines.get(unit.offset)
-        if table is None and unit.stmt_list is not None:
-            data = self.reader.sections.get(".debug_line")
-            if data is None:
-                return None
-            table = LineTable(data, unit.stmt_list, self.reader, unit)
-            self._lines[unit.offset] = table
-        return table
+        if unit.stmt_list is None:
+            return None
+        data = self.reader.sections.get(".debug_line")
+        if data is None:
+            return None
+        return self._unit_cached(
+            "lines", unit, lambda: LineTable(data, unit.stmt_list, self.reader, unit).to_data(),
+            decode=lambda stored: LineTable.from_data(stored, unit))
 
 
 _SPECIFIERS = {"signed", "unsigned", "short", "long", "int", "char", "float", "double",

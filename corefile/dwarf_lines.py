@@ -2,6 +2,7 @@
 
 import bisect
 import struct
+from array import array
 
 from . import dwarf_format as F
 from .dwarf_format import DwarfError, cstring, sleb, uleb
@@ -15,7 +16,24 @@ class LineTable:
         self.files = []
         self.unit_name = unit.name
         self.comp_dir = unit.comp_dir
-        self._decode(data, offset, reader, unit)
+        if data is not None:
+            self._decode(data, offset, reader, unit)
+
+    def to_data(self):
+        """A marshal-able tuple of the decoded table (for the cache): the rows as bytes."""
+        return (self.dirs, self.files, self.version,
+                [(a, b, addrs.tobytes(), rows.tobytes()) for a, b, addrs, rows in self.seqs])
+
+    @classmethod
+    def from_data(cls, data, unit):
+        dirs, files, version, seqs = data
+        table = cls(None, None, None, unit)
+        table.dirs, table.files, table.version = dirs, files, version
+        table.seqs = []
+        for a, b, addrs, rows in seqs:
+            table.seqs.append((a, b, array("Q", addrs), array("Q", rows)))
+        table._starts = [s[0] for s in seqs]
+        return table
 
     def _decode(self, data, pos, reader, unit):
         length, = struct.unpack_from("<I", data, pos)
@@ -126,7 +144,8 @@ class LineTable:
 
     def _run(self, data, pos, end, min_inst, default_is_stmt, line_base, line_range,
              opcode_base, lengths, addr_size):
-        """Run the state machine: self.seqs = sorted [(start, end, addrs, rows)]."""
+        """Run the state machine: self.seqs = sorted [(start, end, addrs, rows)], addrs and
+        rows arrays of u64, a row packed as file << 32 | line << 1 | is_stmt."""
         # Special opcodes advance address and line by fixed amounts: tabulate them.
         special_addr = [0] * 256
         special_line = [0] * 256
@@ -150,7 +169,7 @@ class LineTable:
                 address += special_addr[op]
                 line += special_line[op]
                 add_addr(address)
-                add_row((file, line, is_stmt))
+                add_row(file << 32 | (line & 0x7FFFFFFF) << 1 | is_stmt)
             elif op == 5:  # set_column (ignored)
                 while data[pos] & 0x80:
                     pos += 1
@@ -167,15 +186,16 @@ class LineTable:
                 line += v
             elif op == 1:  # copy
                 add_addr(address)
-                add_row((file, line, is_stmt))
+                add_row(file << 32 | (line & 0x7FFFFFFF) << 1 | is_stmt)
             elif op == 4:  # set_file
                 file, pos = uleb(data, pos)
+                file &= 0xFFFFFFFF   # an absurd number names no file either way
             elif op == 0:  # extended
                 n, pos = uleb(data, pos)
                 sub = data[pos]
                 if sub == 1:  # DW_LNE_end_sequence
                     if addrs:
-                        seqs.append((addrs[0], address, addrs, rows))
+                        seqs.append((addrs[0], address, _u64s(addrs), array("Q", rows)))
                     addrs = []
                     rows = []
                     add_addr = addrs.append
@@ -210,14 +230,15 @@ class LineTable:
             return None
         # gdb prefers an is_stmt row among those at the same address.
         k = j
-        while not rows[k][2] and k > 0 and addrs[k - 1] == addrs[j]:
+        while not rows[k] & 1 and k > 0 and addrs[k - 1] == addrs[j]:
             k -= 1
-        if rows[k][2]:
+        if rows[k] & 1:
             j = k
-        file, line, _stmt = rows[j]
+        row = rows[j]
+        line = row >> 1 & 0x7FFFFFFF
         if line == 0:
             return None
-        return self.file_name(file), line
+        return self.file_name(row >> 32), line
 
     def file_name(self, index):
         """A file number named as gdb names its symtab (gdb's dwarf2_start_subfile and
@@ -235,3 +256,11 @@ class LineTable:
                 and name == self.comp_dir + b"/" + primary:
             name = primary
         return name.decode("utf-8", "replace")
+
+
+def _u64s(values):
+    """An array of u64 (addresses past 2**64 in a malformed program wrap around)."""
+    try:
+        return array("Q", values)
+    except OverflowError:
+        return array("Q", (v & 0xFFFFFFFFFFFFFFFF for v in values))

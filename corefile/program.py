@@ -7,7 +7,7 @@ import stat
 import struct
 from dataclasses import dataclass, field
 
-from .callsites import CallSites, find_chain
+from .callsites import find_chain
 from .core import open_core
 from .elf import ElfImage, Symbol, SymbolTable, find_debug_file
 from .errors import CorefileError, FaultError, MismatchError, MissingDebugInfoError
@@ -68,7 +68,6 @@ class Module:
         self._symtab = None
         self._cfi = None
         self._dwarf = False
-        self._callsites = None
 
     def __repr__(self):
         return f"<Module {self.name} 0x{self.start:x}-0x{self.end:x} bias 0x{self.bias:x}>"
@@ -142,12 +141,6 @@ class Module:
                 self._dwarf = DebugInfo(dbg.path, self.build_id,
                                         cache_dir=self.program.cache_dir)
         return self._dwarf
-
-    @property
-    def callsites(self) -> CallSites | None:
-        if self._callsites is None and self.dwarf is not None:
-            self._callsites = CallSites(self.dwarf)
-        return self._callsites
 
     def dwarf_call(self, method: str, *args):
         """self.dwarf.method(*args); None (and a partial reason) when the DWARF is
@@ -425,9 +418,9 @@ class Program:
         if found is not None and found[0]:
             loc.function, loc.file, loc.line, chain = found
             loc.inlined = [tuple(f) for f in chain or ()]
-            entry = mod.callsites.function_entry(rel)
+            entry = mod.dwarf_call("function_entry", rel)
             if entry is not None:
-                loc.offset = rel - entry[1]
+                loc.offset = rel - entry
                 return loc
         sym = mod.symtab.lookup(rel)
         if sym is not None:
@@ -612,14 +605,14 @@ class Program:
         if callee.signal:
             return []
         mod = self.module_for(callee_lookup)
-        sites = mod.callsites if mod is not None else None
-        if sites is None:
+        dwarf = mod.dwarf if mod is not None else None
+        if dwarf is None:
             return []
         try:
-            found = sites.function_entry(callee_lookup - mod.bias)
-            if found is None:
+            entry = dwarf.function_entry(callee_lookup - mod.bias)
+            if entry is None:
                 return []
-            return find_chain(caller_ret, found[1] + mod.bias, self._sites_at)
+            return find_chain(caller_ret, entry + mod.bias, self._sites_at)
         except (CorefileError, ValueError, IndexError, KeyError):
             return []
 
@@ -627,11 +620,11 @@ class Program:
         """Call sites of the function holding absolute pc: [(return pc, is_tail,
         target)] in absolute addresses; targets resolve on first use (a callable)."""
         mod = self.module_for(pc)
-        sites = mod.callsites if mod is not None else None
-        if sites is None:
+        dwarf = mod.dwarf if mod is not None else None
+        if dwarf is None:
             return []
         return [(ret + mod.bias, tail, lambda t=target: self._call_target(mod, t))
-                for ret, tail, target in sites.sites(pc - mod.bias)]
+                for ret, tail, target in dwarf.call_sites(pc - mod.bias)]
 
     def _call_target(self, mod, target):
         if target is None:
