@@ -267,6 +267,12 @@ class ElfSections:
                 if off + size > os.fstat(f.fileno()).st_size:   # before allocating size
                     raise DwarfError(f"{self.path}: section {name} is truncated")
                 f.seek(off)
+                if flags & 0x800:  # SHF_COMPRESSED: the cache needs only its header
+                    data = self._cached(name, f.read(24 if self.is64 else 12))
+                    if data is not None:
+                        self._data[name] = data
+                        return data
+                    f.seek(off)
                 data = f.read(size)
             if len(data) < size:
                 raise DwarfError(f"{self.path}: section {name} is truncated")
@@ -274,6 +280,23 @@ class ElfSections:
                 data = self._decompress(name, data)
             self._data[name] = data
         return data
+
+    def _cached(self, name, header):
+        """The inflated bytes of a compressed section from the cache, or None."""
+        if not self.cache_prefix:
+            return None
+        try:
+            if self.is64:
+                ch_type, _reserved, ch_size = struct.unpack_from("<IIQ", header, 0)
+            else:
+                ch_type, ch_size = struct.unpack_from("<II", header, 0)
+            if ch_type != 1:
+                return None
+            with open(f"{self.cache_prefix}{name}", "rb") as f:
+                inflated = f.read(ch_size + 1)
+        except (OSError, struct.error):
+            return None
+        return inflated if len(inflated) == ch_size else None
 
     def _decompress(self, name, data):
         """A compressed section's contents, through the cache when there is one: zlib
