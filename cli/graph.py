@@ -1,6 +1,5 @@
-"""Rendering DOT to SVG/PNG with graphviz's `dot` (through the graphviz package)."""
-
-import graphviz
+"""Rendering DOT to SVG/PNG with graphviz's `dot` (through the graphviz package, imported
+only when a picture is asked for: it is slow to import)."""
 
 
 class DotMissing(Exception):
@@ -13,6 +12,7 @@ class DotMissing(Exception):
 
 def render_dot(dot, fmt):
     """The picture (bytes) of DOT text in format svg or png."""
+    import graphviz
     try:
         return graphviz.Source(dot).pipe(format=fmt)
     except graphviz.ExecutableNotFound:

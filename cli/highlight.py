@@ -1,12 +1,10 @@
-"""Source lines through pygments: ANSI colour for a terminal, HTML for the report page."""
-
-from pygments import highlight
-from pygments.formatters import HtmlFormatter, TerminalFormatter
-from pygments.lexers import CLexer, get_lexer_for_filename
-from pygments.util import ClassNotFound
+"""Source lines through pygments: ANSI colour for a terminal, HTML for the report page.
+pygments is imported on first use (most runs show no source)."""
 
 
 def _lexer(filename):
+    from pygments.lexers import CLexer, get_lexer_for_filename
+    from pygments.util import ClassNotFound
     try:
         return get_lexer_for_filename(filename, stripnl=False, stripall=False)
     except ClassNotFound:
@@ -15,12 +13,16 @@ def _lexer(filename):
 
 def terminal(code, filename):
     """code (several lines) with ANSI colours, the same number of lines."""
+    from pygments import highlight
+    from pygments.formatters import TerminalFormatter
     return highlight(code, _lexer(filename), TerminalFormatter()).rstrip("\n")
 
 
 def html(code, filename, first_line, mark_line):
     """code as a self-contained HTML block (inline styles), numbered from first_line,
     with mark_line highlighted."""
+    from pygments import highlight
+    from pygments.formatters import HtmlFormatter
     fmt = HtmlFormatter(noclasses=True, linenos="inline", linenostart=first_line,
                         hl_lines=[mark_line - first_line + 1], style="friendly")
     return highlight(code, _lexer(filename), fmt)

@@ -28,6 +28,7 @@ class CoreTarget(Target):
                                 crashed=t is program.crashed_thread)
                          for t in program.threads]
         self._types = {}
+        self._variables = {}
 
     def read(self, address, size):
         try:
@@ -59,13 +60,18 @@ class CoreTarget(Target):
         return t
 
     def variable_address(self, name, file=None, thread=None):
-        core_thread = None if thread is None else self.program.threads[thread.num - 1]
-        try:
-            found = self.program.variable(name, file=file, thread=core_thread)
-        except corefile.MissingDebugInfoError as e:
-            raise MissingDebugInfo(str(e)) from None
-        except corefile.CorefileError as e:
-            raise MissingDebugInfo(f"{name}: {e}") from None
+        key = (name, file, None if thread is None else thread.num)
+        if key in self._variables:   # a core does not change: walkers ask again and again
+            found = self._variables[key]
+        else:
+            core_thread = None if thread is None else self.program.threads[thread.num - 1]
+            try:
+                found = self.program.variable(name, file=file, thread=core_thread)
+            except corefile.MissingDebugInfoError as e:
+                raise MissingDebugInfo(str(e)) from None
+            except corefile.CorefileError as e:
+                raise MissingDebugInfo(f"{name}: {e}") from None
+            self._variables[key] = found
         if found is None:
             where = f" in {file}" if file else ""
             raise MissingDebugInfo(f"no variable {name!r}{where} in the debug info")
