@@ -639,15 +639,15 @@ class Program:
 
     def _link_address(self, name, caller):
         """Where a call from module caller to the function name lands: the first module
-        exporting it (executable first, as the dynamic linker binds), else the caller's
-        or the executable's ELF symbols (glibc calls its hidden __GI_ aliases), else the
-        caller's DWARF. A name nobody exports that the executable calls is one of its own
-        functions: its DWARF index (loaded already) answers without reading its symbols."""
+        exporting it (executable first, as the dynamic linker binds); else, as nobody
+        exports it, one of the caller's own functions (glibc calls its hidden __GI_
+        aliases): by the caller's DWARF index (loaded already, unlike its symbol table),
+        else the caller's or the executable's ELF symbols."""
         for mod in self.modules:
             sym = mod.image.exported(name)
             if sym is not None:
                 return sym.address + mod.bias
-        if caller is self.exe:
+        if caller.dwarf is not None:
             entry = caller.dwarf_call("find_function", name)
             if entry is not None:
                 return entry + caller.bias
@@ -655,8 +655,7 @@ class Program:
             sym = mod.symtab.by_name.get(name) if mod is not None else None
             if sym is not None and sym.is_function:
                 return sym.address + mod.bias
-        entry = caller.dwarf_call("find_function", name)
-        return None if entry is None else entry + caller.bias
+        return None
 
     def backtrace(self, registers: dict, past_main: bool = False) -> list:
         """gdb's `bt` for a register set: BacktraceEntry per frame gdb numbers, inline
@@ -695,7 +694,7 @@ def _load_cached(path: str | None):
         return None
     try:
         with open(path, "rb") as f:
-            return marshal.load(f)
+            return marshal.loads(f.read())
     except (OSError, EOFError, ValueError, TypeError):
         return None
 
