@@ -132,3 +132,22 @@ def test_qemu_flags_in_dwarf(version, program, tmp_path):
     for name in QEMU_NAMES:
         want = [list(e) for e in oracle[name]]
         assert via_gdb[name][2] == want and via_corefile[name][2] == want, name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["qsd-7.2-gcore", "qsd-10.0-gcore"])
+def test_header_tables_only_for_what_dwarf_lacks(name):
+    """BH_* and BLK_PERM_* come from the DWARF (no "from QEMU's headers" note for them), in
+    the CLI and in gdb; BDRV_O_* are #defines, absent from DWARF (gdb agrees): noted."""
+    import corelist
+    meta = corelist.core(name)
+    absent = subprocess.run(["gdb", "-nx", "-batch", "-ex", "p BDRV_O_RDWR", meta["exe"]],
+                            capture_output=True, text=True, timeout=300)
+    assert "No symbol" in absent.stdout + absent.stderr
+    cli = subprocess.run(["qemu-coredump", "report", meta["core"], "--exe", meta["exe"]],
+                         capture_output=True, text=True, timeout=600)
+    parts, _ = run_gdb([meta["exe"], meta["core"]], ["qemu bhs", "qemu block-graph"])
+    for text in (cli.stdout, "".join(parts)):
+        assert "BH flag values from" not in text
+        assert "permission bits from" not in text
+        assert "open flags from QEMU's headers (not in the debug info)" in text
