@@ -200,7 +200,10 @@ def materialize(recipe: dict, target: str, seed_path: str, path: Path):
             lay = layout(data)
             cut = None
             for op in ops:
-                r = resolve(op, data, lay)
+                try:   # earlier operations may have broken what this one names
+                    r = resolve(op, data, lay)
+                except (struct.error, IndexError, ValueError) as e:
+                    raise RecipeError(f"{op['op']}: {e}") from None
                 if isinstance(r, tuple):
                     cut = r[1] if cut is None else min(cut, r[1])
                     continue
@@ -603,6 +606,8 @@ def _run_all(pending, all_seeds, scratch, cache_home, jobs, log, counts, by_seed
                 res = run_recipe(recipe, all_seeds[recipe["seed"]], slot, cache_home)
             except RecipeError as e:
                 res = {"outcome": "skipped", "steps": [str(e)]}
+            except Exception as e:   # a bug of the harness: say so, keep going
+                res = {"outcome": "skipped", "steps": [f"harness: {_where(e)}"]}
             res["seconds"] = round(time.monotonic() - t0, 3)
             queue_out.put((i, recipe, res))
 
