@@ -7,6 +7,8 @@
     di.find_function("main")              # unbiased entry address
     di.find_enumerator("BH_PENDING")      # the (anonymous) enum Type defining it
     di.locate(pc)                         # Location(function, file, line, inlined_chain)
+    di.function_entry(pc)                 # entry address of the function holding pc
+    di.call_sites(pc)                     # its DW_TAG_call_site entries (tail-call frames)
 
 Type, variable and function lookups go through a name index of every unit's top-level DIEs
 (corefile.dwarf_index), built by a fast scanner on first use and cached under
