@@ -123,7 +123,7 @@ def test_report_assert(tmp_path):
 
 def test_report_segv_shows_coroutine_chain():
     """The SIGSEGV fixture: the fault address, the faulting coroutine's frames down to
-    coroutine_trampoline, and the chain of coroutines that entered it."""
+    coroutine_trampoline, and the chain that entered it, down to the thread's own stack."""
     meta = core("crash-segv-kernel")
     expected = json.loads((Path(meta["oracle"]) / "expected.json").read_text())
     out = run("report", meta["core"], "--exe", meta["exe"]).stdout
@@ -133,7 +133,9 @@ def test_report_segv_shows_coroutine_chain():
                  for line in crashing.splitlines() if line.startswith("#")]
     assert functions[:len(expected["frames"])] == expected["frames"]
     assert f"entry {expected['crashing_coroutine']['entry']}" in crashing
-    assert "called from Coroutine" in crashing
+    leader = crashing.split("Thread stack outside coroutines", 1)[1]
+    assert [line.split(" in ", 1)[1].split(" at ")[0] for line in leader.splitlines()
+            if line.startswith("#")] == expected["leader_frames"]
 
 
 def test_report_html(qemu_core, tmp_path):

@@ -72,29 +72,30 @@ def render_coroutines(result, args=None):
     return "\n".join(lines)
 
 
+def thread_body(t):
+    """A ThreadBacktrace's stack, then each coroutine in its co->caller chain, as lines."""
+    lines = [frames_text(t.frames)] if t.frames else []
+    if t.current is not None:
+        lines.append(f"(running coroutine {t.current.address:#x}, entry "
+                     f"{t.current.entry or '?'})")
+    for rec in t.callers:
+        if rec.state == "leader":
+            lines.append(f"Thread stack outside coroutines (leader {rec.address:#x}):")
+        else:
+            lines.append(f"Coroutine at {rec.address:#x} (caller, entry {rec.entry or '?'}):")
+        if rec.error:
+            lines.append(f"  <error: {rec.error}>")
+        if rec.frames:
+            lines.append(frames_text(rec.frames))
+    if t.error:
+        lines.append(f"<error: {t.error}>")
+    return lines
+
+
 def render_bt(threads, args=None):
     """`qemu bt`: each thread's stack, then each coroutine in its co->caller chain."""
-    out = []
-    for t in threads:
-        lines = [f"Thread {t.num} (LWP {t.tid}{', ' + t.name if t.name else ''}):"]
-        if t.frames:
-            lines.append(frames_text(t.frames))
-        if t.current is not None:
-            lines.append(f"(running coroutine {t.current.address:#x}, entry "
-                         f"{t.current.entry or '?'})")
-        for rec in t.callers:
-            if rec.state == "leader":
-                lines.append(f"Thread stack outside coroutines (leader {rec.address:#x}):")
-            else:
-                lines.append(f"Coroutine at {rec.address:#x} (caller, entry "
-                             f"{rec.entry or '?'}):")
-            if rec.error:
-                lines.append(f"  <error: {rec.error}>")
-            lines.append(frames_text(rec.frames))
-        if t.error:
-            lines.append(f"<error: {t.error}>")
-        out.append("\n".join(lines))
-    return "\n\n".join(out)
+    return "\n\n".join("\n".join([f"Thread {t.num} (LWP {t.tid}{', ' + t.name if t.name else ''}):",
+                                   *thread_body(t)]) for t in threads)
 
 
 def render_select(result, args=None):

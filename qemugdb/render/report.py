@@ -1,6 +1,6 @@
 """Text of the triage report: one page to paste into a bug."""
 
-from .coroutine import coroutine_header, frames_text
+from .coroutine import thread_body
 
 
 def _field(name, value):
@@ -24,13 +24,7 @@ def render_report(rep, args=None, section_renderers=None):
         out.append(_field("abort", rep.abort_message))
     if rep.focus is not None:
         bt = rep.focus
-        out += ["", f"== {rep.focus_why} {bt.num} (LWP {bt.tid})", frames_text(bt.frames)]
-        if bt.current is not None:
-            out.append(f"  in {coroutine_header(bt.current)}")
-        for c in bt.callers:
-            out += [f"-- called from {coroutine_header(c)}", frames_text(c.frames)]
-        if bt.error:
-            out.append(f"<error: {bt.error}>")
+        out += ["", f"== {rep.focus_why} {bt.num} (LWP {bt.tid})", *thread_body(bt)]
     for src in rep.source:
         out += ["", f"-- {src.file}:{src.line}"]
         code = "\n".join(text for _, text in src.lines)
