@@ -37,7 +37,10 @@ def normalise(text, fixture):
     """Run-dependent values out: addresses, LWPs, pids, the fixture's and checkout's paths."""
     text = text.replace(str(Path(fixture["exe"]).parent), "<dir>").replace(str(ROOT), "<repo>")
     text = re.sub(r"0x[0-9a-f]{5,}", "0x…", text)
-    text = re.sub(r"(LWP |pid:\s+)\d+", r"\g<1>N", text)
+    # A thread id's digits vary in number: keep the column width, whatever they are.
+    text = re.sub(r"(LWP )(\d+)( *)",
+                  lambda m: m[1] + ("N".ljust(len(m[2]) + len(m[3])) if m[3] else "N"), text)
+    text = re.sub(r"(pid:\s+)\d+", r"\g<1>N", text)
     return re.sub(r"build-id:\s+[0-9a-f]+", "build-id:     …", text)
 
 
