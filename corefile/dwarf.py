@@ -23,12 +23,12 @@ the cache); refuses split DWARF and dwz supplementary files with a DwarfError.""
 
 import bisect
 import functools
-import marshal
 import os
 import struct
 import zlib
 from collections import namedtuple
 
+from . import cache
 from . import dwarf_format as F
 from .callsites import read_call_sites
 from .dwarf_format import DwarfError, ElfSections, Reader
@@ -81,12 +81,6 @@ def _checked(method):
 UNIT_CACHE_VERSION = 2   # of the per-unit cache entries (line tables, function ranges)
 
 
-def default_cache_dir():
-    """$XDG_CACHE_HOME/qemugdb or ~/.cache/qemugdb."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "qemugdb")
-
-
 class DebugInfo:
     """The DWARF of one ELF file (an executable, a library, or its separate .debug file)."""
 
@@ -95,7 +89,7 @@ class DebugInfo:
         if isinstance(build_id, (bytes, bytearray)):
             build_id = build_id.hex()
         self.build_id = build_id
-        self.cache_dir = cache_dir or default_cache_dir()
+        self.cache_dir = cache_dir or cache.default_dir()
         self._reader = None
         self._index = None
         self._types = {}
@@ -124,16 +118,15 @@ class DebugInfo:
             index = None
             reader = self.reader
             size = (reader.info_start, reader.info_end)  # where the section lies in the file
-            if path is not None:
+            data = cache.load(path)
+            if data is not None:
                 try:
-                    with open(path, "rb") as f:   # loads(read()): load(f) is ~10x slower
-                        index = NameIndex.from_data(marshal.loads(f.read()), size)
-                except (OSError, EOFError, ValueError, TypeError):
+                    index = NameIndex.from_data(data, size)
+                except (ValueError, TypeError):
                     index = None
             if index is None:
                 index = build_index(self.reader)
-                if path is not None:
-                    self._store(path, index.to_data(size))
+                cache.store(path, index.to_data(size))
             self._index = index
         return self._index
 
@@ -143,18 +136,6 @@ class DebugInfo:
         if not self.build_id or not all(c in "0123456789abcdefABCDEF" for c in self.build_id):
             return None
         return os.path.join(self.cache_dir, "dwarf", self.build_id)
-
-    @staticmethod
-    def _store(path, data):
-        """Write data to the cache atomically; an unwritable cache only costs speed."""
-        try:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            tmp = f"{path}.{os.getpid()}.tmp"
-            with open(tmp, "wb") as f:
-                marshal.dump(data, f)
-            os.replace(tmp, path)
-        except OSError:
-            pass
 
     # -- types ----------------------------------------------------------------------
 
@@ -562,18 +543,15 @@ class DebugInfo:
         path = None if prefix is None else f"{prefix}.{kind}/{key:x}"
         where = (UNIT_CACHE_VERSION, self.reader.info_start, self.reader.info_end, unit.end)
         value = None
-        if path is not None:
+        data = cache.load(path)
+        if isinstance(data, tuple) and len(data) == 2 and data[0] == where:
             try:
-                with open(path, "rb") as f:
-                    data = marshal.loads(f.read())
-                if isinstance(data, tuple) and len(data) == 2 and data[0] == where:
-                    value = decode(data[1])
-            except (OSError, EOFError, ValueError, TypeError, IndexError):
+                value = decode(data[1])
+            except (ValueError, TypeError, IndexError):
                 value = None
         if value is None:
             stored = compute()
-            if path is not None:
-                self._store(path, (where, stored))
+            cache.store(path, (where, stored))
             value = decode(stored)
         memo[key] = value
         return value

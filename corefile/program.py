@@ -1,18 +1,18 @@
 """Program: a core file with its executable and libraries, as one readable process."""
 
 import dataclasses
-import marshal
 import os
 import stat
 import struct
 from dataclasses import dataclass, field
 
+from . import cache
 from .callsites import find_chain
 from .core import open_core
 from .elf import ElfImage, Symbol, SymbolTable, find_debug_file
 from .errors import CorefileError, FaultError, MismatchError, MissingDebugInfoError
 from .memory import AddressSpace
-from .dwarf import DebugInfo, default_cache_dir
+from .dwarf import DebugInfo
 from .unwind import CFIError, CFITable, Unwinder
 
 AT_PHDR, AT_ENTRY, AT_EXECFN, AT_SYSINFO_EHDR = 3, 9, 31, 33
@@ -99,14 +99,14 @@ class Module:
             merged = dbg is not None and dbg is not self.image
             path = self.program.cache_path("symbols", self.build_id,
                                            "+debug" if merged else "")
-            syms = _load_cached(path)
+            syms = cache.load(path)
             if syms is None:
                 syms = self.image.symbols()
                 if merged:
                     have = {(s.address, s.name) for s in syms}
                     syms = sorted(syms + [s for s in dbg.symbols()
                                           if (s.address, s.name) not in have])
-                _store_cached(path, [tuple(s) for s in syms])
+                cache.store(path, [tuple(s) for s in syms])
             else:
                 syms = [Symbol._make(s) for s in syms]
             self._symtab = SymbolTable(syms)
@@ -207,7 +207,7 @@ class Program:
         """Where data derived from the file with build_id is cached (None: no cache)."""
         if not build_id:
             return None
-        return os.path.join(self.cache_dir or default_cache_dir(), kind,
+        return os.path.join(self.cache_dir or cache.default_dir(), kind,
                             build_id.hex() + variant + ".marshal")
 
     def __enter__(self):
@@ -687,30 +687,6 @@ class BacktraceEntry:
     line: int | None
     kind: str
     frame: Frame
-
-
-def _load_cached(path: str | None):
-    if path is None:
-        return None
-    try:
-        with open(path, "rb") as f:
-            return marshal.loads(f.read())
-    except (OSError, EOFError, ValueError, TypeError):
-        return None
-
-
-def _store_cached(path: str | None, data):
-    """Write atomically; an unwritable cache only costs speed."""
-    if path is None:
-        return
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as f:
-            marshal.dump(data, f)
-        os.replace(tmp, path)
-    except OSError:
-        pass
 
 
 def _looks_like_elf(path: str) -> bool:
