@@ -7,6 +7,7 @@ Fixtures:
   qemu_builds                       {"7.2": bindir, "10.0": bindir} (fixtures/build-qemu.sh)
   synthetic                         fixtures/synthetic/ compiled and dumped once per session:
                                     {"exe", "kernel_core", "gcore", "source", "expected"}
+  corrupt                           fixtures/corrupt/ likewise: {"exe", "kernel_core", "gcore"}
   gdb_batch                         run(exe, core=None, commands=(), script=None) -> stdout of
                                     `gdb -batch -nx`; SCRIPT is Python run inside gdb.
 """
@@ -75,13 +76,24 @@ def qemu_builds():
     return {"7.2": Path(dirs["bookworm"]) / "bin", "10.0": Path(dirs["trixie"]) / "bin"}
 
 
-@pytest.fixture(scope="session")
-def synthetic(tmp_path_factory):
-    spec = importlib.util.spec_from_file_location("synthetic_build",
-                                                  FIXTURES / "synthetic" / "build.py")
+def _build(name, tmp_path_factory):
+    """fixtures/NAME/build.py's build() into a fresh directory."""
+    spec = importlib.util.spec_from_file_location(f"{name}_build", FIXTURES / name / "build.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    return mod.build(tmp_path_factory.mktemp("synthetic"))
+    return mod.build(tmp_path_factory.mktemp(name))
+
+
+@pytest.fixture(scope="session")
+def synthetic(tmp_path_factory):
+    return _build("synthetic", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def corrupt(tmp_path_factory):
+    """fixtures/corrupt/ (QEMU-shaped structures, corrupted) compiled and dumped:
+    {"exe", "kernel_core", "gcore"}."""
+    return _build("corrupt", tmp_path_factory)
 
 
 def run_gdb(exe, core=None, commands=(), script=None, timeout=120):

@@ -4,7 +4,6 @@ C source broke it (a self-cycle, a cycle after N, NULL in the middle, pointers t
 memory, a core truncated inside the data), each walk ends in bounded time, and the rest of
 the output (and of the report) still appears. Addresses come from gdb's `p &x`."""
 
-import importlib.util
 import json
 import re
 import subprocess
@@ -23,13 +22,9 @@ BUDGET = 10   # seconds for any one command
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    spec = importlib.util.spec_from_file_location("corrupt_build",
-                                                  ROOT / "fixtures" / "corrupt" / "build.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    out = tmp_path_factory.mktemp("corrupt")
-    b = mod.build(out)
+def built(corrupt):
+    b = corrupt
+    out = Path(b["exe"]).parent
     # A copy of the kernel core (notes first, unlike a gcore) cut inside the segment
     # holding bdrv[2] (base): base and all that follows in the file are lost.
     addrs = {k: gdb_addresses(b["exe"], b[k]) for k in ("kernel_core", "gcore")}

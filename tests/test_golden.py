@@ -7,7 +7,6 @@ After a deliberate change of output: QEMUGDB_UPDATE_GOLDEN=1 python3 -m pytest
 tests/test_golden.py, then read every changed file (git diff tests/golden) before committing.
 """
 
-import importlib.util
 import os
 import re
 from pathlib import Path
@@ -24,15 +23,6 @@ COMMANDS = [["report"], ["bt", "--all"], ["coroutines"], ["aio"], ["bhs"], ["han
 # (iothreads needs QOM's object tree, which the fixture does not build.)
 
 
-@pytest.fixture(scope="module")
-def fixture(tmp_path_factory):
-    spec = importlib.util.spec_from_file_location("corrupt_build",
-                                                  ROOT / "fixtures" / "corrupt" / "build.py")
-    build = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(build)
-    return build.build(tmp_path_factory.mktemp("golden"))
-
-
 def normalise(text, fixture):
     """Run-dependent values out: addresses, LWPs, pids, the fixture's and checkout's paths."""
     text = text.replace(str(Path(fixture["exe"]).parent), "<dir>").replace(str(ROOT), "<repo>")
@@ -45,11 +35,11 @@ def normalise(text, fixture):
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: "-".join(c))
-def test_text_output_matches_golden(command, fixture):
-    result = CliRunner().invoke(cli, [command[0], fixture["kernel_core"], "-e", fixture["exe"],
+def test_text_output_matches_golden(command, corrupt):
+    result = CliRunner().invoke(cli, [command[0], corrupt["kernel_core"], "-e", corrupt["exe"],
                                       *command[1:]], env={"NO_COLOR": "1"})
     assert result.exit_code in (0, 1), result.output
-    text = normalise(result.stdout, fixture)
+    text = normalise(result.stdout, corrupt)
     path = GOLDEN / f"{'-'.join(command)}.txt"
     if os.environ.get("QEMUGDB_UPDATE_GOLDEN"):
         path.write_text(text)
