@@ -157,23 +157,29 @@ def bench(meta, runs):
     return results
 
 
-def main():
+def print_tables(bench, title, column, drgn_label, gdb_label):
+    """Parse --runs and core names, run bench(meta, runs) per core, print the Markdown table."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("cores", nargs="*", default=["qsd-10.0-gcore"])
     args = ap.parse_args()
     compile_sources()
-    print(f"{args.runs} runs each; the work: open, {len(TYPES)} types, walk all_bdrv_states, "
-          "unwind every thread.\n")
-    print("| core | tool | median s | peak RSS MB | nodes, frames | vs drgn | vs gdb |")
+    print(f"{args.runs} runs each{title}.\n")
+    print(f"| core | tool | median s | peak RSS MB | {column} | vs drgn | vs gdb |")
     print("|---|---|---|---|---|---|---|")
     for name in args.cores:
         results = bench(corelist.core(name), args.runs)
         by = {r["label"]: r for r in results}
+        drgn, gdb = by[drgn_label]["median"], by[gdb_label]["median"]
         for r in results:
             print(f"| {name} | {r['label']} | {r['median']:.3f} | {r['rss']:.0f} | "
-                  f"{' / '.join(sorted(r['out']))} | {r['median'] / by['drgn 0.3']['median']:.2f}x | "
-                  f"{r['median'] / by['gdb -batch']['median']:.2f}x |")
+                  f"{' / '.join(sorted(r['out']))} | {r['median'] / drgn:.2f}x | "
+                  f"{r['median'] / gdb:.2f}x |")
+
+
+def main():
+    print_tables(bench, f"; the work: open, {len(TYPES)} types, walk all_bdrv_states, unwind "
+                 "every thread", "nodes, frames", "drgn 0.3", "gdb -batch")
 
 
 if __name__ == "__main__":

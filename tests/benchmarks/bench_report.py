@@ -22,13 +22,12 @@ Each run is a fresh process; wall time is the median of --runs, peak RSS the lar
     python3 tests/benchmarks/bench_report.py [--runs 5] [CORE-NAME ...]
 """
 
-import argparse
 import os
 import shutil
 import sys
 import tempfile
 
-from bench_core import ROOT, compile_sources, corelist, measure
+from bench_core import ROOT, measure, print_tables
 
 DRGN = r"""
 import drgn
@@ -202,22 +201,7 @@ def bench(meta, runs):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("cores", nargs="*", default=["qsd-10.0-gcore"])
-    args = ap.parse_args()
-    compile_sources()
-    print(f"{args.runs} runs each.\n")
-    print("| core | tool | median s | peak RSS MB | output | vs drgn | vs gdb |")
-    print("|---|---|---|---|---|---|---|")
-    for name in args.cores:
-        results = bench(corelist.core(name), args.runs)
-        by = {r["label"]: r for r in results}
-        drgn, gdb = by["drgn 0.3 script"]["median"], by["gdb -batch qemu report"]["median"]
-        for r in results:
-            print(f"| {name} | {r['label']} | {r['median']:.3f} | {r['rss']:.0f} | "
-                  f"{' / '.join(sorted(r['out']))} | {r['median'] / drgn:.2f}x | "
-                  f"{r['median'] / gdb:.2f}x |")
+    print_tables(bench, "", "output", "drgn 0.3 script", "gdb -batch qemu report")
 
 
 if __name__ == "__main__":
