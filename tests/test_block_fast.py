@@ -210,7 +210,7 @@ def build_chain(g):
 
 
 def test_qmp_graph_follows_bdrv_get_xdbg_block_graph(g):
-    a = build_chain(g)
+    build_chain(g)
     graph = block.block_graph(g.t)
     out = qmp_block_graph(graph)
     # ids in first-met order: backend 1, its root child top 2, job 3, its child base 4,

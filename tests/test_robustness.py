@@ -11,8 +11,6 @@ import textwrap
 import zlib
 from pathlib import Path
 
-import pytest
-
 import corefile
 from corefile import core as corecore
 from corefile.arch import x86_64

@@ -4,7 +4,7 @@ import struct
 
 import pytest
 
-from mock_target import (BOOL, CHAR, INT, UINT64, MockTarget, integer, member, pointer,
+from mock_target import (BOOL, CHAR, INT, UINT64, MockTarget, member, pointer,
                          struct as mstruct)
 from qemugdb import system
 from qemugdb.target import MissingDebugInfo
