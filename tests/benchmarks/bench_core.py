@@ -71,7 +71,7 @@ for th in gdb.selected_inferior().threads():
 print(len(nodes), frames)
 """
 
-DRGN = r"""
+DRGN_OPEN = r"""
 import drgn
 prog = drgn.Program()
 prog.set_core_dump({core!r})
@@ -79,6 +79,9 @@ try:
     prog.load_debug_info([{exe!r}], default=True)
 except drgn.MissingDebugInfoError:
     pass  # libraries without debug info: unwinding still uses their .eh_frame
+"""
+
+DRGN = DRGN_OPEN + r"""
 for name in {types!r}:
     drgn.sizeof(prog.type(name))
 nodes = []

@@ -27,18 +27,10 @@ import shutil
 import sys
 import tempfile
 
-from bench_core import ROOT, measure, print_tables
+from bench_core import DRGN_OPEN, ROOT, measure, print_tables
 
-DRGN = r"""
-import drgn
+DRGN = DRGN_OPEN + r"""
 from drgn import Object
-
-prog = drgn.Program()
-prog.set_core_dump({core!r})
-try:
-    prog.load_debug_info([{exe!r}], default=True)
-except drgn.MissingDebugInfoError:
-    pass
 
 
 def text(p):
