@@ -154,6 +154,29 @@ class ElfImage:
             return None
         return data.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
 
+    def debugaltlink(self) -> tuple[str, bytes] | None:
+        """(file name, build-id) of the dwz supplementary file this file's DWARF refers
+        to: .gnu_debugaltlink (GNU), else DWARF 5's .debug_sup (its checksum is the id)."""
+        data = self.section_data(".gnu_debugaltlink")
+        if data and b"\0" in data:
+            name, bid = data.split(b"\0", 1)
+            return name.decode("utf-8", "surrogateescape"), bid
+        data = self.section_data(".debug_sup")
+        if data and len(data) > 4 and data[2] == 0:  # version u16, is_supplementary 0
+            end = data.find(b"\0", 3)
+            if end > 0:
+                n, pos = 0, end + 1
+                shift = 0
+                while pos < len(data):  # uleb128 checksum length
+                    n |= (data[pos] & 0x7F) << shift
+                    shift += 7
+                    pos += 1
+                    if not data[pos - 1] & 0x80:
+                        break
+                return (data[3:end].decode("utf-8", "surrogateescape"),
+                        bytes(data[pos:pos + n]))
+        return None
+
     def has_dwarf(self) -> bool:
         return self.section(".debug_info") is not None
 
@@ -335,19 +358,63 @@ class SymbolTable:
         return s.address, s.address + max(s.size, 1)
 
 
-def find_debug_file(img: ElfImage, debug_dirs=(), sysroot: str | None = None) -> str | None:
-    """The separate debug file of img, by build-id then by .gnu_debuglink, as gdb
-    searches: each debug dir (the caller's first, then sysroot's /usr/lib/debug)."""
+def _debug_dirs(debug_dirs, sysroot):
+    """The caller's debug dirs, then sysroot's /usr/lib/debug (or the system's)."""
     dirs = list(debug_dirs)
     dirs.append(os.path.join(sysroot, DEFAULT_DEBUG_DIR.lstrip("/")) if sysroot
                 else DEFAULT_DEBUG_DIR)
-    bid = img.build_id
+    return dirs
+
+
+def _by_build_id(bid, dirs):
+    """DIR/.build-id/xx/rest.debug for the first debug dir that has it."""
     if bid and len(bid) >= 2:
         hexid = bid.hex()
         for d in dirs:
             cand = os.path.join(d, ".build-id", hexid[:2], hexid[2:] + ".debug")
             if os.path.isfile(cand):
                 return cand
+    return None
+
+
+def find_alt_file(name: str, bid: bytes, origin: str, debug_dirs=(),
+                  sysroot: str | None = None) -> str | None:
+    """The dwz supplementary file named by origin's .gnu_debugaltlink, as gdb finds it:
+    by build-id under the debug dirs, then by its name (relative to origin's directory;
+    an absolute name also under the sysroot and re-rooted under each debug dir, as a
+    .dwz/ path inside /usr/lib/debug). Its build-id must match."""
+    dirs = _debug_dirs(debug_dirs, sysroot)
+    cands = [_by_build_id(bid, dirs)]
+    if os.path.isabs(name):
+        if sysroot:
+            cands.append(os.path.join(sysroot, name.lstrip("/")))
+        cands.append(name)
+        rel = os.path.relpath(name, DEFAULT_DEBUG_DIR)
+        if not rel.startswith(".."):
+            cands += [os.path.join(d, rel) for d in dirs]
+    else:
+        cands.append(os.path.join(os.path.dirname(os.path.realpath(origin)), name))
+    for cand in cands:
+        if cand and os.path.isfile(cand):
+            try:
+                other = ElfImage(cand)
+            except CorefileError:
+                continue
+            ok = other.build_id == bid or len(bid) != 20  # .debug_sup: not a build-id
+            other.close()
+            if ok:
+                return cand
+    return None
+
+
+def find_debug_file(img: ElfImage, debug_dirs=(), sysroot: str | None = None) -> str | None:
+    """The separate debug file of img, by build-id then by .gnu_debuglink, as gdb
+    searches: each debug dir (the caller's first, then sysroot's /usr/lib/debug)."""
+    dirs = _debug_dirs(debug_dirs, sysroot)
+    bid = img.build_id
+    found = _by_build_id(bid, dirs)
+    if found:
+        return found
     link = img.debuglink()
     if link:
         here = os.path.dirname(os.path.realpath(img.path))
