@@ -19,7 +19,9 @@ a function's call sites are cached under cache_dir/dwarf/BUILD-ID.{lines,functio
 too (a file each: a warm run reads what its pcs need). Addresses are unbiased (as in the ELF
 file).
 Handles DWARF 2-5 as gcc writes it, type units, SHF_COMPRESSED sections (inflated once into
-the cache); refuses split DWARF and dwz supplementary files with a DwarfError."""
+the cache), and dwz's output: partial and imported units, and a supplementary file
+(alt_path: .gnu_debugaltlink or .debug_sup) whose DIEs and strings the file refers to;
+refuses split DWARF with a DwarfError."""
 
 import bisect
 import functools
@@ -31,9 +33,10 @@ from collections import namedtuple
 from . import cache
 from . import dwarf_format as F
 from .callsites import read_call_sites
-from .dwarf_format import DwarfError, ElfSections, Reader
+from .dwarf_format import ALT_BASE, DwarfError, ElfSections, Reader
 from .dwarf_index import NameIndex, build_index, dies, scan_unit
 from .dwarf_lines import LineTable
+from .elf import parse_altlink
 from .types import Member, Type
 
 __all__ = ["DebugInfo", "DwarfError", "Location", "Frame"]
@@ -84,12 +87,14 @@ UNIT_CACHE_VERSION = 2   # of the per-unit cache entries (line tables, function 
 class DebugInfo:
     """The DWARF of one ELF file (an executable, a library, or its separate .debug file)."""
 
-    def __init__(self, path, build_id, cache_dir=None):
+    def __init__(self, path, build_id, cache_dir=None, alt_path=None):
         self.path = path
+        self.alt_path = alt_path
         if isinstance(build_id, (bytes, bytearray)):
             build_id = build_id.hex()
         self.build_id = build_id
         self.cache_dir = cache_dir or cache.default_dir()
+        self.alt_id = None
         self._reader = None
         self._index = None
         self._types = {}
@@ -105,8 +110,24 @@ class DebugInfo:
             sections = ElfSections(self.path, self._cache_prefix())
             if ".debug_info" not in sections:
                 raise DwarfError(f"{self.path}: no debug information (.debug_info)")
-            self._reader = Reader(sections)
+            self._reader = Reader(sections, alt=self._alt_reader(sections))
         return self._reader
+
+    def _alt_reader(self, sections):
+        """The Reader of the dwz supplementary file sections refer to, or None."""
+        link = parse_altlink(sections.get(".gnu_debugaltlink"), sections.get(".debug_sup"))
+        if link is None:
+            return None
+        name, alt_id = link
+        self.alt_id = alt_id.hex()
+        if self.alt_path is None:
+            raise DwarfError(f"{self.path}: its debug info needs the dwz supplementary "
+                             f"file {name} (build-id {alt_id.hex()}), which was not found")
+        prefix = self._cache_prefix(alt_id.hex())
+        alt = ElfSections(self.alt_path, prefix)
+        if ".debug_info" not in alt:
+            raise DwarfError(f"{self.alt_path}: no debug information (.debug_info)")
+        return Reader(alt, shift=ALT_BASE)
 
     @property
     @_checked
@@ -117,7 +138,8 @@ class DebugInfo:
             path = None if prefix is None else prefix + ".index"
             index = None
             reader = self.reader
-            size = (reader.info_start, reader.info_end)  # where the section lies in the file
+            # where the section lies in the file, and which supplementary file was read
+            size = (reader.info_start, reader.info_end, self.alt_id)
             data = cache.load(path)
             if data is not None:
                 try:
@@ -130,12 +152,14 @@ class DebugInfo:
             self._index = index
         return self._index
 
-    def _cache_prefix(self):
+    def _cache_prefix(self, build_id=None):
         """cache_dir/dwarf/BUILD-ID: + ".index" for the name index, + ".debug_info" (etc.)
-        for compressed sections once inflated; None without a (hex) build-id."""
-        if not self.build_id or not all(c in "0123456789abcdefABCDEF" for c in self.build_id):
+        for compressed sections once inflated; None without a (hex) build-id. build_id:
+        another file's (the supplementary file's), else this one's."""
+        build_id = build_id or self.build_id
+        if not build_id or not all(c in "0123456789abcdefABCDEF" for c in build_id):
             return None
-        return os.path.join(self.cache_dir, "dwarf", self.build_id)
+        return os.path.join(self.cache_dir, "dwarf", build_id)
 
     # -- types ----------------------------------------------------------------------
 
@@ -181,11 +205,23 @@ class DebugInfo:
         return None if off is None else self.type_at(off)
 
     def _unit_index(self, file):
-        """The NameIndex of the first unit whose name ends with file (empty if none)."""
+        """The NameIndex of the first unit whose name ends with file (empty if none), and
+        of the partial units it imports (dwz moves shared definitions there)."""
         index = NameIndex()
-        for unit in self.reader.units:
-            if unit.unit_type == 1 and _unit_matches(self.reader.prepare(unit), file):
-                scan_unit(self.reader, unit, index, set())
+        reader = self.reader
+        for unit in reader.units:
+            if unit.unit_type == 1 and _unit_matches(reader.prepare(unit), file):
+                todo, done, seen = [unit], set(), set()
+                while todo:
+                    unit = todo.pop(0)
+                    if unit.offset in done:
+                        continue
+                    done.add(unit.offset)
+                    scan_unit(reader.alt if unit.offset >= ALT_BASE else reader, unit, index,
+                              seen)
+                    todo += [reader.unit_at(reader.ref(unit, attrs[F.AT_import]))
+                             for _off, tag, attrs in self.children(unit, unit.die_offset)
+                             if tag == F.TAG_imported_unit and F.AT_import in attrs]
                 break
         return index
 

@@ -41,6 +41,7 @@ TAG_volatile_type = 0x35
 TAG_restrict_type = 0x37
 TAG_atomic_type = 0x47
 TAG_unspecified_type = 0x3B
+TAG_imported_unit = 0x3D
 TAG_GNU_call_site = 0x4109
 TAG_call_site = 0x48
 
@@ -68,6 +69,7 @@ AT_specification = 0x47
 AT_type = 0x49
 AT_ranges = 0x55
 AT_entry_pc = 0x52
+AT_import = 0x18
 AT_call_file = 0x58
 AT_call_line = 0x59
 AT_signature = 0x69
@@ -141,6 +143,9 @@ _OFFSET_SIZED = (FORM_strp, FORM_sec_offset, FORM_line_strp, FORM_strp_sup,
 _ADDR_FORMS = (FORM_addr, FORM_addrx, FORM_addrx1, FORM_addrx2, FORM_addrx3, FORM_addrx4,
                FORM_GNU_addr_index)
 _REF_FORMS = (FORM_ref1, FORM_ref2, FORM_ref4, FORM_ref8, FORM_ref_udata)
+# Forms naming a DIE or a string of the dwz supplementary file (GNU's, then DWARF 5's).
+_ALT_FORMS = (FORM_GNU_ref_alt, FORM_GNU_strp_alt, FORM_ref_sup4, FORM_ref_sup8,
+              FORM_strp_sup)
 
 _u16 = struct.Struct("<H").unpack_from
 _u32 = struct.Struct("<I").unpack_from
@@ -554,9 +559,9 @@ class Unit:
         self.root = None
 
 
-def parse_unit_headers(info, pos, size):
+def parse_unit_headers(info, pos, size, shift=0):
     """The Unit headers of the .debug_info bytes info[pos:size], in order (cheap: headers
-    only)."""
+    only); their offsets are positions in info plus shift (see Reader)."""
     units = []
     while pos + 11 <= size:
         start = pos
@@ -581,7 +586,7 @@ def parse_unit_headers(info, pos, size):
             pos += offset_size
             if unit_type in (2, 6):  # DW_UT_type, DW_UT_split_type: signature + type offset
                 signature = int.from_bytes(info[pos:pos + 8], "little")
-                type_die = start + int.from_bytes(info[pos + 8:pos + 8 + offset_size], "little")
+                type_die = start + shift + int.from_bytes(info[pos + 8:pos + 8 + offset_size], "little")
                 pos += 8 + offset_size
             elif unit_type in (4, 5):  # DW_UT_skeleton, DW_UT_split_compile: dwo id
                 pos += 8
@@ -592,7 +597,8 @@ def parse_unit_headers(info, pos, size):
             pos += 1
         else:
             raise DwarfError(f".debug_info unit at {start:#x}: unsupported DWARF version {version}")
-        unit = Unit(start, end, version, unit_type, addr_size, offset_size, abbrev_offset, pos)
+        unit = Unit(start + shift, end + shift, version, unit_type, addr_size, offset_size,
+                    abbrev_offset, pos + shift)
         if unit_type in (2, 6):
             unit.signature = (signature, type_die)
         units.append(unit)
@@ -620,19 +626,30 @@ def _skips(abbrevs):
     return skips
 
 
-class Reader:
-    """Decodes attribute values and DIEs of the units of one .debug_info section."""
+# Offsets of DIEs in a dwz supplementary file (.gnu_debugaltlink, .debug_sup) start here:
+# one number names a DIE of either file (no ELF file is 16 TiB).
+ALT_BASE = 1 << 44
 
-    def __init__(self, sections):
-        # .debug_info offsets (units, DIEs, the index) are positions in self.info, which
-        # may be the whole file mapped: the section is info[info_start:info_end].
+
+class Reader:
+    """Decodes attribute values and DIEs of the units of one .debug_info section, and of
+    its dwz supplementary file's (alt, a Reader with shift ALT_BASE) when it has one.
+
+    DIE offsets (units, DIEs, the index) are positions in self.info plus self.shift; the
+    main Reader hands an alt file's unit (offset >= ALT_BASE) to alt.
+    """
+
+    def __init__(self, sections, alt=None, shift=0):
+        # self.info may be the whole file mapped: the section is info[info_start:info_end].
+        self.shift = shift
+        self.alt = alt
         self.info, self.info_start, self.info_end = sections.view(".debug_info")
         self.abbrev = sections.get(".debug_abbrev", b"")
         self.str = sections.get(".debug_str", b"")
         self.line_str = sections.get(".debug_line_str", b"")
         self.sections = sections
         self._abbrev_cache = {}
-        self.units = parse_unit_headers(self.info, self.info_start, self.info_end)
+        self.units = parse_unit_headers(self.info, self.info_start, self.info_end, shift)
         self._signatures = None
         self._unit_starts = [u.offset for u in self.units]
 
@@ -644,6 +661,8 @@ class Reader:
 
     def unit_at(self, offset):
         """The prepared Unit that contains .debug_info offset."""
+        if offset >= ALT_BASE and self.alt is not None:
+            return self.alt.unit_at(offset)
         i = bisect.bisect_right(self._unit_starts, offset) - 1
         if i < 0 or offset >= self.units[i].end:
             raise DwarfError(f"no unit contains .debug_info offset {offset:#x}")
@@ -653,6 +672,8 @@ class Reader:
         """Load the unit's abbreviations and the attributes of its root DIE."""
         if unit.abbrevs is not None:
             return unit
+        if unit.offset >= ALT_BASE and self.alt is not None:
+            return self.alt.prepare(unit)
         key = (unit.abbrev_offset, unit.offset_size, unit.addr_size)
         cached = self._abbrev_cache.get(key)
         if cached is None:
@@ -661,7 +682,7 @@ class Reader:
             cached = self._abbrev_cache[key] = (abbrevs, _skips(abbrevs))
         unit.abbrevs, unit.skips = cached
         # The base attributes must be known before any *x form is resolved.
-        code = uleb(self.info, unit.die_offset)[0]
+        code = uleb(self.info, unit.die_offset - self.shift)[0]
         if code in unit.abbrevs and any(at in _BASES for at, _f, _i in unit.abbrevs[code].attrs):
             attrs = self.read_die(unit, unit.die_offset, raw=True)[1]
             unit.str_offsets_base = attrs.get(AT_str_offsets_base, (0, 8))[1]
@@ -684,6 +705,10 @@ class Reader:
         A null entry gives (0, None, False, pos + 1). With raw, values are (form, raw value)
         pairs and nothing is resolved through other sections.
         """
+        shift = self.shift
+        if not shift and unit.offset >= ALT_BASE:
+            return self.alt.read_die(unit, pos, raw)
+        pos -= shift
         info = self.info
         code = info[pos]
         if code >= 0x80:
@@ -691,7 +716,7 @@ class Reader:
         else:
             pos += 1
         if code == 0:
-            return 0, None, False, pos
+            return 0, None, False, pos + shift
         ab = unit.abbrevs.get(code)
         if ab is None:
             raise DwarfError(f"DIE at {pos:#x}: unknown abbreviation {code}")
@@ -731,7 +756,7 @@ class Reader:
                 attrs[at] = ("offset", v)  # from the entity's first address: see entry_pc()
             else:
                 attrs[at] = self.value(unit, form, v)
-        return ab.tag, attrs, ab.children, pos
+        return ab.tag, attrs, ab.children, pos + shift
 
     def raw_value(self, unit, form, pos):
         """(raw value, new pos) of an attribute of the given form at pos."""
@@ -792,6 +817,8 @@ class Reader:
     def value(self, unit, form, v):
         """The meaning of a raw value: names as bytes, references (to type units too) as
         absolute offsets."""
+        if not self.shift and unit.offset >= ALT_BASE:
+            return self.alt.value(unit, form, v)
         if form in _REF_FORMS:
             return unit.offset + v
         if form == FORM_strp:
@@ -813,11 +840,14 @@ class Reader:
         if form == FORM_loclistx:
             return ("loclistx", v)
         if form == FORM_ref_addr:
-            return ("ref_addr", self.info_start + v)
-        if form in (FORM_GNU_ref_alt, FORM_GNU_strp_alt, FORM_ref_sup4, FORM_ref_sup8,
-                    FORM_strp_sup):
-            raise DwarfError("debug info that refers to a supplementary file (dwz, "
-                             ".gnu_debugaltlink) is not supported")
+            return ("ref_addr", self.info_start + self.shift + v)
+        if form in _ALT_FORMS:
+            if self.alt is None:
+                raise DwarfError("a reference into a dwz supplementary file, which is "
+                                 "not loaded")
+            if form == FORM_GNU_strp_alt or form == FORM_strp_sup:
+                return cstring(self.alt.str, v)
+            return ("ref_alt", ALT_BASE + self.alt.info_start + v)
         if form == FORM_ref_sig8:
             if self._signatures is None:
                 self._signatures = dict(u.signature for u in self.units if u.signature)

@@ -12,17 +12,19 @@ import struct
 import threading
 
 from .dwarf_format import (
-    AT_abstract_origin, AT_declaration, AT_name, AT_specification, CHECK, ENUMERATORS, FORM_ref4,
-    FORM_string, FORM_strp, FUNC_DEF, TAG_DEF, TAG_enumeration_type, TAG_enumerator, TYPE_NAME,
-    VAR_DEF, DwarfError, die_action, string_end, uleb)
+    ALT_BASE, AT_abstract_origin, AT_declaration, AT_name, AT_specification, CHECK, ENUMERATORS,
+    FORM_GNU_strp_alt, FORM_ref4, FORM_string, FORM_strp, FORM_strp_sup, FUNC_DEF, TAG_DEF,
+    TAG_enumeration_type, TAG_enumerator, TYPE_NAME, VAR_DEF, DwarfError, die_action,
+    string_end, uleb)
 
 _u32 = struct.Struct("<I").unpack_from
 
-INDEX_VERSION = 5
+INDEX_VERSION = 6
 
 
 class NameIndex:
-    """Where each name is defined, as DIE positions in Reader.info.
+    """Where each name is defined, as DIE offsets (see Reader: a dwz supplementary file's
+    DIEs from ALT_BASE on).
 
     types: typedef and base type names -> first DIE; tags: (tag, name) -> first struct,
     union or enum definition; variables / functions: name -> every defining DIE (an int
@@ -57,7 +59,7 @@ PARALLEL_MIN_BYTES = 4 << 20
 
 
 def build_index(reader):
-    """The NameIndex of every unit of reader.
+    """The NameIndex of every unit of reader, then of its dwz supplementary file's.
 
     Large sections are split into contiguous runs of units scanned by forked children (one
     per idle CPU, up to 4) in parallel; a child that fails is redone here.
@@ -65,8 +67,10 @@ def build_index(reader):
     if any(u.unit_type in (4, 5) for u in reader.units):  # skeleton, split compile
         raise DwarfError("split DWARF (-gsplit-dwarf, .dwo files) is not supported")
     units = [u for u in reader.units if u.unit_type in (1, 2, 3)]  # compile, type, partial
+    if reader.alt is not None:
+        units += [u for u in reader.alt.units if u.unit_type in (1, 2, 3)]
     workers = 1
-    if (reader.info_end - reader.info_start >= PARALLEL_MIN_BYTES and hasattr(os, "fork")
+    if (sum(u.end - u.offset for u in units) >= PARALLEL_MIN_BYTES and hasattr(os, "fork")
             and threading.active_count() == 1):
         # Only CPUs that are idle help: on a busy machine the forks just compete.
         cpus = os.cpu_count() or 1
@@ -121,7 +125,7 @@ def _scan(reader, units):
     index = NameIndex()
     seen = set()
     for unit in units:
-        scan_unit(reader, unit, index, seen)
+        scan_unit(reader.alt if unit.offset >= ALT_BASE else reader, unit, index, seen)
     return index
 
 
@@ -157,21 +161,24 @@ def dies(table, name):
 
 
 def scan_unit(reader, unit, index, seen):
-    """Add the names defined by the top-level DIEs of unit to index.
+    """Add the names defined by the top-level DIEs of unit (one of reader's own) to index.
 
-    seen is a set shared by the scans of one index: .debug_str offset << 16 | tag of the
-    type names already indexed.
+    seen is a set shared by the scans of one index: string offset << 16 | tag of the type
+    names already indexed (a supplementary file's strings from ALT_BASE on).
     """
     reader.prepare(unit)
     info = reader.info
     strtab = reader.str
+    # Positions below are in info; shift makes them DIE offsets (see Reader).
+    shift = reader.shift
+    alt_str = reader.alt.str if reader.alt is not None else None
     abbrevs = unit.abbrevs
-    base = unit.offset
+    base = unit.offset - shift
     types = index.types
     tags = index.tags
-    end = unit.end
+    end = unit.end - shift
     # Step over the root DIE to its first child.
-    code, pos = uleb(info, unit.die_offset)
+    code, pos = uleb(info, unit.die_offset - shift)
     root = abbrevs[code]
     if not root.children:
         return
@@ -199,24 +206,31 @@ def scan_unit(reader, unit, index, seen):
         action = ab.action
         if action:
             if action == CHECK:
-                action = _check(reader, unit, die)
+                action = _check(reader, unit, die + shift)
             at = ab.name_at
+            form = ab.name_form
             if action == ENUMERATORS:
                 name = None
                 if ab.children:
                     _scan_enumerators(reader, unit, die, ab.end(info, pos), index, seen)
-            elif at is not None and ab.name_form == FORM_strp:
+            elif at is not None and (form == FORM_strp or (
+                    alt_str is not None and (form == FORM_GNU_strp_alt or form == FORM_strp_sup))):
                 o = _u32(info, pos + at)[0]
+                table = strtab
+                key = o + shift
+                if form != FORM_strp:
+                    table = alt_str
+                    key = o + ALT_BASE
                 if action == TYPE_NAME or action == TAG_DEF:
                     # Most units repeat the same typedefs: only the first one counts.
-                    key = o << 16 | ab.tag
+                    key = key << 16 | ab.tag
                     if key in seen:
                         name = None
                     else:
                         seen.add(key)
-                        name = strtab[o:strtab.index(b"\0", o)]
+                        name = table[o:table.index(b"\0", o)]
                 else:
-                    name = strtab[o:strtab.index(b"\0", o)]
+                    name = table[o:table.index(b"\0", o)]
             elif at is not None and ab.name_form == FORM_string:
                 p = pos + at
                 name = info[p:string_end(info, p)]
@@ -229,24 +243,24 @@ def scan_unit(reader, unit, index, seen):
                     o = _u32(info, p + tab.name_at)[0]
                     name = strtab[o:strtab.index(b"\0", o)]
                 else:
-                    name = _name(reader, unit, target)
+                    name = _name(reader, unit, target + shift)
             else:
-                name = _name(reader, unit, die)
+                name = _name(reader, unit, die + shift)
             if name is None:
                 pass
             elif action == TYPE_NAME:
                 if name not in types:
-                    types[name] = die
+                    types[name] = die + shift
             elif action == TAG_DEF:
                 key = (ab.tag, name)
                 if key not in tags:
-                    tags[key] = die
+                    tags[key] = die + shift
                     if ab.tag == TAG_enumeration_type and ab.children:
                         _scan_enumerators(reader, unit, die, ab.end(info, pos), index, seen)
             elif action == VAR_DEF:
-                _add(index.variables, name, die)
+                _add(index.variables, name, die + shift)
             elif action == FUNC_DEF:
-                _add(index.functions, name, die)
+                _add(index.functions, name, die + shift)
         # Next sibling.
         if ab.children:
             at = ab.sib_at
@@ -267,11 +281,12 @@ def scan_unit(reader, unit, index, seen):
 
 
 def _scan_enumerators(reader, unit, enum, pos, index, seen):
-    """Index the enumerators of the enum at offset enum, whose children start at pos. An
-    anonymous enum whose first enumerator was indexed already (the same header in another
-    unit) is not read again."""
+    """Index the enumerators of the enum at position enum of reader.info, whose children
+    start at pos. An anonymous enum whose first enumerator was indexed already (the same
+    header in another unit) is not read again."""
     info = reader.info
     strtab = reader.str
+    shift = reader.shift
     abbrevs = unit.abbrevs
     table = index.enumerators
     first = True
@@ -285,16 +300,16 @@ def _scan_enumerators(reader, unit, enum, pos, index, seen):
             if ab.name_at is not None and ab.name_form == FORM_strp:
                 o = _u32(info, pos + ab.name_at)[0]
                 if first:
-                    key = o << 16 | TAG_enumerator
+                    key = (o + shift) << 16 | TAG_enumerator
                     if key in seen:
                         return
                     seen.add(key)
                 name = strtab[o:strtab.index(b"\0", o)]
             else:
-                name = _name(reader, unit, die)
+                name = _name(reader, unit, die + shift)
             first = False
             if name is not None and name not in table:
-                table[name] = enum
+                table[name] = enum + shift
         pos = ab.end(info, pos)
         if ab.children:
             pos = _skip_subtree(info, abbrevs, pos)
@@ -331,7 +346,7 @@ def _name(reader, unit, die):
         target = attrs.get(AT_specification, attrs.get(AT_abstract_origin))
         if target is None:
             return None
-        if type(target) is tuple:  # DW_FORM_ref_addr: may be in another unit
+        if type(target) is tuple:  # DW_FORM_ref_addr or ref_alt: may be in another unit
             target = target[1]
             unit = reader.unit_at(target)
         die = target

@@ -155,27 +155,9 @@ class ElfImage:
         return data.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
 
     def debugaltlink(self) -> tuple[str, bytes] | None:
-        """(file name, build-id) of the dwz supplementary file this file's DWARF refers
-        to: .gnu_debugaltlink (GNU), else DWARF 5's .debug_sup (its checksum is the id)."""
-        data = self.section_data(".gnu_debugaltlink")
-        if data and b"\0" in data:
-            name, bid = data.split(b"\0", 1)
-            return name.decode("utf-8", "surrogateescape"), bid
-        data = self.section_data(".debug_sup")
-        if data and len(data) > 4 and data[2] == 0:  # version u16, is_supplementary 0
-            end = data.find(b"\0", 3)
-            if end > 0:
-                n, pos = 0, end + 1
-                shift = 0
-                while pos < len(data):  # uleb128 checksum length
-                    n |= (data[pos] & 0x7F) << shift
-                    shift += 7
-                    pos += 1
-                    if not data[pos - 1] & 0x80:
-                        break
-                return (data[3:end].decode("utf-8", "surrogateescape"),
-                        bytes(data[pos:pos + n]))
-        return None
+        """(file name, id) of the dwz supplementary file this file's DWARF refers to."""
+        return parse_altlink(self.section_data(".gnu_debugaltlink"),
+                             self.section_data(".debug_sup"))
 
     def has_dwarf(self) -> bool:
         return self.section(".debug_info") is not None
@@ -358,6 +340,37 @@ class SymbolTable:
         return s.address, s.address + max(s.size, 1)
 
 
+def parse_altlink(gnu_debugaltlink, debug_sup) -> tuple[str, bytes] | None:
+    """(file name, id) of a dwz supplementary file from the bytes of .gnu_debugaltlink
+    (name, NUL, build-id) or else DWARF 5's .debug_sup (the id is its checksum); None
+    when neither names one."""
+    if gnu_debugaltlink and b"\0" in gnu_debugaltlink:
+        name, bid = bytes(gnu_debugaltlink).split(b"\0", 1)
+        return name.decode("utf-8", "surrogateescape"), bid
+    sup = _debug_sup(debug_sup)
+    if sup is None or sup[0]:
+        return None
+    return sup[1], sup[2]
+
+
+def _debug_sup(data) -> tuple[bool, str, bytes] | None:
+    """(is_supplementary, file name, checksum) of a DWARF 5 .debug_sup section: version
+    u16, is_supplementary u8, NUL-terminated name, ULEB128 length, checksum."""
+    data = bytes(data or b"")
+    end = data.find(b"\0", 3)
+    if len(data) < 4 or data[2] > 1 or end < 0:
+        return None
+    n = shift = 0
+    pos = end + 1
+    while pos < len(data):
+        n |= (data[pos] & 0x7F) << shift
+        shift += 7
+        pos += 1
+        if not data[pos - 1] & 0x80:
+            break
+    return bool(data[2]), data[3:end].decode("utf-8", "surrogateescape"), data[pos:pos + n]
+
+
 def _debug_dirs(debug_dirs, sysroot):
     """The caller's debug dirs, then sysroot's /usr/lib/debug (or the system's)."""
     dirs = list(debug_dirs)
@@ -382,7 +395,8 @@ def find_alt_file(name: str, bid: bytes, origin: str, debug_dirs=(),
     """The dwz supplementary file named by origin's .gnu_debugaltlink, as gdb finds it:
     by build-id under the debug dirs, then by its name (relative to origin's directory;
     an absolute name also under the sysroot and re-rooted under each debug dir, as a
-    .dwz/ path inside /usr/lib/debug). Its build-id must match."""
+    .dwz/ path inside /usr/lib/debug). Its build-id (DWARF 5: the checksum in its own
+    .debug_sup) must be bid."""
     dirs = _debug_dirs(debug_dirs, sysroot)
     cands = [_by_build_id(bid, dirs)]
     if os.path.isabs(name):
@@ -400,7 +414,8 @@ def find_alt_file(name: str, bid: bytes, origin: str, debug_dirs=(),
                 other = ElfImage(cand)
             except CorefileError:
                 continue
-            ok = other.build_id == bid or len(bid) != 20  # .debug_sup: not a build-id
+            sup = _debug_sup(other.section_data(".debug_sup"))
+            ok = other.build_id == bid or (sup is not None and sup[0] and sup[2] == bid)
             other.close()
             if ok:
                 return cand

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from . import cache
 from .callsites import find_chain
 from .core import open_core
-from .elf import ElfImage, Symbol, SymbolTable, find_debug_file
+from .elf import ElfImage, Symbol, SymbolTable, find_alt_file, find_debug_file
 from .errors import CorefileError, FaultError, MismatchError, MissingDebugInfoError
 from .memory import AddressSpace
 from .dwarf import DebugInfo
@@ -68,6 +68,7 @@ class Module:
         self._symtab = None
         self._cfi = None
         self._dwarf = False
+        self.dwarf_problem = None  # why the DWARF cannot be read, when it exists
 
     def __repr__(self):
         return f"<Module {self.name} 0x{self.start:x}-0x{self.end:x} bias 0x{self.bias:x}>"
@@ -138,8 +139,20 @@ class Module:
             self._dwarf = None
             dbg = self.debug_image
             if dbg is not None and dbg.has_dwarf():
-                self._dwarf = DebugInfo(dbg.path, self.build_id,
-                                        cache_dir=self.program.cache_dir)
+                prog = self.program
+                link = dbg.debugaltlink()
+                alt = None
+                if link is not None:
+                    alt = find_alt_file(*link, dbg.path, prog.debug_dirs, prog.sysroot)
+                    if alt is None:
+                        self.dwarf_problem = (
+                            f"the debug info of {self.host_path} is in two files: the dwz "
+                            f"supplementary file {link[0]} (build-id {link[1].hex()}) "
+                            f"was not found (--debug-dir, --sysroot)")
+                        prog.partial_reasons.append(self.dwarf_problem)
+                        return None
+                self._dwarf = DebugInfo(dbg.path, self.build_id, cache_dir=prog.cache_dir,
+                                        alt_path=alt)
         return self._dwarf
 
     def dwarf_call(self, method: str, *args):
@@ -535,6 +548,8 @@ class Program:
         if self.exe is None:
             raise MissingDebugInfoError("the executable is not available: no debug info")
         if self.exe.dwarf is None:
+            if self.exe.dwarf_problem:
+                raise MissingDebugInfoError(self.exe.dwarf_problem)
             raise MissingDebugInfoError(
                 f"{self.exe.host_path} has no debug info (no .debug_info, no separate "
                 f"debug file by build-id or .gnu_debuglink)")

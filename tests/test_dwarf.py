@@ -1,11 +1,14 @@
 """corefile.dwarf against gdb: types (ptype/o), variables, functions, lines, inline chains."""
 
 import re
+import shutil
 import subprocess
 
 import pytest
 
 from corefile.dwarf import DebugInfo, DwarfError
+from corefile.dwarf_format import ALT_BASE
+from corefile.elf import ElfImage, find_alt_file
 
 _OFF = re.compile(r"^/\*\s+(\d+)(?::\s*(\d+))?\s+\|\s+(\d+) \*/\s*(.*)$")
 _SIZE_ONLY = re.compile(r"^/\*\s+(\d+) \*/\s*(.*)$")
@@ -14,12 +17,22 @@ _CLOSE = re.compile(r"^\s*\}\s*(.*);$")
 _NAME = re.compile(r"(?:\(\*+(\w+)\)\s*\(.*\)|(\w+)(?:\[\d*\])*(?: : \d+)?);$")
 
 
+def before_dwz(binary, gdb=False):
+    """The oracle's copy of binary: the program as linked, before dwz, for pyelftools
+    (it does not follow dwz links) and, when dwz wrote DWARF 5's forms, for gdb too (gdb 13:
+    "Cannot handle DW_FORM_strp_sup"). The code, and so every address, is the same."""
+    orig = binary.with_name(binary.name + ".before-dwz")
+    if orig.exists() and (not gdb or ElfImage(str(binary)).section(".debug_sup")):
+        return orig
+    return binary
+
+
 def gdb_batch(binary, commands, timeout=300):
     """stdout of gdb -batch running commands on binary (stderr dropped)."""
     args = ["gdb", "-nx", "-batch", "-ex", "set width 0", "-ex", "set height 0"]
     for c in commands:
         args += ["-ex", c]
-    args.append(str(binary))
+    args.append(str(before_dwz(binary, gdb=True)))
     return subprocess.run(args, capture_output=True, text=True, timeout=timeout,
                           check=False).stdout
 
@@ -246,21 +259,44 @@ TYPES = ["struct Node", "struct Bits", "union Value", "List", "struct WithFlex",
          "struct ZeroLen", "Node", "NodeAlias"]
 
 
+# "+dwz": processed as distributions do, a dwz multifile shared with a second program
+# (GNU's .gnu_debugaltlink and DW_FORM_GNU_*_alt; "+dwz5": DWARF 5's .debug_sup and
+# DW_FORM_*_sup), so that types and abstract functions live in partial units of both files.
+DWZ = {"+dwz": [], "+dwz5": ["--dwarf-5"]}
+
+
 @pytest.fixture(scope="module",
-                params=["-gdwarf-5", "-gdwarf-4", "-gdwarf-5 -fdebug-types-section"])
+                params=["-gdwarf-5", "-gdwarf-4", "-gdwarf-5 -fdebug-types-section",
+                        "-gdwarf-5 +dwz", "-gdwarf-4 +dwz", "-gdwarf-5 +dwz5"])
 def program(request, tmp_path_factory):
     d = tmp_path_factory.mktemp("dwarf")
     (d / "main.c").write_text(MAIN_C)
     (d / "other.c").write_text(OTHER_C)
     exe = d / "prog"
-    subprocess.run(["gcc", "-O2", "-g", *request.param.split(), "-no-pie", "-o", str(exe),
+    flags = [f for f in request.param.split() if f not in DWZ]
+    subprocess.run(["gcc", "-O2", "-g", *flags, "-no-pie", "-o", str(exe),
                     "main.c", "other.c"], cwd=d, check=True)
+    dwz = [DWZ[f] for f in request.param.split() if f in DWZ]
+    if dwz:
+        subprocess.run(["gcc", "-O1", "-g", *flags, "-no-pie", "-o", "prog2",
+                        "other.c", "main.c"], cwd=d, check=True)
+        shutil.copy(exe, d / "prog.before-dwz")
+        subprocess.run(["dwz", *dwz[0], "-m", "prog.dwz", "-M", "prog.dwz", "prog", "prog2"],
+                       cwd=d, check=True)
+        assert ElfImage(str(exe)).debugaltlink()[0] == "prog.dwz"
     return exe
+
+
+def alt_file(program):
+    """The dwz supplementary file of program, found as Module.dwarf finds it."""
+    link = ElfImage(str(program)).debugaltlink()
+    return link and find_alt_file(*link, str(program))
 
 
 @pytest.fixture(scope="module")
 def di(program, tmp_path_factory):
-    return DebugInfo(str(program), None, cache_dir=str(tmp_path_factory.mktemp("cache")))
+    return DebugInfo(str(program), None, cache_dir=str(tmp_path_factory.mktemp("cache")),
+                     alt_path=alt_file(program))
 
 
 def test_layouts_equal_gdb_ptype_o(program, di):
@@ -443,15 +479,37 @@ def test_inline_chains_equal_gdb_bt(program, di):
 
 
 def test_cache_round_trip(program, tmp_path):
-    cold = DebugInfo(str(program), "00ff", cache_dir=str(tmp_path))
+    before = sorted(p.name for p in program.parent.iterdir())
+    alt = alt_file(program)
+    cold = DebugInfo(str(program), "00ff", cache_dir=str(tmp_path), alt_path=alt)
     t = cold.find_type("struct Node")
     cached = list((tmp_path / "dwarf").iterdir())
     assert [p.name for p in cached] == ["00ff.index"]
-    warm = DebugInfo(str(program), "00ff", cache_dir=str(tmp_path))
+    warm = DebugInfo(str(program), "00ff", cache_dir=str(tmp_path), alt_path=alt)
     assert warm.index.types == cold.index.types and warm.index.tags == cold.index.tags
     assert warm.find_type("struct Node").size == t.size
-    assert not any(p.name != "prog" and not p.is_dir() for p in program.parent.iterdir()
-                   if p.suffix not in (".c",)), "nothing written next to the input"
+    assert sorted(p.name for p in program.parent.iterdir()) == before, \
+        "nothing written next to the input"
+
+
+def test_dwz_supplementary_file_missing(program, tmp_path):
+    """Without its dwz file: one DwarfError naming the file and build-id it wants."""
+    link = ElfImage(str(program)).debugaltlink()
+    if link is None:
+        assert alt_file(program) is None
+        return
+    with pytest.raises(DwarfError, match=f"prog.dwz \\(build-id {link[1].hex()}\\)"):
+        DebugInfo(str(program), None, cache_dir=str(tmp_path)).find_type("Node")
+
+
+def test_dwz_units_are_shared(program, di):
+    """The dwz variants really moved definitions into the supplementary file (else they
+    would test nothing new): struct Node is defined there, and main.c's unit imports it."""
+    if alt_file(program) is None:
+        return
+    assert di.index.tags[(0x13, b"Node")] >= ALT_BASE
+    assert di.find_type("Local", file="other.c").size == 24  # other.c's, by its imports
+    assert di.find_type("Local", file="main.c").size == 1
 
 
 def test_not_debug_info(tmp_path):
@@ -535,14 +593,15 @@ def test_corrupt_debug_info_gives_dwarf_error(program, tmp_path, section):
 def test_parallel_index_equals_serial(program, monkeypatch):
     """The index built by forked scanners is the one a single scan builds."""
     from corefile import dwarf_index
-    serial = DebugInfo(str(program), None).index
+    alt = alt_file(program)
+    serial = DebugInfo(str(program), None, alt_path=alt).index
     monkeypatch.setattr(dwarf_index, "PARALLEL_MIN_BYTES", 0)
     monkeypatch.setattr(dwarf_index.os, "cpu_count", lambda: 4)
     monkeypatch.setattr(dwarf_index.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
     forks = []
     real_fork = dwarf_index.os.fork
     monkeypatch.setattr(dwarf_index.os, "fork", lambda: forks.append(1) or real_fork())
-    parallel = DebugInfo(str(program), None).index
+    parallel = DebugInfo(str(program), None, alt_path=alt).index
     assert forks and parallel.to_data() == serial.to_data()
 
 
@@ -564,20 +623,31 @@ def test_c_spellings_of_types(program, di):
 
 def test_compressed_sections(program, tmp_path):
     """SHF_COMPRESSED debug sections (objcopy --compress-debug-sections, as Debian ships
-    libc6-dbg) read the same, and their inflated bytes are cached by build-id."""
+    libc6-dbg and its dwz files) read the same, and their inflated bytes are cached by
+    build-id (a dwz file's by its own)."""
     packed = tmp_path / "packed"
     subprocess.run(["objcopy", "--compress-debug-sections=zlib", str(program), str(packed)],
                    check=True)
     assert packed.stat().st_size < program.stat().st_size
+    alt = alt_file(program)
+    packed_alt = None
+    if alt:
+        packed_alt = tmp_path / "packed.dwz"
+        subprocess.run(["objcopy", "--compress-debug-sections=zlib", alt, str(packed_alt)],
+                       check=True)
     cache = tmp_path / "cache"
-    plain = DebugInfo(str(program), None)
+    plain = DebugInfo(str(program), None, alt_path=alt)
     for _run in range(2):  # inflating, then from the cache
-        di = DebugInfo(str(packed), "abcd", cache_dir=str(cache))
+        di = DebugInfo(str(packed), "abcd", cache_dir=str(cache), alt_path=packed_alt)
         assert our_rows(di.find_type("struct Node")) == our_rows(plain.find_type("struct Node"))
         pc = di.find_function("outer")
         assert di.locate(pc + 4) == plain.locate(pc + 4)
     assert (cache / "dwarf" / "abcd.debug_info").stat().st_size == \
         plain.reader.info_end - plain.reader.info_start
+    if alt:
+        alt_reader = plain.reader.alt
+        assert (cache / "dwarf" / f"{di.alt_id}.debug_info").stat().st_size == \
+            alt_reader.info_end - alt_reader.info_start
 
 
 def test_hand_made_types_and_failing_loader():
@@ -652,7 +722,7 @@ def _pyelftools_records(path):
 def test_every_struct_and_global_equals_pyelftools(program, di):
     """Every named struct/union (size, each named member's offset and bit offset) and every
     global with a static address, as pyelftools reads them."""
-    types, variables = _pyelftools_records(program)
+    types, variables = _pyelftools_records(before_dwz(program))
     assert types and variables
     for (kind, name), (size, members) in types.items():
         t = di.find_type(f"{kind} {name}")
