@@ -190,6 +190,7 @@ def gdb_command(core, exe, sysroot, debug_dirs):
     try:
         with open_session(core, exe, sysroot, debug_dirs) as session:
             exe = session.exe_path
+            core = session.core_for_gdb(core)
     except BadInput as e:
         fail(str(e))
     load = os.path.join(os.path.dirname(os.path.abspath(declarations.__file__)), "..", "gdb_load.py")

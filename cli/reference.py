@@ -14,8 +14,8 @@ this file and the registry disagree. Every command runs in gdb as `qemu NAME ...
 `source qemugdb/gdb_load.py`) and, unless marked gdb only, on a core without gdb as
 `qemu-coredump NAME CORE ...`.
 
-Common to every `qemu-coredump` command: `CORE` (a core file; systemd-coredump's zstd
-cores are accepted as they are), `-e/--exe FILE` (found from the core when not given),
+Common to every `qemu-coredump` command: `CORE` (a core file; systemd-coredump's
+compressed cores, zstd, xz, lz4 or gzip, are read as they are), `-e/--exe FILE` (found from the core when not given),
 `--sysroot DIR` (a core from another machine), `--debug-dir DIR` (repeatable), `-f/--format`,
 `--json` (same as `--format json`), `-o/--output FILE`. Commands with a `dot` format also
 write `svg` and `png` through graphviz's `dot`. Exit status: 0 when everything was read, 1

@@ -2,10 +2,7 @@
 
 import contextlib
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import threading
 
 import corefile
@@ -29,6 +26,15 @@ class Session:
     def partial(self):
         return bool(self.program.partial_reasons)
 
+    def core_for_gdb(self, core):
+        """The core file to give gdb, which reads no compressed core: core itself, or the
+        decompressed copy as /proc/self/fd/N of a descriptor that gdb inherits."""
+        if self.program.core.compressed is None:
+            return core
+        fd = os.dup(self.program.core.fd)
+        os.set_inheritable(fd, True)
+        return f"/proc/self/fd/{fd}"
+
 
 @contextlib.contextmanager
 def progress(message, after=1.0):
@@ -42,43 +48,9 @@ def progress(message, after=1.0):
         timer.cancel()
 
 
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-
-
-@contextlib.contextmanager
-def plain_core(core):
-    """The core as an ELF file: systemd-coredump's zstd-compressed cores are decompressed
-    into a private temporary directory (never next to the core), removed afterwards."""
-    with open(core, "rb") as f:
-        magic = f.read(4)
-    if magic != ZSTD_MAGIC:
-        yield core
-        return
-    zstd = shutil.which("zstd")
-    if zstd is None:
-        raise BadInput(f"{core} is zstd-compressed and the zstd program is not installed")
-    tmp = tempfile.mkdtemp(prefix="qemu-coredump-")
-    try:
-        out = os.path.join(tmp, "core")
-        with progress(f"decompressing {core}…"), open(out, "wb") as sink:
-            r = subprocess.run([zstd, "-q", "-d", "-c", core], stdout=sink, stderr=subprocess.PIPE)
-        if r.returncode != 0:
-            raise BadInput(f"{core}: zstd could not decompress it: "
-                           f"{r.stderr.decode(errors='replace').strip()}")
-        yield out
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 @contextlib.contextmanager
 def open_session(core, exe=None, sysroot=None, debug_dirs=()):
-    with plain_core(core) as path:
-        with _open(path, exe, sysroot, debug_dirs) as session:
-            yield session
-
-
-@contextlib.contextmanager
-def _open(core, exe, sysroot, debug_dirs):
+    """A Session on the core (plain or compressed as systemd-coredump stores them)."""
     try:
         program = corefile.open(core, exe=exe, sysroot=sysroot, debug_dirs=tuple(debug_dirs))
     except corefile.CorefileError as e:

@@ -6,6 +6,7 @@ import struct
 from dataclasses import dataclass, field
 
 from . import arch as arches
+from .compressed import decompress, format_of
 from .errors import BadCoreError
 
 ET_CORE = 4
@@ -20,11 +21,6 @@ NT_FILE = 0x46494C45
 # Resource bounds: a core claiming more is read up to the bound and reported partial.
 MAX_NOTES = 1 << 20       # notes in all PT_NOTE segments together
 MAX_THREADS = 1 << 16     # NT_PRSTATUS notes (threads)
-
-COMPRESSED = {b"\x28\xb5\x2f\xfd": ("zstd", "zstd -d"),
-              b"\xfd7zXZ\x00": ("xz", "xz -d"),
-              b"\x04\x22\x4d\x18": ("lz4", "lz4 -d"),
-              b"\x1f\x8b": ("gzip", "gzip -d")}
 
 
 @dataclass
@@ -91,9 +87,12 @@ class Core:
     mappings: list = field(default_factory=list)
     file_page_size: int = 0
     partial_reasons: list = field(default_factory=list)
+    fd: int = -1                  # of the core, or of a compressed core's plain copy
+    compressed: str | None = None  # the compression format (corefile.compressed)
 
     def close(self):
         self.data.close()
+        os.close(self.fd)
 
 
 def _cstr(b: bytes) -> str:
@@ -139,34 +138,40 @@ def _notes(buf, off: int, end: int, count: list):
 
 
 def open_core(path: str) -> Core:
-    """Parse the core at `path` (read-only). Raises BadCoreError for anything that is
-    not a usable core; records a truncated tail in partial_reasons."""
+    """Parse the core at `path` (read-only), plain or compressed (corefile.compressed).
+    Raises BadCoreError for anything that is not a usable core; records a truncated tail
+    in partial_reasons."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError as e:
         raise BadCoreError(f"cannot open core {path}: {e.strerror}") from None
     try:
+        fmt = format_of(os.pread(fd, 8, 0))
+        if fmt is not None:
+            plain = decompress(path, fmt)
+            os.close(fd)
+            fd = plain
         size = os.fstat(fd).st_size
         if size < 64:
             raise BadCoreError(f"{path}: not an ELF core (file is {size} bytes)")
         data = mmap.mmap(fd, 0, prot=mmap.PROT_READ)
-    except OSError as e:
-        raise BadCoreError(f"cannot map core {path}: {e.strerror}") from None
-    finally:
+    except BaseException as e:
         os.close(fd)
+        if isinstance(e, OSError):
+            raise BadCoreError(f"cannot map core {path}: {e.strerror}") from None
+        raise
     try:
-        return _parse(path, data, size)
+        core = _parse(path, data, size)
     except BadCoreError:
         data.close()
+        os.close(fd)
         raise
+    core.fd, core.compressed = fd, fmt
+    return core
 
 
 def _parse(path: str, data, size: int) -> Core:
     if data[:4] != b"\x7fELF":
-        for magic, (kind, tool) in COMPRESSED.items():
-            if data[:len(magic)] == magic:
-                raise BadCoreError(f"{path}: a {kind}-compressed core (as systemd-coredump "
-                                   f"stores them): decompress it first ({tool})")
         raise BadCoreError(f"{path}: not an ELF file")
     if data[4] != 2 or data[5] != 1:
         raise BadCoreError(f"{path}: only 64-bit little-endian cores are supported")
