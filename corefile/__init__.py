@@ -17,12 +17,14 @@ def __getattr__(name):
 
 
 def open(core: str, exe: str | None = None, sysroot: str | None = None,
-         debug_dirs=(), cache_dir: str | None = None) -> "Program":
+         debug_dirs=(), cache_dir: str | None = None, debuginfod=None) -> "Program":
     """Open a core file. exe defaults to the file the core names (NT_FILE / AT_ENTRY);
     sysroot prefixes the paths the core names; debug_dirs are searched for separate
-    debug info before /usr/lib/debug; cache_dir is where parsed debug info is cached."""
+    debug info before /usr/lib/debug; cache_dir is where parsed debug info is cached;
+    debuginfod (a corefile.debuginfod.Client, None: no network) fetches the debug info
+    and files found nowhere else."""
     from .program import Program
-    return Program(core, exe, sysroot, debug_dirs, cache_dir)
+    return Program(core, exe, sysroot, debug_dirs, cache_dir, debuginfod)
 
 
 __all__ = ["open", "Program", "Module", "Frame", "Location", "CorefileError",

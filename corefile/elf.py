@@ -48,6 +48,7 @@ SHT_NOTE = 7
 SHF_COMPRESSED = 0x800
 ELFCOMPRESS_ZLIB = 1
 MAX_DEFLATE_RATIO = 1032   # deflate's best: a compressed section claiming more is bogus
+MAX_MINIDEBUGINFO = 1 << 26   # bytes: a symbol table, far smaller than this
 
 
 class ElfImage:
@@ -167,10 +168,29 @@ class ElfImage:
         return min((v - o for v, _, o, _ in self.loads if o == 0), default=0)
 
     def symbols(self) -> list:
-        """Function and object symbols of .symtab and .dynsym, sorted by address."""
+        """Function and object symbols of .symtab and .dynsym, sorted by address; without
+        .symtab, also MiniDebugInfo's (see minidebuginfo())."""
         if self._symbols is None:
             self._symbols = _read_symbols(self, (".dynsym", ".symtab"))
+            mini = self.minidebuginfo() if self.section(".symtab") is None else None
+            if mini is not None:
+                self._symbols = merge_symbols(self._symbols, _read_symbols(mini, (".symtab",)))
         return self._symbols
+
+    def minidebuginfo(self) -> "ElfImage | None":
+        """The ELF image of .gnu_debugdata (MiniDebugInfo, as Fedora ships its stripped
+        binaries: xz-compressed, its .symtab holds the functions .dynsym lacks), or None
+        when absent or unreadable."""
+        data = self.section_data(".gnu_debugdata")
+        if not data:
+            return None
+        import lzma   # only for such files
+        try:
+            unpack = lzma.LZMADecompressor(lzma.FORMAT_XZ)
+            image = unpack.decompress(data, MAX_MINIDEBUGINFO)
+            return ElfImage(None, image) if unpack.eof else None
+        except (lzma.LZMAError, CorefileError):
+            return None
 
     def exported(self, name: str) -> Symbol | None:
         """The defined global function `name` of .dynsym (default version): what a
@@ -296,6 +316,12 @@ def _read_symbols(img: ElfImage, tables) -> list:
     return sorted(syms.values())
 
 
+def merge_symbols(symbols: list, more: list) -> list:
+    """symbols and those of more at another (address, name), sorted."""
+    have = {(s.address, s.name) for s in symbols}
+    return sorted(symbols + [s for s in more if (s.address, s.name) not in have])
+
+
 class SymbolTable:
     """addr -> (name, offset) lookup over one module's symbols (unbiased addresses)."""
 
@@ -391,12 +417,13 @@ def _by_build_id(bid, dirs):
 
 
 def find_alt_file(name: str, bid: bytes, origin: str, debug_dirs=(),
-                  sysroot: str | None = None) -> str | None:
+                  sysroot: str | None = None, debuginfod=None) -> str | None:
     """The dwz supplementary file named by origin's .gnu_debugaltlink, as gdb finds it:
     by build-id under the debug dirs, then by its name (relative to origin's directory;
     an absolute name also under the sysroot and re-rooted under each debug dir, as a
-    .dwz/ path inside /usr/lib/debug). Its build-id (DWARF 5: the checksum in its own
-    .debug_sup) must be bid."""
+    .dwz/ path inside /usr/lib/debug), then from debuginfod (a corefile.debuginfod.Client,
+    which serves it as the debuginfo of its build-id). Its build-id (DWARF 5: the checksum
+    in its own .debug_sup) must be bid."""
     dirs = _debug_dirs(debug_dirs, sysroot)
     cands = [_by_build_id(bid, dirs)]
     if os.path.isabs(name):
@@ -419,12 +446,15 @@ def find_alt_file(name: str, bid: bytes, origin: str, debug_dirs=(),
             other.close()
             if ok:
                 return cand
-    return None
+    return debuginfod.find_debuginfo(bid, name) if debuginfod else None
 
 
-def find_debug_file(img: ElfImage, debug_dirs=(), sysroot: str | None = None) -> str | None:
+def find_debug_file(img: ElfImage, debug_dirs=(), sysroot: str | None = None,
+                    debuginfod=None, name: str | None = None) -> str | None:
     """The separate debug file of img, by build-id then by .gnu_debuglink, as gdb
-    searches: each debug dir (the caller's first, then sysroot's /usr/lib/debug)."""
+    searches: each debug dir (the caller's first, then sysroot's /usr/lib/debug); then
+    from debuginfod (a corefile.debuginfod.Client) by build-id. name: img's name in
+    messages (default its path)."""
     dirs = _debug_dirs(debug_dirs, sysroot)
     bid = img.build_id
     found = _by_build_id(bid, dirs)
@@ -447,4 +477,4 @@ def find_debug_file(img: ElfImage, debug_dirs=(), sysroot: str | None = None) ->
                     if not ok:
                         continue
                 return cand
-    return None
+    return debuginfod.find_debuginfo(bid, name or img.path) if debuginfod and bid else None

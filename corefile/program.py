@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from . import cache
 from .callsites import find_chain
 from .core import open_core
-from .elf import ElfImage, Symbol, SymbolTable, find_alt_file, find_debug_file
+from .elf import (ElfImage, Symbol, SymbolTable, find_alt_file, find_debug_file,
+                  merge_symbols)
 from .errors import CorefileError, FaultError, MismatchError, MissingDebugInfoError
 from .memory import AddressSpace
 from .dwarf import DebugInfo
@@ -82,7 +83,8 @@ class Module:
             prog = self.program
             path = None
             if self.image.path is not None:
-                path = find_debug_file(self.image, prog.debug_dirs, prog.sysroot)
+                path = find_debug_file(self.image, prog.debug_dirs, prog.sysroot,
+                                       prog.debuginfod, self.name)
             if path:
                 try:
                     self._debug = ElfImage(path)
@@ -94,19 +96,19 @@ class Module:
 
     @property
     def symtab(self) -> SymbolTable:
-        """ELF symbols of the file and its debug file, cached by build-id."""
+        """ELF symbols of the file (MiniDebugInfo's included) and its debug file, cached
+        by build-id."""
         if self._symtab is None:
             dbg = self.debug_image
             merged = dbg is not None and dbg is not self.image
-            path = self.program.cache_path("symbols", self.build_id,
-                                           "+debug" if merged else "")
+            variant = ("+debug" if merged else "") + \
+                ("+mini" if self.image.section(".gnu_debugdata") else "")
+            path = self.program.cache_path("symbols", self.build_id, variant)
             syms = cache.load(path)
             if syms is None:
                 syms = self.image.symbols()
                 if merged:
-                    have = {(s.address, s.name) for s in syms}
-                    syms = sorted(syms + [s for s in dbg.symbols()
-                                          if (s.address, s.name) not in have])
+                    syms = merge_symbols(syms, dbg.symbols())
                 cache.store(path, [tuple(s) for s in syms])
             else:
                 syms = [Symbol._make(s) for s in syms]
@@ -178,10 +180,11 @@ class Program:
     """A core file opened with its executable. See corefile.open()."""
 
     def __init__(self, core_path: str, exe: str | None = None, sysroot: str | None = None,
-                 debug_dirs=(), cache_dir: str | None = None):
+                 debug_dirs=(), cache_dir: str | None = None, debuginfod=None):
         self.sysroot = sysroot
         self.debug_dirs = tuple(debug_dirs)
         self.cache_dir = cache_dir
+        self.debuginfod = debuginfod
         self.core = open_core(core_path)
         self.arch = self.core.arch
         self.partial_reasons = list(self.core.partial_reasons)
@@ -295,6 +298,8 @@ class Program:
                 continue
             host = self.memory.host_path(path)
             if not _looks_like_elf(host):
+                host = self._fetch_file(path, first.start) or host
+            if not _looks_like_elf(host):
                 if path == exe_name or self._elf_header_in_core(first.start):
                     self.partial_reasons.append(f"cannot open {host} (mapped in the core)")
                 continue
@@ -324,6 +329,17 @@ class Program:
         if self.exe is not None:
             self.modules.remove(self.exe)
             self.modules.insert(0, self.exe)
+
+    def _fetch_file(self, path: str, start: int) -> str | None:
+        """The file the core maps at start but this machine lacks, from debuginfod by the
+        build-id in the ELF header page the core kept; memory reads it from there too."""
+        if self.debuginfod is None:
+            return None
+        bid = _build_id_in_memory(lambda a, n: self.memory.read(a, n, core_only=True), start)
+        found = self.debuginfod.find_executable(bid, path) if bid else None
+        if found:
+            self.memory.overrides[path] = found
+        return found
 
     def _elf_header_in_core(self, addr: int) -> bool:
         """The core holds an ELF header at addr (a mapped ELF file we could not open)."""
