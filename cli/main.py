@@ -45,6 +45,8 @@ def core_params():
         click.Option(["--debug-dir", "debug_dirs"], multiple=True,
                      type=EXISTING_DIR,
                      help="Extra directory of separate debug info (repeatable)."),
+        click.Option(["--offline"], is_flag=True,
+                     help="Local files only: no debuginfod download (DEBUGINFOD_URLS)."),
     ]
 
 
@@ -119,13 +121,13 @@ def bind(command):
     formats = command.formats() + (("svg", "png") if "dot" in command.formats() else ())
     extras = EXTRA_OPTIONS.get(command.name, [])
 
-    def run(core, exe, sysroot, debug_dirs, fmt, as_json, output, **kwargs):
+    def run(core, exe, sysroot, debug_dirs, offline, fmt, as_json, output, **kwargs):
         fmt = "json" if as_json else fmt
         extra_values = [(kwargs.pop(option.name), act) for option, act in extras]
         try:
             # Debug info is read lazily, as the command needs it: say so when that is slow.
             with progress(f"reading {core} and its debug info…"), \
-                    open_session(core, exe, sysroot, debug_dirs) as session:
+                    open_session(core, exe, sysroot, debug_dirs, offline) as session:
                 terminal = fmt == "text" and not output and use_colour()
                 args = types.SimpleNamespace(**kwargs, format=fmt,
                                              highlight=highlight_terminal if terminal else None)
@@ -182,23 +184,28 @@ for _command in REGISTRY.values():
         main.add_command(bind(_command))
 
 
-def gdb_command(core, exe, sysroot, debug_dirs):
-    """Start gdb on the core with qemugdb loaded."""
+def gdb_command(core, exe, sysroot, debug_dirs, offline):
+    """Start gdb on the core with qemugdb loaded, reading the same debug info as the
+    other commands: the --debug-dir directories, --sysroot, and debuginfod unless
+    --offline."""
     gdb = shutil.which("gdb")
     if gdb is None:
         fail("gdb is not installed")
     try:
-        with open_session(core, exe, sysroot, debug_dirs) as session:
+        with open_session(core, exe, sysroot, debug_dirs, offline) as session:
             exe = session.exe_path
             core = session.core_for_gdb(core)
+            fetching = session.program.debuginfod is not None
     except BadInput as e:
         fail(str(e))
+    from corefile.elf import DEFAULT_DEBUG_DIR
     load = os.path.join(os.path.dirname(os.path.abspath(declarations.__file__)), "..", "gdb_load.py")
-    argv = [gdb, "-q", "-ex", f"source {os.path.normpath(load)}"]
+    dirs = [os.path.abspath(d) for d in debug_dirs] + [DEFAULT_DEBUG_DIR]
+    argv = [gdb, "-q", "-iex", f"set debug-file-directory {':'.join(dirs)}",
+            "-iex", f"set debuginfod enabled {'on' if fetching else 'off'}"]
     if sysroot:
-        argv += ["-ex", f"set sysroot {sysroot}"]
-    for d in debug_dirs:
-        argv += ["-ex", f"set debug-file-directory {d}"]
+        argv += ["-iex", f"set sysroot {os.path.abspath(sysroot)}"]
+    argv += ["-ex", f"source {os.path.normpath(load)}"]
     os.execv(gdb, argv + [exe, core])
 
 

@@ -24,7 +24,9 @@ class Session:
 
     @property
     def partial(self):
-        return bool(self.program.partial_reasons)
+        """Something could not be read, or a debuginfod server failed."""
+        client = self.program.debuginfod
+        return bool(self.program.partial_reasons or (client and client.problems))
 
     def core_for_gdb(self, core):
         """The core file to give gdb, which reads no compressed core: core itself, or the
@@ -48,11 +50,21 @@ def progress(message, after=1.0):
         timer.cancel()
 
 
+def debuginfod_client(offline):
+    """The debuginfod client of DEBUGINFOD_URLS, or None with --offline or no server."""
+    if offline:
+        return None
+    from corefile.debuginfod import Client
+    return Client.from_environment(
+        log=lambda message: print(f"qemu-coredump: debuginfod: {message}", file=sys.stderr))
+
+
 @contextlib.contextmanager
-def open_session(core, exe=None, sysroot=None, debug_dirs=()):
+def open_session(core, exe=None, sysroot=None, debug_dirs=(), offline=False):
     """A Session on the core (plain or compressed as systemd-coredump stores them)."""
     try:
-        program = corefile.open(core, exe=exe, sysroot=sysroot, debug_dirs=tuple(debug_dirs))
+        program = corefile.open(core, exe=exe, sysroot=sysroot, debug_dirs=tuple(debug_dirs),
+                                debuginfod=debuginfod_client(offline))
     except corefile.CorefileError as e:
         raise BadInput(str(e)) from None
     except OSError as e:
