@@ -274,7 +274,7 @@ def scan_unit(reader, unit, index, seen):
                     if pos <= die:
                         raise DwarfError(f"DIE at {die:#x}: DW_AT_sibling points backwards")
                 else:
-                    pos = _skip_subtree(info, abbrevs, ab.end(info, pos))
+                    pos = _skip_subtree(info, abbrevs, ab.end(info, pos), base)
         else:
             f = ab.fixed
             pos = pos + f if f is not None else ab.end(info, pos)
@@ -312,21 +312,31 @@ def _scan_enumerators(reader, unit, enum, pos, index, seen):
                 table[name] = enum + shift
         pos = ab.end(info, pos)
         if ab.children:
-            pos = _skip_subtree(info, abbrevs, pos)
+            pos = _skip_subtree(info, abbrevs, pos, unit.offset - shift)
 
 
-def _skip_subtree(info, abbrevs, pos):
-    """Offset past the children that start at pos (and their null terminator)."""
+def _skip_subtree(info, abbrevs, pos, base):
+    """Offset past the children that start at pos (and their null terminator); base is
+    the unit's start in info (DW_AT_sibling is relative to it). dwz's output has no
+    siblings at the top level, so this loop is hot there."""
     depth = 1
     while depth:
-        code, pos = uleb(info, pos)
+        code = info[pos]
+        if code < 0x80:
+            pos += 1
+        else:
+            code, pos = uleb(info, pos)
         if code == 0:
             depth -= 1
             continue
         ab = abbrevs[code]
-        pos = ab.end(info, pos)
         if ab.children:
+            if ab.sib_at is not None:   # the whole subtree in one step
+                pos = base + _u32(info, pos + ab.sib_at)[0]
+                continue
             depth += 1
+        f = ab.fixed
+        pos = pos + f if f is not None else ab.end(info, pos)
     return pos
 
 
