@@ -4,11 +4,16 @@
 array elements and pointer offsets by index, and the helpers end in an underscore so they
 never hide a member: value_(), deref_(), string_(), enum_name_(), cast_(), address_,
 type_. Memory is read when a value is asked for, never cached across objects.
+
+QEMU's layouts change from version to version, so the walkers probe what they read:
+read_fields() fills a record field by field, marking the fields this QEMU's debug info
+lacks, and first_variable() finds a variable QEMU has renamed.
 """
 
+import functools
 import struct
 
-from .target import CorruptError, FaultError, MissingDebugInfo
+from .target import CorruptError, FaultError, MissingDebugInfo, TargetError
 
 
 def strip_typedefs(type_):
@@ -221,3 +226,62 @@ def container_of(pointer, type_, member):
         raise MissingDebugInfo(f"{type_name(type_)} has no member {member!r}")
     address = pointer.value_() if strip_typedefs(pointer.type_).kind == "pointer" else pointer.address_
     return Object(target, type_, address - found[0])
+
+
+def read_field(rec, name, reader):
+    """rec.NAME = reader(), a function of no arguments; when it meets MissingDebugInfo (a
+    member, type or variable this QEMU version does not have), rec.NAME = None and NAME is
+    appended to rec.absent. Other TargetErrors propagate."""
+    try:
+        value = reader()
+    except MissingDebugInfo:
+        value = None
+        rec.absent.append(name)
+    setattr(rec, name, value)
+
+
+def read_fields(rec, obj, **fields):
+    """Fill the record `rec` field by field with read_field, so that a field this QEMU
+    lacks is marked absent and the others are still read. A field's reader is a member
+    path of the Object `obj` ("pfd.fd", read with value_()) or a function of no arguments.
+    Any other TargetError (unreadable memory, a corrupt list) ends the record: rec.error says
+    why and the fields not read yet keep their defaults. Returns whether it was read
+    without error."""
+    for name, reader in fields.items():
+        if isinstance(reader, str):
+            reader = functools.partial(_member_value, obj, reader)
+        try:
+            read_field(rec, name, reader)
+        except TargetError as e:
+            rec.error = str(e)
+            return False
+    return True
+
+
+def _member_value(obj, path):
+    for name in path.split("."):
+        obj = obj.member_(name)
+    return obj.value_()
+
+
+def co_tls(name):
+    """The names QEMU's per-thread variable NAME has had: co_tls_NAME since QEMU 7.0
+    (QEMU_DEFINE_STATIC_CO_TLS), a plain __thread NAME before; for first_variable."""
+    return (f"co_tls_{name}", name)
+
+
+def first_variable(target, names, files=(None,)):
+    """(name, file) of the first of `names` the debug info has as a variable, trying every
+    name in each of `files` in turn (None: a global): how a variable QEMU renamed is found
+    (co_tls_bql_locked, co_tls_iothread_locked, iothread_locked). A per-thread variable that
+    needs a thread to be read counts as found. MissingDebugInfo when none is there."""
+    for file in files:
+        for name in names:
+            try:
+                target.variable_address(name, file=file)
+                return name, file
+            except MissingDebugInfo:
+                continue
+            except TargetError:
+                return name, file
+    raise MissingDebugInfo(f"no variable {' / '.join(names)} in the debug info")

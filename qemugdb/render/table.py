@@ -12,6 +12,53 @@ def visible(text):
     return CONTROL.sub(lambda m: f"\\x{ord(m.group()) & 0xff:02x}", text)
 
 
+class NotApplicable:
+    """What text shows for a field this QEMU version does not have: n/a, in any format
+    (f"{NA:#x}" too); false, so it marks nothing."""
+
+    def __str__(self):
+        return "n/a"
+
+    def __format__(self, spec):
+        return "n/a"
+
+    def __bool__(self):
+        return False
+
+
+NA = NotApplicable()
+
+
+class Shown:
+    """A record as text renderers read it: the fields in its `absent` list read as NA, the
+    others as they are (walkers leave an absent field None, which JSON shows as null)."""
+
+    __slots__ = ("_rec",)
+
+    def __init__(self, rec):
+        self._rec = rec
+
+    def __getattr__(self, name):
+        return NA if name in self._rec.absent else getattr(self._rec, name)
+
+
+def blank(value, text="-"):
+    """What text shows in place of a false value: n/a when it is absent (NA), else `text`;
+    for `value or blank(value)`."""
+    return NA if value is NA else text
+
+
+def absent_notes(*groups):
+    """The footnotes saying what n/a means, one per (QEMU type, records) group in which a
+    record lacks a field: "n/a: this QEMU's QEMUBH has no name"."""
+    notes = []
+    for what, records in groups:
+        names = sorted({name for r in records for name in r.absent})
+        if names:
+            notes.append(f"n/a: this QEMU's {what} has no {', '.join(names)}")
+    return notes
+
+
 def cell(value):
     """A value as table text: None -> "-", bool -> yes/no, list -> comma-joined."""
     if value is None:
