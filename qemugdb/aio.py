@@ -9,15 +9,17 @@ ctx->aio_handlers (QLIST via node); a handler also on node_deleted is being dele
 Timers: main_loop_tlg and each context's tlg, tl[] indexed by QEMUClockType, each
 QEMUTimerList's active_timers chained by QEMUTimer.next.
 
-Differences probed, not assumed: AioContext.external_disable_cnt exists before QEMU 8.2
-only (shown as n/a after); the AioHandler callbacks present vary (io_poll_ready since 7.0);
-BH flags are an anonymous enum, read from DWARF when the backend can look enumerators up.
+Differences probed, not assumed: every member is read on its own (obj.read_fields), so one
+this QEMU lacks is marked absent (shown as n/a) and the rest of the record is still read,
+e.g. AioContext.external_disable_cnt, which exists before QEMU 8.2 only; the AioHandler
+callbacks present vary (io_poll_ready since 7.0); BH flags are an anonymous enum, read from
+DWARF when the backend can look enumerators up.
 """
 
 from dataclasses import dataclass, field
 
 from . import enums
-from .obj import Object, strip_typedefs
+from .obj import Object, co_tls, first_variable, read_fields, strip_typedefs
 from .queue import LIMIT, qlist_foreach, qsimpleq_foreach, qslist_foreach
 from .target import CorruptError, MissingDebugInfo, TargetError
 
@@ -41,10 +43,8 @@ def symbol(target, pc):
 
 def _tls_variable(target, name, file, thread):
     """A QEMU_DEFINE_STATIC_CO_TLS variable (co_tls_NAME) or a plain __thread NAME."""
-    try:
-        return target.variable(f"co_tls_{name}", file=file, thread=thread)
-    except TargetError:
-        return target.variable(name, file=file, thread=thread)
+    name, file = first_variable(target, co_tls(name), (file,))
+    return target.variable(name, file=file, thread=thread)
 
 
 @dataclass
@@ -62,8 +62,8 @@ class ContextRecord:
     handlers_deleted: int | None = None
     timers: int | None = None
     scheduled_coroutines: int | None = None
-    absent: list = field(default_factory=list)   # counters this QEMU version does not have
     error: str | None = None
+    absent: list = field(default_factory=list)   # fields this QEMU version does not have
 
 
 @dataclass
@@ -78,6 +78,7 @@ class BH:
     flag_names: list = field(default_factory=list)
     slice: int | None = None          # index in bh_slice_list, None for bh_list
     error: str | None = None
+    absent: list = field(default_factory=list)
 
 
 @dataclass
@@ -90,6 +91,7 @@ class Handler:
     opaque: int | None = None
     deleted: bool | None = None
     error: str | None = None
+    absent: list = field(default_factory=list)
 
 
 @dataclass
@@ -105,6 +107,7 @@ class Timer:
     opaque: int | None = None
     attributes: int | None = None
     error: str | None = None
+    absent: list = field(default_factory=list)
 
 
 @dataclass
@@ -195,30 +198,24 @@ def _count(iterator):
 def contexts(target, threads=None):
     """ContextRecords with counters."""
     ctx_type = target.lookup_type("AioContext")
+    pending = _pending_bit(target)
     out = []
     for address, names, runners in known_contexts(target, threads):
         rec = ContextRecord(address=address, names=names, threads=runners)
         ctx = Object(target, ctx_type, address)
-        try:
-            rec.notify_me = ctx.notify_me.value_()
-            rec.notified = bool(ctx.notified.value_())
-            rec.poll_disable_cnt = ctx.poll_disable_cnt.value_()
-            try:
-                rec.external_disable_cnt = ctx.external_disable_cnt.value_()
-            except MissingDebugInfo:
-                rec.absent.append("external_disable_cnt")  # removed in QEMU 8.2
-            bhs = list(_bh_objects(ctx))
-            rec.bhs = len(bhs)
-            pending = _pending_bit(target)
-            rec.bhs_pending = sum(1 for _, bh in bhs if bh.flags.value_() & pending)
-            handlers = list(qlist_foreach(ctx.aio_handlers, "node"))
-            rec.handlers = len(handlers)
-            rec.handlers_deleted = sum(1 for h in handlers if _deleted(h))
-            rec.timers = sum(_count(_timer_chain(tl)) for _, tl in _timer_lists(ctx.tlg))
-            rec.scheduled_coroutines = _count(
-                qslist_foreach(ctx.scheduled_coroutines, "co_scheduled_next"))
-        except TargetError as e:
-            rec.error = str(e)
+        read_fields(
+            rec, ctx, notify_me="notify_me", notified=lambda: bool(ctx.notified.value_()),
+            poll_disable_cnt="poll_disable_cnt",
+            external_disable_cnt="external_disable_cnt",   # removed in QEMU 8.2
+            bhs=lambda: _count(_bh_objects(ctx)),
+            bhs_pending=lambda: sum(1 for _, bh in _bh_objects(ctx)
+                                    if bh.flags.value_() & pending),
+            handlers=lambda: _count(qlist_foreach(ctx.aio_handlers, "node")),
+            handlers_deleted=lambda: sum(1 for h in qlist_foreach(ctx.aio_handlers, "node")
+                                         if _deleted(h)),
+            timers=lambda: sum(_count(_timer_chain(tl)) for _, tl in _timer_lists(ctx.tlg)),
+            scheduled_coroutines=lambda: _count(
+                qslist_foreach(ctx.scheduled_coroutines, "co_scheduled_next")))
         out.append(rec)
     return out
 
@@ -278,15 +275,10 @@ def bhs(target, spec=None):
             for index, bh in _bh_objects(ctx):
                 rec = BH(ctx=address, address=bh.address_, slice=index)
                 out.items.append(rec)
-                try:
-                    rec.name = bh.name.string_() if bh.name.value_() else None
-                    rec.cb = bh.cb.value_()
-                    rec.cb_symbol = symbol(target, rec.cb)
-                    rec.opaque = bh.opaque.value_()
-                    rec.flags = bh.flags.value_()
-                    rec.flag_names = flags.decode(rec.flags, "BH_")
-                except TargetError as e:
-                    rec.error = str(e)
+                read_fields(rec, bh, name=lambda: bh.name.string_() if bh.name.value_() else None,
+                            cb="cb", cb_symbol=lambda: symbol(target, bh.cb.value_()),
+                            opaque="opaque", flags="flags",
+                            flag_names=lambda: flags.decode(bh.flags.value_(), "BH_"))
         except TargetError as e:
             out.errors.append(f"{label}: {e}")
     return out
@@ -302,6 +294,19 @@ def _deleted(handler):
     return bool(handler.node_deleted.le_prev.value_())
 
 
+def _callbacks(target, handler):
+    """{callback: symbol} of an AioHandler's set callbacks, among those this version has."""
+    out = {}
+    for name in HANDLER_CALLBACKS:
+        try:
+            cb = handler.member_(name).value_()
+        except MissingDebugInfo:
+            continue
+        if cb:
+            out[name] = symbol(target, cb)
+    return out
+
+
 def handlers(target, spec=None):
     """Listing of fd Handler records of the selected contexts."""
     ctx_type = target.lookup_type("AioContext")
@@ -312,20 +317,9 @@ def handlers(target, spec=None):
             for h in qlist_foreach(ctx.aio_handlers, "node"):
                 rec = Handler(ctx=address, address=h.address_)
                 out.items.append(rec)
-                try:
-                    rec.fd = h.pfd.fd.value_()
-                    rec.events = h.pfd.events.value_()
-                    for name in HANDLER_CALLBACKS:
-                        try:
-                            cb = h.member_(name).value_()
-                        except TargetError:
-                            continue  # a callback this version does not have
-                        if cb:
-                            rec.callbacks[name] = symbol(target, cb)
-                    rec.opaque = h.opaque.value_()
-                    rec.deleted = _deleted(h)
-                except TargetError as e:
-                    rec.error = str(e)
+                read_fields(rec, h, fd="pfd.fd", events="pfd.events",
+                            callbacks=lambda: _callbacks(target, h), opaque="opaque",
+                            deleted=lambda: _deleted(h))
         except TargetError as e:
             out.errors.append(f"{label}: {e}")
     return out
@@ -391,15 +385,9 @@ def timers(target, spec=None):
                     rec = Timer(group=group, clock=clock, timer_list=tl.address_,
                                 address=t.address_)
                     out.items.append(rec)
-                    try:
-                        rec.expire_time = t.expire_time.value_()
-                        rec.scale = t.scale.value_()
-                        rec.cb = t.cb.value_()
-                        rec.cb_symbol = symbol(target, rec.cb)
-                        rec.opaque = t.opaque.value_()
-                        rec.attributes = t.attributes.value_()
-                    except TargetError as e:
-                        rec.error = str(e)
+                    read_fields(rec, t, expire_time="expire_time", scale="scale", cb="cb",
+                                cb_symbol=lambda: symbol(target, t.cb.value_()),
+                                opaque="opaque", attributes="attributes")
             except TargetError as e:
                 out.errors.append(f"{group} {clock}: {e}")
     return out

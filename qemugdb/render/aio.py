@@ -1,6 +1,6 @@
 """Text for the event loop: AioContexts, BHs, fd handlers, timers."""
 
-from .table import errors_text, hexa, table
+from .table import Shown, absent_notes, errors_text, hexa, table
 
 
 def _threads(threads):
@@ -11,26 +11,23 @@ def render_contexts_text(records, args=None):
     if not records:
         return "(no AioContexts found)"
     rows = []
-    absent = set()
-    for r in records:
-        absent.update(r.absent)
-        ext = "n/a" if "external_disable_cnt" in r.absent else r.external_disable_cnt
+    for r in map(Shown, records):
         rows.append([hexa(r.address), ", ".join(r.names) or "-", _threads(r.threads),
-                     r.notify_me, r.notified, r.poll_disable_cnt, ext,
+                     r.notify_me, r.notified, r.poll_disable_cnt, r.external_disable_cnt,
                      r.bhs, r.bhs_pending, r.handlers, r.timers, r.scheduled_coroutines,
                      f"<{r.error}>" if r.error else ""])
     text = table(["AIOCONTEXT", "NAME", "THREAD", "NOTIFY_ME", "NOTIFIED", "POLL-OFF",
                   "EXT-OFF", "BHS", "PENDING", "HANDLERS", "TIMERS", "SCHEDULED", ""], rows,
                  right=("NOTIFY_ME", "POLL-OFF", "EXT-OFF", "BHS", "PENDING", "HANDLERS",
                         "TIMERS", "SCHEDULED"))
-    notes = [f"n/a: this QEMU's AioContext has no {name}" for name in sorted(absent)]
-    return "\n".join([text] + notes)
+    return "\n".join([text] + absent_notes(("AioContext", records)))
 
 
-def _tail(listing, text):
+def _tail(listing, text, what):
     parts = [text]
     if listing.errors:
         parts.append(errors_text(listing.errors))
+    parts += absent_notes((what, listing.items))
     parts += [f"note: {n}" for n in listing.notes]
     return "\n".join(parts)
 
@@ -38,27 +35,28 @@ def _tail(listing, text):
 def render_bhs_text(listing, args=None):
     rows = [[hexa(b.ctx), "bh_list" if b.slice is None else f"slice {b.slice}",
              hexa(b.address), b.name, b.cb_symbol or hexa(b.cb), hexa(b.opaque),
-             b.flag_names, f"<{b.error}>" if b.error else ""] for b in listing.items]
+             b.flag_names, f"<{b.error}>" if b.error else ""]
+            for b in map(Shown, listing.items)]
     text = table(["AIOCONTEXT", "LIST", "BH", "NAME", "CALLBACK", "OPAQUE", "FLAGS", ""],
                  rows) if rows else "(no enqueued BHs)"
-    return _tail(listing, text)
+    return _tail(listing, text, "QEMUBH")
 
 
 def render_handlers_text(listing, args=None):
     rows = []
-    for h in listing.items:
+    for h in map(Shown, listing.items):
         rows.append([hexa(h.ctx), h.fd, h.callbacks.get("io_read"), h.callbacks.get("io_write"),
                      h.callbacks.get("io_poll"), hexa(h.opaque),
                      "deleted" if h.deleted else "", f"<{h.error}>" if h.error else ""])
     text = table(["AIOCONTEXT", "FD", "IO_READ", "IO_WRITE", "IO_POLL", "OPAQUE", "", ""],
                  rows, right=("FD",)) if rows else "(no fd handlers)"
-    return _tail(listing, text)
+    return _tail(listing, text, "AioHandler")
 
 
 def render_timers_text(listing, args=None):
     rows = [[t.group, t.clock, hexa(t.address), t.expire_time, t.scale,
              t.cb_symbol or hexa(t.cb), hexa(t.opaque), f"<{t.error}>" if t.error else ""]
-            for t in listing.items]
+            for t in map(Shown, listing.items)]
     text = table(["GROUP", "CLOCK", "TIMER", "EXPIRE", "SCALE", "CALLBACK", "OPAQUE", ""],
                  rows, right=("EXPIRE", "SCALE")) if rows else "(no active timers)"
-    return _tail(listing, text)
+    return _tail(listing, text, "QEMUTimer")
