@@ -4,7 +4,8 @@ Follows block.c (all_bdrv_states via bs_list, graph_bdrv_states via node_list, b
 via next), block-backend.c (block_backends via link) and blockjob.c (block jobs' `nodes`
 GSList of BdrvChild). An edge's parent is a BDS (klass == &child_of_bds), a BlockBackend
 (&child_root) or a block job (&child_job). Permissions and roles are decoded by name from
-DWARF; QMP's permission spelling comes from BlockPermission_lookup in memory.
+DWARF; QMP's permission spelling comes from BlockPermission_lookup in memory. Records are
+read member by member (obj.read_fields): a member this QEMU lacks is marked absent.
 """
 
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 from . import enums
 from .glib import gslist_data
 from .job import block_jobs
-from .obj import Object, strip_typedefs
+from .obj import Object, read_field, read_fields, strip_typedefs
 from .qom import canonical_path
 from .queue import qlist_foreach, qtailq_foreach
 from .target import MissingDebugInfo, TargetError
@@ -105,6 +106,7 @@ class Child:
     shared_perm: list = field(default_factory=list)
     frozen: bool | None = None
     error: str | None = None
+    absent: list = field(default_factory=list)   # fields this QEMU version does not have
 
 
 @dataclass
@@ -126,6 +128,7 @@ class Node:
     in_graph: bool = True       # on graph_bdrv_states (what QMP lists)
     children: list = field(default_factory=list)   # Child records
     error: str | None = None
+    absent: list = field(default_factory=list)
 
 
 @dataclass
@@ -144,6 +147,7 @@ class Backend:
     quiesce_counter: int | None = None
     child: Child | None = None
     error: str | None = None
+    absent: list = field(default_factory=list)
 
 
 @dataclass
@@ -155,6 +159,7 @@ class GraphJob:
     aio_context: int | None = None
     children: list = field(default_factory=list)
     error: str | None = None
+    absent: list = field(default_factory=list)
 
 
 @dataclass
@@ -180,6 +185,7 @@ class TrackedRequest:
     suspended_in: object = None     # Location where its coroutine waits (_add_coroutines)
     co_error: str | None = None
     error: str | None = None
+    absent: list = field(default_factory=list)
 
 
 @dataclass
@@ -190,6 +196,7 @@ class NodeDetail:
     parents: list          # Child records whose child is this node
     requests: list         # TrackedRequest
     request_error: str | None = None
+    absent: list = field(default_factory=list)   # of backing, file, parents
 
 
 # ---------------------------------------------------------------- walkers
@@ -209,10 +216,6 @@ def block_backends(target):
     return qtailq_foreach(target.variable("block_backends", file="block-backend.c"), "link")
 
 
-def _error(e):
-    return f"{type(e).__name__}: {e}" if not isinstance(e, TargetError) else str(e)
-
-
 def _string(obj):
     """A char * or char[] member as str, None for NULL."""
     if strip_typedefs(obj.type_).kind == "pointer" and not obj.value_():
@@ -223,84 +226,85 @@ def _string(obj):
 def child_record(layout, child):
     """A Child record for a BdrvChild Object."""
     rec = Child(address=child.address_)
-    try:
-        rec.name = _string(child.name)
-        rec.child = child.bs.value_() or None
-        klass = child.klass.value_()
-        rec.parent_type = layout.child_classes.get(klass)
-        rec.parent = child.opaque.value_()
-        rec.role = layout.roles.decode(child.role.value_(), "BDRV_CHILD_")
-        rec.perm = layout.perm_names(child.perm.value_())
-        rec.shared_perm = layout.perm_names(child.shared_perm.value_())
-        rec.frozen = bool(child.frozen.value_())
-    except TargetError as e:
-        rec.error = _error(e)
+    read_fields(rec, child, name=lambda: _string(child.name),
+                child=lambda: child.bs.value_() or None,
+                parent_type=lambda: layout.child_classes.get(child.klass.value_()),
+                parent="opaque",
+                role=lambda: layout.roles.decode(child.role.value_(), "BDRV_CHILD_"),
+                perm=lambda: layout.perm_names(child.perm.value_()),
+                shared_perm=lambda: layout.perm_names(child.shared_perm.value_()),
+                frozen=lambda: bool(child.frozen.value_()))
     return rec
 
 
 def node_record(layout, bs, in_graph=True):
     """A Node record for a BlockDriverState Object, children included."""
     rec = Node(address=bs.address_, in_graph=in_graph)
-    try:
-        rec.node_name = bs.node_name.string_()
-        drv = bs.drv.value_()
-        rec.driver = bs.drv.deref_().format_name.string_() if drv else None
-        rec.filename = bs.filename.string_()
-        rec.aio_context = bs.aio_context.value_()
-        rec.refcnt = bs.refcnt.value_()
-        rec.open_flags = bs.open_flags.value_()
-        rec.open_flag_names = layout.open_flags.decode(rec.open_flags)
-        rec.read_only = not rec.open_flags & BDRV_O_RDWR
-        rec.in_flight = bs.in_flight.value_()
-        rec.quiesce_counter = bs.quiesce_counter.value_()
-        rec.implicit = bool(bs.implicit.value_())
-        rec.tracked_requests = sum(1 for _ in qlist_foreach(bs.tracked_requests, "list"))
+    read_fields(rec, bs, node_name=lambda: bs.node_name.string_(),
+                driver=lambda: (bs.drv.deref_().format_name.string_() if bs.drv.value_()
+                                else None),
+                filename=lambda: bs.filename.string_(), aio_context="aio_context",
+                refcnt="refcnt", open_flags="open_flags",
+                open_flag_names=lambda: layout.open_flags.decode(bs.open_flags.value_()),
+                read_only=lambda: not bs.open_flags.value_() & BDRV_O_RDWR,
+                in_flight="in_flight", quiesce_counter="quiesce_counter",
+                implicit=lambda: bool(bs.implicit.value_()),
+                tracked_requests=lambda: sum(1 for _ in qlist_foreach(bs.tracked_requests,
+                                                                      "list")))
+    try:   # the children before a broken link are kept
+        read_field(rec, "children", lambda: _child_records(
+            layout, qlist_foreach(bs.children, "next"), rec.children))
     except TargetError as e:
-        rec.error = _error(e)
-    try:
-        for child in qlist_foreach(bs.children, "next"):
-            rec.children.append(child_record(layout, child))
-    except TargetError as e:
-        rec.error = rec.error or f"children: {_error(e)}"
+        rec.error = rec.error or f"children: {e}"
     return rec
+
+
+def _child_records(layout, children, out):
+    """Child records of the BdrvChild Objects `children` appended to `out` as they are read
+    (those before a broken link are kept); `out`."""
+    for child in children:
+        out.append(child_record(layout, child))
+    return out
 
 
 def backend_record(layout, blk):
     rec = Backend(address=blk.address_)
-    try:
-        rec.name = _string(blk.name) or ""
-        dev = blk.dev.value_()
-        if dev:  # blk_get_attached_dev_id(): the device's id, else its QOM path
-            rec.device = _string(blk.dev.deref_().id) or canonical_path(
-                Object(blk.target_, blk.target_.lookup_type("Object"), dev)) or ""
-        rec.aio_context = blk.ctx.value_()
-        rec.refcnt = blk.refcnt.value_()
-        rec.perm = layout.perm_names(blk.perm.value_())
-        rec.shared_perm = layout.perm_names(blk.shared_perm.value_())
-        rec.in_flight = blk.in_flight.value_()
-        rec.quiesce_counter = blk.quiesce_counter.value_()
-        rec.root = blk.root.value_() or None
-        if rec.root:
-            rec.child = child_record(layout, blk.root.deref_())
-            rec.root_node = rec.child.child
-    except TargetError as e:
-        rec.error = _error(e)
+    read_fields(rec, blk, name=lambda: _string(blk.name) or "",
+                device=lambda: _device(blk), aio_context="ctx", refcnt="refcnt",
+                perm=lambda: layout.perm_names(blk.perm.value_()),
+                shared_perm=lambda: layout.perm_names(blk.shared_perm.value_()),
+                in_flight="in_flight", quiesce_counter="quiesce_counter",
+                root=lambda: blk.root.value_() or None,
+                child=lambda: (child_record(layout, blk.root.deref_()) if blk.root.value_()
+                               else None),
+                root_node=lambda: blk.root.value_() and blk.root.deref_().bs.value_() or None)
     return rec
+
+
+def _device(blk):
+    """blk_get_attached_dev_id(): the attached device's id, else its QOM path; None when
+    no device is attached."""
+    dev = blk.dev.value_()
+    if not dev:
+        return None
+    return _string(blk.dev.deref_().id) or canonical_path(
+        Object(blk.target_, blk.target_.lookup_type("Object"), dev)) or ""
 
 
 def graph_job_record(layout, job):
     """A GraphJob for a BlockJob Object (its BdrvChildren from the `nodes` GSList)."""
     rec = GraphJob(address=job.address_)
-    try:
-        rec.id = _string(job.job.id)
-        rec.aio_context = job.job.aio_context.value_()
-        rec.type = enums.enum_name(job.job.driver.deref_().job_type).removeprefix("JOB_TYPE_").lower()
-        child_type = job.target_.lookup_type("BdrvChild")
-        for data in gslist_data(job.nodes):
-            rec.children.append(child_record(layout, Object(job.target_, child_type, data)))
-    except TargetError as e:
-        rec.error = _error(e)
+    read_fields(rec, job, id=lambda: _string(job.job.id), aio_context="job.aio_context",
+                type=lambda: enums.enum_name(job.job.driver.deref_().job_type)
+                .removeprefix("JOB_TYPE_").lower(),
+                children=lambda: _child_records(layout, _job_edges(job), rec.children))
     return rec
+
+
+def _job_edges(job):
+    """The BdrvChild Objects of a BlockJob's `nodes` GSList."""
+    child_type = job.target_.lookup_type("BdrvChild")
+    return (Object(job.target_, child_type, data) for data in gslist_data(job.nodes))
 
 
 def block_graph(target, layout=None):
@@ -316,25 +320,25 @@ def block_graph(target, layout=None):
         for blk in block_backends(target):
             graph.backends.append(backend_record(layout, blk))
     except TargetError as e:
-        graph.errors.append(f"block_backends: {_error(e)}")
+        graph.errors.append(f"block_backends: {e}")
     try:
         for job in block_jobs(target):
             graph.jobs.append(graph_job_record(layout, job))
     except TargetError as e:
-        graph.errors.append(f"jobs: {_error(e)}")
+        graph.errors.append(f"jobs: {e}")
     seen = set()
     try:
         for bs in graph_bdrv_states(target):
             seen.add(bs.address_)
             graph.nodes.append(node_record(layout, bs))
     except TargetError as e:
-        graph.errors.append(f"graph_bdrv_states: {_error(e)}")
+        graph.errors.append(f"graph_bdrv_states: {e}")
     try:
         for bs in all_bdrv_states(target):
             if bs.address_ not in seen:
                 graph.nodes.append(node_record(layout, bs, in_graph=False))
     except TargetError as e:
-        graph.errors.append(f"all_bdrv_states: {_error(e)}")
+        graph.errors.append(f"all_bdrv_states: {e}")
     from .aio import known_contexts
     for address, names, _ in known_contexts(target):
         graph.aio_contexts[address] = names[0] if names else f"{address:#x}"
@@ -361,15 +365,11 @@ def tracked_requests(bs):
     """TrackedRequest records of a BlockDriverState Object (list `tracked_requests`)."""
     for req in qlist_foreach(bs.tracked_requests, "list"):
         rec = TrackedRequest(address=req.address_)
-        try:
-            rec.offset = req.offset.value_()
-            rec.bytes = req.bytes.value_()
-            rec.type = enums.enum_name(req.type).removeprefix("BDRV_TRACKED_").lower()
-            rec.serialising = bool(req.serialising.value_())
-            rec.co = req.co.value_() or None
-            rec.waiting_for = req.waiting_for.value_() or None
-        except TargetError as e:
-            rec.error = _error(e)
+        read_fields(rec, req, offset="offset", bytes="bytes",
+                    type=lambda: enums.enum_name(req.type).removeprefix("BDRV_TRACKED_").lower(),
+                    serialising=lambda: bool(req.serialising.value_()),
+                    co=lambda: req.co.value_() or None,
+                    waiting_for=lambda: req.waiting_for.value_() or None)
         yield rec
 
 
@@ -380,17 +380,17 @@ def node_detail(target, spec):
     node = node_record(layout, bs)
     detail = NodeDetail(node, None, None, [], [])
     try:
-        detail.backing = bs.backing.value_() or None
-        detail.file = bs.file.value_() or None
-        for child in qlist_foreach(bs.parents, "next_parent"):
-            detail.parents.append(child_record(layout, child))
+        read_field(detail, "backing", lambda: bs.backing.value_() or None)
+        read_field(detail, "file", lambda: bs.file.value_() or None)
+        read_field(detail, "parents", lambda: _child_records(
+            layout, qlist_foreach(bs.parents, "next_parent"), detail.parents))
     except TargetError as e:
-        node.error = node.error or _error(e)
+        node.error = node.error or str(e)
     try:   # the requests before a broken link are kept
         for request in tracked_requests(bs):
             detail.requests.append(request)
     except TargetError as e:
-        detail.request_error = _error(e)
+        detail.request_error = str(e)
     _add_coroutines(target, detail.requests)
     return detail
 

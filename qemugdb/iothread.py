@@ -2,9 +2,9 @@
 (-object iothread) and of the internal root (iothread_create(), e.g. mon_iothread).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from .obj import Object
+from .obj import Object, read_fields
 from .qom import children, qom_root, resolve, type_name
 from .target import TargetError
 
@@ -20,6 +20,7 @@ class IOThreadRecord:
     running: bool | None = None
     stopping: bool | None = None
     error: str | None = None
+    absent: list = field(default_factory=list)   # fields this QEMU version does not have
 
 
 def _internal_root(target):
@@ -55,14 +56,9 @@ def iothreads(target, threads=None):
     out = []
     for name, it, internal in iothread_objects(target):
         rec = IOThreadRecord(address=it.address_, id=name, internal=internal)
-        try:
-            rec.aio_context = it.ctx.value_()
-            rec.thread_id = it.thread_id.value_()
-            rec.thread = by_tid.get(rec.thread_id)
-            rec.pthread = it.thread.thread.value_()
-            rec.running = bool(it.running.value_())
-            rec.stopping = bool(it.stopping.value_())
-        except TargetError as e:
-            rec.error = str(e)
+        read_fields(rec, it, aio_context="ctx", thread_id="thread_id",
+                    thread=lambda: by_tid.get(it.thread_id.value_()), pthread="thread.thread",
+                    running=lambda: bool(it.running.value_()),
+                    stopping=lambda: bool(it.stopping.value_()))
         out.append(rec)
     return out

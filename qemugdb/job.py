@@ -7,7 +7,7 @@ is Job.progress (ProgressMeter current/total, QMP's offset/len); speed is BlockJ
 from dataclasses import dataclass, field
 
 from . import enums
-from .obj import container_of
+from .obj import container_of, read_fields
 from .queue import qlist_foreach
 from .target import TargetError
 
@@ -50,6 +50,7 @@ class JobRecord:
     frames: list = field(default_factory=list)
     co_error: str | None = None
     error: str | None = None
+    absent: list = field(default_factory=list)   # fields this QEMU version does not have
 
 
 @dataclass
@@ -65,29 +66,27 @@ def jobs(target):
     statuses = enums.qapi_names(target, "enum JobStatus", "JobStatus_lookup")
     out = JobList([])
     try:
-        block_job = target.lookup_type("BlockJob")
         for job in all_jobs(target):
             rec = JobRecord(address=job.address_)
             out.jobs.append(rec)
-            try:
-                rec.id = job.id.string_() if job.id.value_() else None
-                jtype = job.driver.deref_().job_type
-                rec.type = types.get(jtype.value_(), enums.enum_name(jtype))
-                rec.status = statuses.get(job.status.value_(), enums.enum_name(job.status))
-                rec.current = job.progress.current.value_()
-                rec.total = job.progress.total.value_()
-                rec.busy = bool(job.busy.value_())
-                rec.paused = job.pause_count.value_() > 0
-                rec.aio_context = job.aio_context.value_()
-                rec.co = job.co.value_() or None
-                rec.block_job = jtype.enum_name_() in BLOCK_JOB_TYPES
-                if rec.block_job:
-                    rec.speed = container_of(job, block_job, "job").speed.value_()
-            except TargetError as e:
-                rec.error = str(e)
+            read_fields(
+                rec, job, id=lambda: job.id.string_() if job.id.value_() else None,
+                type=lambda: _spelled(types, job.driver.deref_().job_type),
+                status=lambda: _spelled(statuses, job.status),
+                current="progress.current", total="progress.total",
+                busy=lambda: bool(job.busy.value_()),
+                paused=lambda: job.pause_count.value_() > 0, aio_context="aio_context",
+                co=lambda: job.co.value_() or None, block_job=lambda: is_block_job(job),
+                speed=lambda: (container_of(job, "BlockJob", "job").speed.value_()
+                               if is_block_job(job) else None))
     except TargetError as e:
         out.error = str(e)
     return out
+
+
+def _spelled(names, enum):
+    """An enum Object as QMP spells it (`names` from enums.qapi_names), else its name."""
+    return names.get(enum.value_(), enums.enum_name(enum))
 
 
 def add_coroutines(target, result, frames=False):

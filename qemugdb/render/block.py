@@ -9,7 +9,8 @@ Permissions use QMP's spelling (BlockPermission); roles are BDRV_CHILD_* lower-c
 
 import json
 
-from .table import errors_text, hexa, section, table, visible
+from .table import (NA, Shown, absent_notes, blank, errors_text, hexa, section, table,
+                    visible)
 
 NODE_SHAPES = {"block-backend": "house", "block-job": "parallelogram", "block-driver": "box"}
 
@@ -37,10 +38,10 @@ def _edges(graph):
         if blk.child is not None:
             yield blk.address, "block-backend", blk.child
     for job in graph.jobs:
-        for c in job.children:
+        for c in job.children or ():
             yield job.address, "block-job", c
     for bs in graph.nodes:
-        for c in bs.children:
+        for c in bs.children or ():
             yield bs.address, "block-driver", c
 
 
@@ -55,11 +56,11 @@ def graph_plain(graph):
                       "aio_context": _a(blk.aio_context), "refcnt": blk.refcnt,
                       "perm": blk.perm, "shared_perm": blk.shared_perm,
                       "in_flight": blk.in_flight, "quiesce_counter": blk.quiesce_counter,
-                      "error": blk.error})
+                      "error": blk.error, "absent": blk.absent})
     for job in graph.jobs:
         nodes.append({"id": _a(job.address), "type": "block-job", "name": job.id,
                       "job_type": job.type, "aio_context": _a(job.aio_context),
-                      "error": job.error})
+                      "error": job.error, "absent": job.absent})
     for bs in graph.nodes:
         nodes.append({"id": _a(bs.address), "type": "block-driver", "name": bs.node_name,
                       "driver": bs.driver, "filename": bs.filename,
@@ -68,10 +69,10 @@ def graph_plain(graph):
                       "in_flight": bs.in_flight, "quiesce_counter": bs.quiesce_counter,
                       "tracked_requests": bs.tracked_requests, "implicit": bs.implicit,
                       "in_graph": bs.in_graph,
-                      "error": bs.error})
+                      "error": bs.error, "absent": bs.absent})
     edges = [{"id": _a(c.address), "parent": _a(parent), "child": _a(c.child),
               "name": c.name, "role": c.role, "perm": c.perm, "shared_perm": c.shared_perm,
-              "frozen": c.frozen, "error": c.error}
+              "frozen": c.frozen, "error": c.error, "absent": c.absent}
              for parent, _, c in _edges(graph)]
     return {"nodes": nodes, "edges": edges,
             "aio_contexts": [{"id": _a(a), "name": n} for a, n in ctx.items()],
@@ -95,20 +96,21 @@ def render_graph_text(graph, args=None):
     names = parent_names(graph)
     out = [f"Block graph: {len(graph.nodes)} nodes, {len(graph.backends)} backends, "
            f"{len(graph.jobs)} block jobs"]
-    rows = [[blk.name or "-", blk.device, names.get(blk.root_node, hexa(blk.root_node)),
-             _ctx(graph, blk.aio_context), blk.perm, blk.shared_perm, blk.in_flight,
-             blk.quiesce_counter, hexa(blk.address) + (f" <{blk.error}>" if blk.error else "")]
-            for blk in graph.backends]
+    rows = [[blk.name or blank(blk.name), blk.device,
+             names.get(blk.root_node, hexa(blk.root_node)), _ctx(graph, blk.aio_context),
+             blk.perm, blk.shared_perm, blk.in_flight, blk.quiesce_counter,
+             hexa(blk.address) + (f" <{blk.error}>" if blk.error else "")]
+            for blk in map(Shown, graph.backends)]
     out.append(section("BlockBackends:", rows and table(
         ["NAME", "DEVICE", "ROOT", "AIOCONTEXT", "PERM", "SHARED", "IN-FLIGHT", "QUIESCE",
          "ADDRESS"], rows, "  ", right=("IN-FLIGHT", "QUIESCE"))))
-    rows = [[job.id, job.type, len(job.children),
+    rows = [[job.id, job.type, NA if job.children is NA else len(job.children),
              hexa(job.address) + (f" <{job.error}>" if job.error else "")]
-            for job in graph.jobs]
+            for job in map(Shown, graph.jobs)]
     out.append(section("Block jobs:", rows and table(
         ["ID", "TYPE", "EDGES", "ADDRESS"], rows, "  ")))
     rows = []
-    for bs in graph.nodes:
+    for bs in map(Shown, graph.nodes):
         mark = []
         if bs.in_flight:
             mark.append("in flight")
@@ -129,50 +131,62 @@ def render_graph_text(graph, args=None):
         right=("REF", "IN-FLIGHT", "QUIESCE", "REQS"))))
     rows = [[names.get(parent, hexa(parent)), c.name, names.get(c.child, hexa(c.child)),
              c.role, c.perm, c.shared_perm, (f"<{c.error}>" if c.error else "")]
-            for parent, _, c in _edges(graph)]
+            for parent, c in ((parent, Shown(c)) for parent, _, c in _edges(graph))]
     out.append(section("Edges (parent -> child):", rows and table(
         ["PARENT", "CHILD-NAME", "CHILD", "ROLE", "PERM", "SHARED", ""], rows, "  ")))
     notes = []
     if graph.permission_source != "debug info":
         notes.append(f"permission bits from {graph.permission_source}")
     notes.append(f"open flags from {graph.open_flags_source}")
+    notes += absent_notes(("BlockBackend", graph.backends), ("BlockJob", graph.jobs),
+                    ("BlockDriverState", graph.nodes),
+                    ("BdrvChild", [c for _, _, c in _edges(graph)]))
     out.append("Notes: " + "; ".join(notes))
     if graph.errors:
         out.append(errors_text(graph.errors))
     return "\n\n".join(out)
 
 
+def _none(value):
+    """What an empty section says: n/a when its list is absent, else (none)."""
+    return str(NA) if value is NA else "(none)"
+
+
 def render_node_text(detail, args=None):
-    bs = detail.node
-    lines = [f"Node {bs.node_name if bs.node_name is not None else '?'} ({bs.address:#x})"]
+    bs, more = Shown(detail.node), Shown(detail)
+    lines = [f"Node {'?' if bs.node_name is None else bs.node_name} ({bs.address:#x})"]
     flags = hexa(bs.open_flags) + (f" {','.join(bs.open_flag_names)}" if bs.open_flag_names else "")
     fields = [("driver", bs.driver), ("filename", bs.filename),
               ("aio_context", hexa(bs.aio_context)), ("refcnt", bs.refcnt),
               ("open_flags", flags),
               ("read_only", bs.read_only), ("in_flight", bs.in_flight),
-              ("quiesce_counter", bs.quiesce_counter), ("backing", hexa(detail.backing)),
-              ("file", hexa(detail.file))]
+              ("quiesce_counter", bs.quiesce_counter), ("backing", hexa(more.backing)),
+              ("file", hexa(more.file))]
     lines += [f"  {k + ':':<17}{'-' if v is None else v}" for k, v in fields]
     if bs.error:
         lines.append(f"  <error: {bs.error}>")
-    rows = [[c.name, hexa(c.child), c.role, c.perm, c.shared_perm] for c in bs.children]
+    rows = [[c.name, hexa(c.child), c.role, c.perm, c.shared_perm]
+            for c in map(Shown, detail.node.children or ())]
     lines.append(section("Children:", rows and table(
-        ["NAME", "CHILD", "ROLE", "PERM", "SHARED"], rows, "  ")))
-    rows = [[c.parent_type or "?", hexa(c.parent), c.name, c.perm, c.shared_perm]
-            for c in detail.parents]
+        ["NAME", "CHILD", "ROLE", "PERM", "SHARED"], rows, "  "), _none(bs.children)))
+    rows = [[c.parent_type or blank(c.parent_type, "?"), hexa(c.parent), c.name, c.perm,
+             c.shared_perm] for c in map(Shown, detail.parents or ())]
     lines.append(section("Parents:", rows and table(
-        ["TYPE", "PARENT", "NAME", "PERM", "SHARED"], rows, "  ")))
+        ["TYPE", "PARENT", "NAME", "PERM", "SHARED"], rows, "  "), _none(more.parents)))
     from .coroutine import location_text
     rows = [[r.type, r.offset, r.bytes, r.serialising, hexa(r.co), hexa(r.waiting_for),
              hexa(r.address) + (f" <{r.error}>" if r.error else ""),
              location_text(r.suspended_in) if r.suspended_in else r.co_error]
-            for r in detail.requests]
+            for r in map(Shown, detail.requests)]
     body = rows and table(["TYPE", "OFFSET", "BYTES", "SERIALISING", "COROUTINE",
                            "WAITING-FOR", "REQUEST", "SUSPENDED IN"], rows, "  ",
                           right=("OFFSET", "BYTES"))
     if detail.request_error:
         body = (body + "\n" if body else "") + f"  <error: {detail.request_error}>"
     lines.append(section("Tracked requests:", body))
+    edges = (detail.node.children or []) + (detail.parents or [])
+    lines += absent_notes(("BlockDriverState", [detail.node, detail]), ("BdrvChild", edges),
+                    ("BdrvTrackedRequest", detail.requests))
     return "\n".join(lines)
 
 
@@ -180,14 +194,15 @@ def render_jobs_text(result, args=None):
     from .coroutine import frames_text, location_text
     if not result.jobs:
         return "(no jobs)" + (f"\n<error: {result.error}>" if result.error else "")
+    jobs = list(map(Shown, result.jobs))
     rows = [[j.id, j.type, j.status, j.current, j.total, j.speed, j.busy, j.paused,
              hexa(j.aio_context), hexa(j.co),
              hexa(j.address) + (f" <{j.error}>" if j.error else "")]
-            for j in result.jobs]
+            for j in jobs]
     text = table(["ID", "TYPE", "STATUS", "CURRENT", "TOTAL", "SPEED", "BUSY", "PAUSED",
                   "AIOCONTEXT", "COROUTINE", "JOB"], rows,
                  right=("CURRENT", "TOTAL", "SPEED"))
-    for j in result.jobs:
+    for j in jobs:
         if j.suspended_in is not None:
             text += f"\n{j.id}: coroutine {hexa(j.co)} suspended in {location_text(j.suspended_in)}"
         if j.co_error:
@@ -196,7 +211,7 @@ def render_jobs_text(result, args=None):
             text += "\n" + frames_text(j.frames)
     if result.error:
         text += f"\n<error: {result.error}>"
-    return text
+    return "\n".join([text] + absent_notes(("Job", result.jobs)))
 
 
 def render_iothreads_text(records, args=None):
@@ -204,9 +219,11 @@ def render_iothreads_text(records, args=None):
         return "(no IOThreads)"
     rows = [[r.id, r.thread, r.thread_id, hexa(r.aio_context), r.running,
              "internal" if r.internal else "-",
-             hexa(r.address) + (f" <{r.error}>" if r.error else "")] for r in records]
-    return table(["ID", "THREAD", "LWP", "AIOCONTEXT", "RUNNING", "", "IOTHREAD"], rows,
+             hexa(r.address) + (f" <{r.error}>" if r.error else "")]
+            for r in map(Shown, records)]
+    text = table(["ID", "THREAD", "LWP", "AIOCONTEXT", "RUNNING", "", "IOTHREAD"], rows,
                  right=("THREAD", "LWP"))
+    return "\n".join([text] + absent_notes(("IOThread", records)))
 
 
 # ---------------------------------------------------------------- DOT
@@ -225,6 +242,8 @@ def _dot_id(address):
 
 
 def _short_perm(perms):
+    if perms is NA:
+        return str(NA)
     abbrev = {"consistent-read": "R", "write": "W", "write-unchanged": "U", "resize": "S"}
     return "".join(abbrev.get(p, f"[{p}]") for p in perms) or "-"
 
@@ -240,17 +259,20 @@ def render_graph_dot(graph, args=None):
     def add(ctx, line):
         members.setdefault(ctx, []).append(line)
 
-    for blk in graph.backends:
-        label = f"backend {blk.name}" if blk.name else "backend (anonymous)"
+    for raw in graph.backends:
+        blk = Shown(raw)
+        label = f"backend {blk.name}" if blk.name or blk.name is NA else "backend (anonymous)"
         if blk.device:
             label += f"\ndevice {blk.device}"
-        add(blk.aio_context, f"{_dot_id(blk.address)} [shape={NODE_SHAPES['block-backend']}, "
+        add(raw.aio_context, f"{_dot_id(blk.address)} [shape={NODE_SHAPES['block-backend']}, "
                              f"label={dot_string(label)}];")
-    for job in graph.jobs:
-        add(job.aio_context, f"{_dot_id(job.address)} [shape={NODE_SHAPES['block-job']}, "
+    for raw in graph.jobs:
+        job = Shown(raw)
+        add(raw.aio_context, f"{_dot_id(job.address)} [shape={NODE_SHAPES['block-job']}, "
                   f"label={dot_string(f'job {job.id}' + chr(10) + str(job.type))}];")
-    for bs in graph.nodes:
-        label = f"{bs.node_name}\n{bs.driver or '?'}"
+    for raw in graph.nodes:
+        bs = Shown(raw)
+        label = f"{bs.node_name}\n{bs.driver or blank(bs.driver, '?')}"
         if bs.filename and bs.driver in ("file", "host_device", "host_cdrom"):
             label += f"\n{bs.filename}"
         busy = []
@@ -269,7 +291,7 @@ def render_graph_dot(graph, args=None):
         style = f', style="{",".join(styles)}"{fill}' if styles else ""
         if bs.error:
             label += f"\n<{bs.error}>"
-        add(bs.aio_context, f"{_dot_id(bs.address)} [shape={NODE_SHAPES['block-driver']}, "
+        add(raw.aio_context, f"{_dot_id(bs.address)} [shape={NODE_SHAPES['block-driver']}, "
                             f"label={dot_string(label)}{style}];")
     for i, (ctx, node_lines) in enumerate(members.items()):
         if ctx is None:
@@ -284,6 +306,7 @@ def render_graph_dot(graph, args=None):
     for parent, _, c in _edges(graph):
         if c.child is None:
             continue
+        c = Shown(c)
         label = f"{c.name}\n{_short_perm(c.perm)} / {_short_perm(c.shared_perm)}"
         lines.append(f"  {_dot_id(parent)} -> {_dot_id(c.child)} [label={dot_string(label)}];")
     legend = ("Legend\nhouse: BlockBackend\nparallelogram: block job\nbox: block node\n"

@@ -24,8 +24,8 @@ def qmp_block_graph(graph):
         if child.error is not None or child.child is None:
             return
         edges.append({"parent": num(parent), "child": num(child.child), "name": child.name,
-                      "perm": list(reversed(child.perm)),
-                      "shared-perm": list(reversed(child.shared_perm))})
+                      "perm": list(reversed(child.perm or [])),
+                      "shared-perm": list(reversed(child.shared_perm or []))})
 
     for blk in graph.backends:
         nodes.append({"id": num(blk.address), "type": "block-backend",
