@@ -555,7 +555,7 @@ class DebugInfo:
             covered.add(cu)
             pos = end
         for unit in reader.units:
-            if unit.offset in covered or unit.unit_type not in (1, 3):
+            if unit.offset in covered or unit.unit_type != 1:  # DW_UT_partial: no code
                 continue
             reader.prepare(unit)
             for a, b in reader.die_ranges(unit, unit.root):
