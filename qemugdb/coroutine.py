@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from .aio import known_contexts
 from .block import all_bdrv_states, block_backends
 from .job import all_jobs
-from .obj import Object, strip_typedefs
+from .obj import Object, co_tls, first_variable, read_fields, strip_typedefs
 from .queue import qlist_foreach, qsimpleq_foreach, qslist_foreach, qtailq_foreach
 from .target import CorruptError, Location, MissingDebugInfo, TargetError
 
@@ -53,6 +53,7 @@ class CoroutineRecord:
     frames: list = field(default_factory=list)
     suspended_in: Location | None = None
     error: str | None = None
+    absent: list = field(default_factory=list)   # fields this QEMU version does not have
 
 
 def ucontext(target, address):
@@ -113,17 +114,11 @@ def _ucontext_variable(target, name):
     """(variable, file) of util/coroutine-ucontext.c's per-thread `name`: co_tls_NAME since
     QEMU 7.0 (QEMU_DEFINE_STATIC_CO_TLS), a plain NAME before, or a NAME in any file (a
     program copying that file's shape, like the fixtures' crash_segv.c)."""
-    for var, file in ((f"co_tls_{name}", "coroutine-ucontext.c"),
-                      (name, "coroutine-ucontext.c"), (name, None)):
-        try:
-            target.variable_address(var, file=file)
-            return var, file
-        except MissingDebugInfo:
-            continue
-        except TargetError:
-            return var, file  # it exists; as a TLS variable it needs a thread to be read
-    raise MissingDebugInfo(f"no per-thread coroutine variable {name!r} "
-                           "(util/coroutine-ucontext.c)")
+    try:
+        return first_variable(target, co_tls(name), ("coroutine-ucontext.c", None))
+    except MissingDebugInfo:
+        raise MissingDebugInfo(f"no per-thread coroutine variable {name!r} "
+                               "(util/coroutine-ucontext.c)") from None
 
 
 def callers(target, address, limit=CHAIN_LIMIT):
@@ -163,10 +158,9 @@ def describe(target, address, guard, thread_registers=None, unwind=True):
     rec = CoroutineRecord(address=int(address))
     try:
         co = Object(target, target.lookup_type("Coroutine"), rec.address)
-        entry = co.entry.value_()
-        rec.entry = target.symbolize(entry).function if entry else None
-        rec.entry_arg = co.entry_arg.value_()
-        rec.caller = co.caller.value_() or None
+        if not read_fields(rec, co, entry=lambda: _symbol_name(target, co.entry.value_()),
+                           entry_arg="entry_arg", caller=lambda: co.caller.value_() or None):
+            return rec
         rec.registers = saved_registers(target, rec.address, guard, thread_registers)
         facts = arch(target)
         rec.pc, rec.sp = rec.registers[facts.PC], rec.registers[facts.SP]
@@ -176,6 +170,11 @@ def describe(target, address, guard, thread_registers=None, unwind=True):
     except TargetError as e:
         rec.error = str(e)
     return rec
+
+
+def _symbol_name(target, pc):
+    """The function containing pc, None for NULL."""
+    return target.symbolize(pc).function if pc else None
 
 
 # Roots: each yields (Coroutine address, why it waits, state).
@@ -285,10 +284,14 @@ def _scheduled_roots(target, threads):
 def _pools(target, threads, shared, per_thread):
     """[(label, pool list head)]: the shared pool variable, then each thread's TLS one."""
     pools = [(shared.replace("_", " "), target.variable(shared, file="qemu-coroutine.c"))]
+    try:
+        name, file = first_variable(target, co_tls(per_thread), ("qemu-coroutine.c",))
+    except MissingDebugInfo:
+        return pools
     for th in threads:
         try:
-            pools.append((f"thread {th.num} {per_thread.removeprefix('co_tls_').replace('_', ' ')}",
-                          target.variable(per_thread, file="qemu-coroutine.c", thread=th)))
+            pools.append((f"thread {th.num} {per_thread.replace('_', ' ')}",
+                          target.variable(name, file=file, thread=th)))
         except TargetError:
             continue
     return pools
@@ -296,12 +299,12 @@ def _pools(target, threads, shared, per_thread):
 
 def _pool_roots(target, threads):
     if target.has_type("CoroutinePoolBatch"):  # QEMU >= 7.2.50: batches of coroutines
-        for where, pool in _pools(target, threads, "global_pool", "co_tls_local_pool"):
+        for where, pool in _pools(target, threads, "global_pool", "local_pool"):
             for batch in qslist_foreach(pool, "next"):
                 for co in qslist_foreach(batch.list, "pool_next"):
                     yield co.address_, f"idle in {where}", "pooled"
         return
-    for where, pool in _pools(target, threads, "release_pool", "co_tls_alloc_pool"):
+    for where, pool in _pools(target, threads, "release_pool", "alloc_pool"):
         for co in qslist_foreach(pool, "pool_next"):
             yield co.address_, f"idle in {where}", "pooled"
 

@@ -4,7 +4,7 @@ missing and the walkers raise MissingDebugInfo saying so."""
 
 from dataclasses import dataclass, field
 
-from .obj import Object, strip_typedefs
+from .obj import Object, first_variable, read_fields, strip_typedefs
 from .queue import qtailq_foreach
 from .target import MissingDebugInfo, TargetError
 
@@ -29,6 +29,7 @@ class Region:
     alias_start: int | None = None
     alias_end: int | None = None
     error: str | None = None
+    absent: list = field(default_factory=list)   # fields this QEMU version does not have
 
 
 @dataclass
@@ -79,20 +80,20 @@ def _walk(mr, level, base, out, aliases, seen, limit):
                  enabled=True, address=mr.address_)
     out.append(rec)
     try:
-        rec.name = region_name(mr)
-        rec.end = (start + mr_size(int128(mr.size))) & MASK64
-        rec.priority = mr.priority.value_()
-        rec.enabled = bool(mr.enabled.value_())
-        rec.nonvolatile = bool(mr.nonvolatile.value_())
-        rec.type = region_type(mr)
-        alias = mr.alias.value_()
-        if alias:
-            target = mr.alias.deref_()
-            rec.alias = region_name(target)
-            rec.alias_start = mr.alias_offset.value_()
-            rec.alias_end = (rec.alias_start + mr_size(int128(mr.size))) & MASK64
-            if alias not in aliases:
-                aliases.append(alias)
+        if not read_fields(
+                rec, mr, name=lambda: region_name(mr),
+                end=lambda: (start + mr_size(int128(mr.size))) & MASK64, priority="priority",
+                enabled=lambda: bool(mr.enabled.value_()),
+                nonvolatile=lambda: bool(mr.nonvolatile.value_()),
+                type=lambda: region_type(mr),
+                alias=lambda: region_name(mr.alias.deref_()) if mr.alias.value_() else None,
+                alias_start=lambda: mr.alias_offset.value_() if mr.alias.value_() else None,
+                alias_end=lambda: ((mr.alias_offset.value_() + mr_size(int128(mr.size)))
+                                   & MASK64 if mr.alias.value_() else None)):
+            return
+        alias = None if "alias" in rec.absent else mr.alias.value_()
+        if alias and alias not in aliases:
+            aliases.append(alias)
         if mr.address_ in seen:
             raise TargetError(f"region {mr.address_:#x} contains itself")
         seen = seen | {mr.address_}
@@ -174,18 +175,6 @@ class LockStatus:
     threads: list = field(default_factory=list)
 
 
-def _first(target, names, file):
-    for name in names:
-        try:
-            target.variable_address(name, file=file)
-            return name
-        except MissingDebugInfo:
-            continue
-        except TargetError:
-            return name  # a TLS variable: it exists, reading it needs a thread
-    return None
-
-
 def _tls_flag(target, name, file, thread):
     try:
         return bool(target.variable(name, file=file, thread=thread).value_())
@@ -196,18 +185,18 @@ def _tls_flag(target, name, file, thread):
 def lock_status(target):
     """LockStatus: for each thread, whether it holds the BQL (iothread_locked in QEMU < 8.2,
     bql_locked after), the replay lock, and whether it is blocked on a mutex."""
-    flag = _first(target, BQL_FLAGS, "cpus.c")
-    if flag is None:
+    try:
+        flag, _ = first_variable(target, BQL_FLAGS, ("cpus.c",))
+    except MissingDebugInfo:
         raise MissingDebugInfo("no BQL flag (bql_locked / iothread_locked): "
-                               "qemu tcg-lock-status needs qemu-system-*")
-    mutex_name = _first(target, BQL_MUTEXES, "cpus.c")
-    owner = None
-    if mutex_name is not None:
-        try:
-            owner = target.variable(mutex_name, file="cpus.c").lock.member_("__data") \
-                .member_("__owner").value_()
-        except TargetError:
-            owner = None
+                               "qemu tcg-lock-status needs qemu-system-*") from None
+    mutex_name, owner = None, None
+    try:
+        mutex_name, _ = first_variable(target, BQL_MUTEXES, ("cpus.c",))
+        owner = target.variable(mutex_name, file="cpus.c").lock.member_("__data") \
+            .member_("__owner").value_()
+    except TargetError:
+        pass
     status = LockStatus(flag.removeprefix("co_tls_"), mutex_name, owner)
     for th in target.threads():
         rec = ThreadLock(th.num, th.tid, th.name)

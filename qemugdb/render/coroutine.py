@@ -1,5 +1,7 @@
 """Text for coroutine records: stacks as gdb's `bt` prints them, and coroutine lists."""
 
+from .table import Shown, absent_notes, blank
+
 
 def location_text(loc):
     """`func at file:line` (or `func from module`), as gdb's `bt` says it."""
@@ -24,9 +26,16 @@ def frames_text(frames, first_level=0):
     return "\n".join(lines)
 
 
+def _entry(rec):
+    """The entry function's name: ? when unread, n/a when this QEMU's Coroutine has none."""
+    rec = Shown(rec)
+    return rec.entry or blank(rec.entry, "?")
+
+
 def coroutine_header(rec):
-    arg = "?" if rec.entry_arg is None else f"{rec.entry_arg:#x}"   # unread: an error
-    entry = f"{rec.entry}({arg})" if rec.entry else "?"
+    shown = Shown(rec)
+    arg = "?" if shown.entry_arg is None else f"{shown.entry_arg:#x}"   # unread: an error
+    entry = f"{rec.entry}({arg})" if rec.entry else _entry(rec)
     where = f", thread {rec.thread}" if rec.thread is not None else ""
     return f"Coroutine {rec.address:#x} {rec.state}{where}, entry {entry}"
 
@@ -41,7 +50,7 @@ def render_coroutine(rec, args=None):
         lines.append(frames_text(rec.frames))
     elif rec.state == "running":
         lines.append("  (running: its frames are the thread's own, see `bt`)")
-    return "\n".join(lines)
+    return "\n".join(lines + absent_notes(("Coroutine", [rec])))
 
 
 def render_coroutines(result, args=None):
@@ -54,7 +63,7 @@ def render_coroutines(result, args=None):
         if rec.state == "pooled" and not show_pooled:
             pooled += 1
             continue
-        line = f"{rec.address:#x}  {rec.state:<9}  {rec.entry or '?'}"
+        line = f"{rec.address:#x}  {rec.state:<9}  {_entry(rec)}"
         if rec.suspended_in is not None:
             line += f"  in {location_text(rec.suspended_in)}"
         elif rec.state == "running":
@@ -69,20 +78,19 @@ def render_coroutines(result, args=None):
         lines.append("no coroutines found")
     lines += [f"<unreadable: {e}>" for e in result.errors]
     lines += [f"n/a: {m}" for m in result.missing]
-    return "\n".join(lines)
+    return "\n".join(lines + absent_notes(("Coroutine", result.coroutines)))
 
 
 def thread_body(t):
     """A ThreadBacktrace's stack, then each coroutine in its co->caller chain, as lines."""
     lines = [frames_text(t.frames)] if t.frames else []
     if t.current is not None:
-        lines.append(f"(running coroutine {t.current.address:#x}, entry "
-                     f"{t.current.entry or '?'})")
+        lines.append(f"(running coroutine {t.current.address:#x}, entry {_entry(t.current)})")
     for rec in t.callers:
         if rec.state == "leader":
             lines.append(f"Thread stack outside coroutines (leader {rec.address:#x}):")
         else:
-            lines.append(f"Coroutine at {rec.address:#x} (caller, entry {rec.entry or '?'}):")
+            lines.append(f"Coroutine at {rec.address:#x} (caller, entry {_entry(rec)}):")
         if rec.error:
             lines.append(f"  <error: {rec.error}>")
         if rec.frames:
