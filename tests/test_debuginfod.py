@@ -1,0 +1,212 @@
+"""debuginfod: debug info missing locally is fetched by build-id from Debian's real
+debuginfod server on localhost into elfutils' client cache, which gdb's own client then
+reads too; a server that is down, silent or sends garbage costs one message and bounded
+time, never a traceback. Checked against gdb's bt on the unstripped program."""
+
+import os
+import re
+import resource
+import shutil
+import stat
+import subprocess
+import time
+
+import pytest
+
+from corefile.debuginfod import Client
+from corefile.elf import ElfImage
+from debuginfod_server import debuginfod, down, sending, silent
+from make_cores import kernel_core_path
+from oracle import parse_gdb_bt
+
+CLI = shutil.which("qemu-coredump")
+SOURCE = r"""
+#include <stdio.h>
+#include <stdlib.h>
+static int __attribute__((noinline)) leaf(int x) { if (x > 0) abort(); return x; }
+static int __attribute__((noinline)) middle(int x) { return leaf(x + 1) + 1; }
+int main(int argc, char **argv) { printf("%d\n", middle(argc)); return 0; }
+"""
+OWN_FRAMES = ["leaf", "middle", "main"]
+
+
+def _core_limit():
+    resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+
+
+def _run(argv, **kw):
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=120, **kw)
+    assert r.returncode == 0, f"{argv}: {r.stderr}"
+    return r.stdout
+
+
+@pytest.fixture(scope="module")
+def prog(tmp_path_factory):
+    """The C program built with -g ("full"), its debug info split into the server's
+    directory only ("served"), the stripped program ("exe", all symbols gone) and its
+    kernel core; gdb's bt of the core read with the full program ("gdb")."""
+    d = tmp_path_factory.mktemp("debuginfod_prog")
+    (d / "crash.c").write_text(SOURCE)
+    full, exe, served = d / "full", d / "crash", d / "served"
+    served.mkdir()
+    _run(["gcc", "-g", "-O1", "-o", str(full), str(d / "crash.c")])
+    _run(["objcopy", "--only-keep-debug", str(full), str(served / "crash.debug")])
+    _run(["strip", "-o", str(exe), str(full)])
+    proc = subprocess.Popen([str(exe)], cwd=d, preexec_fn=_core_limit,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc.wait(timeout=60)
+    core = kernel_core_path(d, proc.pid)
+    assert core.exists(), f"{exe} exited {proc.returncode} without a core"
+    gdb = _run(["gdb", "-batch", "-nx", "-ex", "bt", str(full), str(core)])
+    return {"dir": d, "full": full, "exe": exe, "served": served, "core": core, "gdb": gdb,
+            "build_id": ElfImage(str(full)).build_id}
+
+
+@pytest.fixture(scope="module")
+def server(prog, tmp_path_factory):
+    with debuginfod(prog["served"], tmp_path_factory.mktemp("debuginfod_server")) as url:
+        yield url
+
+
+def _env(cache, *urls, **more):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEBUGINFOD_")}
+    return {**env, "DEBUGINFOD_URLS": " ".join(urls), "DEBUGINFOD_CACHE_PATH": str(cache),
+            "XDG_CACHE_HOME": str(cache.parent / "xdg"), "NO_COLOR": "1", **more}
+
+
+def _bt(prog, env, *extra):
+    """(exit status, frames of `qemu-coredump bt` as gdb's bt lines, stderr, seconds)."""
+    start = time.monotonic()
+    r = subprocess.run([CLI, "bt", str(prog["core"]), *extra], capture_output=True, text=True,
+                       timeout=120, env=env)
+    took = time.monotonic() - start
+    assert "Traceback" not in r.stderr, r.stderr
+    return r.returncode, r.stdout, r.stderr, took
+
+
+def _functions(text):
+    """The function names of the first thread of a bt (gdb's `bt` has no Thread line)."""
+    return [name for name, _ in parse_gdb_bt("Thread 1 \n" + text)[1]]
+
+
+def _lines(text):
+    """{function: "file:line"} of the program's own frames in bt text."""
+    return dict(re.findall(rf"\b({'|'.join(OWN_FRAMES)}) .*?at (\S+:\d+)", text))
+
+
+@pytest.fixture(scope="module")
+def fetched(prog, server, tmp_path_factory):
+    """A cache into which the program's debuginfo was fetched by Client."""
+    cache = tmp_path_factory.mktemp("fetched") / "cache"
+    assert Client.from_environment(_env(cache, server)).find_debuginfo(prog["build_id"])
+    return cache
+
+
+def test_fetches_debuginfo(prog, server, tmp_path):
+    """The stripped program's frames get their names and file:line from the debug info
+    the server has (offline: no names); the download lands in elfutils' cache layout."""
+    cache = tmp_path / "cache"
+    status, out, err, _ = _bt(prog, _env(cache, server), "--offline")
+    assert not set(OWN_FRAMES) & set(_functions(out)), out
+
+    status, out, err, took = _bt(prog, _env(cache, server))
+    assert status == 0, err
+    assert _functions(out) == _functions(prog["gdb"])
+    assert _lines(out) == _lines(prog["gdb"]) and len(_lines(out)) == 3, (out, prog["gdb"])
+    assert "Downloading debug info" in err
+    hexid = prog["build_id"].hex()
+    cached = cache / hexid / "debuginfo"
+    assert os.listdir(cache / hexid) == ["debuginfo"]       # no temporary left
+    assert stat.S_IMODE(cached.stat().st_mode) == 0o400
+    assert cached.read_bytes() == (prog["served"] / "crash.debug").read_bytes()
+
+
+def test_gdb_reads_the_shared_cache(prog, fetched):
+    """`qemu-coredump gdb` starts gdb with debuginfod on; gdb's own client (libdebuginfod),
+    its server down, finds the file we fetched in the shared cache."""
+    with down() as dead:
+        r = subprocess.run([CLI, "gdb", str(prog["core"])], input="set width 0\nbt\n",
+                           capture_output=True,
+                           text=True, timeout=120, env=_env(fetched, dead))
+    assert _functions(r.stdout[r.stdout.index("#0"):]) == _functions(prog["gdb"]), r.stdout
+    assert _lines(r.stdout) == _lines(prog["gdb"]), r.stdout
+
+
+def test_negative_cache_entry(prog, server, tmp_path):
+    """A build-id no server has leaves an empty file that stands for cache_miss_s, as
+    elfutils does: asked again, no server is contacted."""
+    cache = tmp_path / "cache"
+    missing = bytes(reversed(prog["build_id"]))
+    client = Client.from_environment(_env(cache, server))
+    assert client.find_debuginfo(missing) is None and client.problems == []
+    assert (cache / missing.hex() / "debuginfo").stat().st_size == 0
+    with down() as dead:
+        again = Client.from_environment(_env(cache, dead))
+        assert again.find_debuginfo(missing) is None and again.problems == []
+    assert (cache / "cache_miss_s").read_text() == "600"   # written when first read
+
+
+def _lookup(prog, cache, *urls, **more):
+    """(path, messages, seconds) of a Client's lookup of the program's debuginfo; the
+    client is asked twice: a failed server is not asked again (no time, no message)."""
+    messages = []
+    client = Client.from_environment(_env(cache, *urls, **more), log=messages.append)
+    start = time.monotonic()
+    path = client.find_debuginfo(prog["build_id"], str(prog["exe"]))
+    took = time.monotonic() - start
+    start = time.monotonic()
+    assert client.find_debuginfo(prog["build_id"]) == path
+    assert time.monotonic() - start < 0.5 and len(messages) <= 1
+    return path, messages, took
+
+
+def test_servers_in_order(prog, server, tmp_path):
+    """Servers are asked in order: one that is down costs one message, the next serves."""
+    with down() as dead:
+        path, messages, _ = _lookup(prog, tmp_path, dead, server)
+    assert path == str(tmp_path / prog["build_id"].hex() / "debuginfo")
+    assert messages == [f"{dead}: connection refused; going on without it"]
+
+
+@pytest.mark.parametrize("kind", ["down", "silent"])
+def test_unusable_server(prog, tmp_path, kind):
+    """Down (connection refused) or silent (accepts, never answers; DEBUGINFOD_TIMEOUT=1):
+    one message, no file, nothing cached, bounded time."""
+    serve, reason = {"down": (down, "connection refused"),
+                     "silent": (silent, "no answer (timed out)")}[kind]
+    with serve() as url:
+        path, messages, took = _lookup(prog, tmp_path, url, DEBUGINFOD_TIMEOUT="1")
+    assert path is None and messages == [f"{url}: {reason}; going on without it"]
+    assert took < 3
+    assert not (tmp_path / prog["build_id"].hex()).exists()
+
+
+@pytest.mark.parametrize("garbage", ["junk", "text", "truncated", "wrong build-id"])
+def test_garbage_server(prog, tmp_path, garbage):
+    """A server answering 200 with something that is not the file asked for: one message
+    saying what it sent, nothing kept in the cache (no temporary file either)."""
+    debug = (prog["served"] / "crash.debug").read_bytes()
+    body = {"junk": bytes(range(256)) * 64, "text": b"<html>Not here</html>\n",
+            "truncated": debug[:len(debug) // 2],
+            "wrong build-id": prog["exe"].read_bytes().replace(prog["build_id"],
+                                                               bytes(20))}[garbage]
+    said = {"junk": "not an ELF file", "text": "not an ELF file",
+            "truncated": "a truncated ELF file",
+            "wrong build-id": f"an ELF file with build-id {'00' * 20}"}[garbage]
+    with sending(body) as url:
+        path, messages, took = _lookup(prog, tmp_path, url)
+    assert path is None and messages == [
+        f"{url}: sent {said} for build-id {prog['build_id'].hex()}; going on without it"]
+    assert took < 3
+    assert not (tmp_path / prog["build_id"].hex()).exists()
+
+
+def test_cli_server_down(prog, tmp_path):
+    """The CLI with its only server down: one line on stderr, no traceback, the stack
+    without the program's names, exit status 1 (partial)."""
+    with down() as url:
+        status, out, err, took = _bt(prog, _env(tmp_path / "cache", url))
+    assert err.splitlines() == [
+        f"qemu-coredump: debuginfod: {url}: connection refused; going on without it"]
+    assert status == 1 and "#0" in out and not set(OWN_FRAMES) & set(_functions(out))
+    assert took < 10
