@@ -132,7 +132,8 @@ def bind(command):
                 args = types.SimpleNamespace(**kwargs, format=fmt,
                                              highlight=highlight_terminal if terminal else None)
                 records = command.run(session.target, args)
-                partial = has_errors(to_plain(records)) or session.partial
+                reasons = session.reasons
+                partial = has_errors(to_plain(records)) or reasons
                 if fmt in ("svg", "png"):
                     text = picture(command.render(records, "dot", args), fmt, output)
                 else:
@@ -151,6 +152,8 @@ def bind(command):
                 raise
             fail(f"internal error: {type(e).__name__}: {e} (QEMUGDB_DEBUG=1 shows the traceback)")
         emit(text, output, terminal_text=fmt == "text")
+        for reason in reasons:  # what the output lacks, and why
+            click.echo(f"qemu-coredump: partial: {reason}", err=True)
         if partial:
             sys.exit(EXIT_PARTIAL)
 

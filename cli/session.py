@@ -23,10 +23,11 @@ class Session:
         return self.program.exe_path
 
     @property
-    def partial(self):
-        """Something could not be read, or a debuginfod server failed."""
+    def reasons(self):
+        """Why the result is partial: what could not be read, the debuginfod servers that
+        failed."""
         client = self.program.debuginfod
-        return bool(self.program.partial_reasons or (client and client.problems))
+        return list(self.program.partial_reasons) + (client.problems if client else [])
 
     def core_for_gdb(self, core):
         """The core file to give gdb, which reads no compressed core: core itself, or the
