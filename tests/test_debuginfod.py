@@ -1,7 +1,8 @@
 """debuginfod: debug info missing locally is fetched by build-id from Debian's real
 debuginfod server on localhost into elfutils' client cache, which gdb's own client then
 reads too; a server that is down, silent or sends garbage costs one message and bounded
-time, never a traceback. Checked against gdb's bt on the unstripped program."""
+time, never a traceback. Checked against gdb's bt on the unstripped program. Also
+MiniDebugInfo: the symbols of .gnu_debugdata when there is no debug file."""
 
 import os
 import re
@@ -52,14 +53,20 @@ def prog(tmp_path_factory):
     _run(["gcc", "-g", "-O1", "-o", str(full), str(d / "crash.c")])
     _run(["objcopy", "--only-keep-debug", str(full), str(served / "crash.debug")])
     _run(["strip", "-o", str(exe), str(full)])
-    proc = subprocess.Popen([str(exe)], cwd=d, preexec_fn=_core_limit,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    proc.wait(timeout=60)
-    core = kernel_core_path(d, proc.pid)
-    assert core.exists(), f"{exe} exited {proc.returncode} without a core"
+    core = _dump(exe)
     gdb = _run(["gdb", "-batch", "-nx", "-ex", "bt", str(full), str(core)])
     return {"dir": d, "full": full, "exe": exe, "served": served, "core": core, "gdb": gdb,
             "build_id": ElfImage(str(full)).build_id}
+
+
+def _dump(exe):
+    """The kernel core of exe run (in its directory) until it aborts."""
+    proc = subprocess.Popen([str(exe)], cwd=exe.parent, preexec_fn=_core_limit,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc.wait(timeout=60)
+    core = kernel_core_path(exe.parent, proc.pid)
+    assert core.exists(), f"{exe} exited {proc.returncode} without a core"
+    return core
 
 
 @pytest.fixture(scope="module")
@@ -74,11 +81,11 @@ def _env(cache, *urls, **more):
             "XDG_CACHE_HOME": str(cache.parent / "xdg"), "NO_COLOR": "1", **more}
 
 
-def _bt(prog, env, *extra):
-    """(exit status, frames of `qemu-coredump bt` as gdb's bt lines, stderr, seconds)."""
+def _bt(prog, env, *extra, core=None):
+    """(exit status, stdout, stderr, seconds) of `qemu-coredump bt` on the core."""
     start = time.monotonic()
-    r = subprocess.run([CLI, "bt", str(prog["core"]), *extra], capture_output=True, text=True,
-                       timeout=120, env=env)
+    r = subprocess.run([CLI, "bt", str(core or prog["core"]), *extra], capture_output=True,
+                       text=True, timeout=120, env=env)
     took = time.monotonic() - start
     assert "Traceback" not in r.stderr, r.stderr
     return r.returncode, r.stdout, r.stderr, took
@@ -210,3 +217,28 @@ def test_cli_server_down(prog, tmp_path):
         f"qemu-coredump: debuginfod: {url}: connection refused; going on without it"]
     assert status == 1 and "#0" in out and not set(OWN_FRAMES) & set(_functions(out))
     assert took < 10
+
+
+def test_minidebuginfo_symbols(prog, tmp_path):
+    """Fedora's MiniDebugInfo, made as find-debuginfo's add_minidebug does (the debug
+    file's functions that .dynsym lacks, objcopy -S, xz, .gnu_debugdata in the stripped
+    program): with no debug file, the frames have gdb's function names (and, as in gdb,
+    no file:line; test_fetches_debuginfo shows the program without it has no names)."""
+    debug = prog["served"] / "crash.debug"
+    dynamic = {line.split()[0] for line in _run(
+        ["nm", "-D", "--format=posix", "--defined-only", str(prog["exe"])]).splitlines()}
+    functions = {line.split("|")[0].strip() for line in _run(
+        ["nm", "--format=sysv", "--defined-only", str(debug)]).splitlines()
+        if "|" in line and "FUNC" in line.split("|")[3]}
+    (tmp_path / "keep").write_text("".join(f"{name}\n" for name in sorted(functions - dynamic)))
+    mini, exe = tmp_path / "mini_debuginfo", tmp_path / "crash"
+    _run(["objcopy", "-S", "--remove-section", ".gdb_index", "--remove-section", ".comment",
+          f"--keep-symbols={tmp_path / 'keep'}", str(debug), str(mini)])
+    _run(["xz", str(mini)])
+    _run(["objcopy", f"--add-section=.gnu_debugdata={mini}.xz", str(prog["exe"]), str(exe)])
+    core = _dump(exe)
+    gdb = _run(["gdb", "-batch", "-nx", "-ex", "bt", str(exe), str(core)])
+    assert set(OWN_FRAMES) <= set(_functions(gdb)), gdb
+
+    status, out, err, _ = _bt(prog, _env(tmp_path / "cache"), "--offline", core=core)
+    assert _functions(out) == _functions(gdb) and _lines(out) == {}, (out, gdb)
