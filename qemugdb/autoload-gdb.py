@@ -5,19 +5,18 @@ its auto-load directory, once the path is trusted. Symlink this file there under
 binary's name plus "-gdb.py", then trust it once in ~/.gdbinit:
 
     exe=$(readlink -f "$(command -v qemu-system-x86_64)")
-    ln -s /path/to/checkout/qemugdb/autoload-gdb.py "$exe-gdb.py"
+    ln -s "$(dirname "$(qemu-coredump --gdb-script)")/autoload-gdb.py" "$exe-gdb.py"
     echo "add-auto-load-safe-path $exe-gdb.py" >> ~/.gdbinit
 
 docs/guide.md has a variant that leaves the binary's directory alone.
 
-The symlink leads back to the checkout; a copy needs QEMUGDB_CHECKOUT=/path/to/checkout.
+The symlink leads back to the installed (or checked-out) qemugdb/ and its gdb_load.py; a
+copy needs QEMUGDB_CHECKOUT=/path/to/checkout (the directory holding qemugdb/).
 """
 
 import os
-import sys
+import runpy
 
-_checkout = os.environ.get("QEMUGDB_CHECKOUT") or \
-    os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
-if _checkout not in sys.path:
-    sys.path.insert(0, _checkout)
-import qemugdb.gdb_load  # noqa: E402,F401  (importing it loads everything, as `source` does)
+_root = os.environ.get("QEMUGDB_CHECKOUT")
+_qemugdb = os.path.join(_root, "qemugdb") if _root else os.path.dirname(os.path.realpath(__file__))
+runpy.run_path(os.path.join(_qemugdb, "gdb_load.py"))
