@@ -175,8 +175,22 @@ def bind(command):
     return click.Command(command.name, callback=run, params=params, help=command.help)
 
 
+# The file to `source` in gdb, beside the qemugdb package wherever it is installed.
+GDB_SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(declarations.__file__))),
+                          "gdb_load.py")
+
+
+def print_gdb_script(ctx, _param, value):
+    if value and not ctx.resilient_parsing:
+        click.echo(GDB_SCRIPT)
+        ctx.exit()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="qemugdb")
+@click.option("--gdb-script", is_flag=True, expose_value=False, is_eager=True,
+              callback=print_gdb_script,
+              help="Print the path of gdb_load.py (for gdb's `source`) and exit.")
 def main():
     """Analyse a QEMU core file: coroutines, AioContexts, the block graph, jobs."""
 
@@ -202,13 +216,12 @@ def gdb_command(core, exe, sysroot, debug_dirs, offline):
     except BadInput as e:
         fail(str(e))
     from corefile.elf import DEFAULT_DEBUG_DIR
-    load = os.path.join(os.path.dirname(os.path.abspath(declarations.__file__)), "..", "gdb_load.py")
     dirs = [os.path.abspath(d) for d in debug_dirs] + [DEFAULT_DEBUG_DIR]
     argv = [gdb, "-q", "-iex", f"set debug-file-directory {':'.join(dirs)}",
             "-iex", f"set debuginfod enabled {'on' if fetching else 'off'}"]
     if sysroot:
         argv += ["-iex", f"set sysroot {os.path.abspath(sysroot)}"]
-    argv += ["-ex", f"source {os.path.normpath(load)}"]
+    argv += ["-ex", f"source {GDB_SCRIPT}"]
     os.execv(gdb, argv + [exe, core])
 
 
