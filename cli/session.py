@@ -56,8 +56,7 @@ def debuginfod_client(offline):
     if offline:
         return None
     from corefile.debuginfod import Client
-    return Client.from_environment(
-        log=lambda message: print(f"qemu-coredump: debuginfod: {message}", file=sys.stderr))
+    return Client.from_environment()
 
 
 @contextlib.contextmanager

@@ -65,10 +65,10 @@ class _Failure(Exception):
 
 class Client:
     """Files by build-id from the servers of DEBUGINFOD_URLS (see from_environment()).
-    log(message) receives one line per server that failed, when it fails (default: stderr);
-    problems lists them. Progress of downloads is drawn on stream."""
+    problems: one line per server that failed (and per file that could not be had for
+    another reason than its absence). Downloads are shown on stream (default stderr)."""
 
-    def __init__(self, urls: str, env=os.environ, log=None, stream=None):
+    def __init__(self, urls: str, env=os.environ, stream=None):
         self.servers = []
         for url in urls.split():   # elfutils: URL/buildid, duplicates dropped
             server = url + ("buildid" if len(url) > 1 and url.endswith("/") else "/buildid")
@@ -83,7 +83,6 @@ class Client:
             if "DEBUGINFOD_RETRY_LIMIT" in env else DEFAULT_RETRY_LIMIT
         self.verbose = "DEBUGINFOD_VERBOSE" in env
         self.stream = stream or sys.stderr
-        self.log = log or (lambda message: print(f"debuginfod: {message}", file=self.stream))
         self.problems = []
         self._failed = set()   # servers not asked again
         self._headers = {"User-Agent": "corefile (debuginfod client)"}
@@ -91,10 +90,10 @@ class Client:
             self._headers["X-DEBUGINFOD-MAXSIZE"] = str(self.maxsize)
 
     @classmethod
-    def from_environment(cls, env=os.environ, log=None, stream=None) -> "Client | None":
+    def from_environment(cls, env=os.environ, stream=None) -> "Client | None":
         """A client for DEBUGINFOD_URLS, or None when it names no server."""
         urls = env.get("DEBUGINFOD_URLS", "")
-        return cls(urls, env, log, stream) if urls.split() else None
+        return cls(urls, env, stream) if urls.split() else None
 
     def find_debuginfo(self, build_id: bytes, name: str | None = None) -> str | None:
         """Path in the cache of the debug file with build_id (also the dwz alt file of that
@@ -120,7 +119,7 @@ class Client:
             if cached is None:
                 cached = self._fetch(build_id, kind, name, target)
         except OSError as e:
-            self._report(f"cache {self.cache}: {e.strerror or e}")
+            self._report(f"debuginfod cache {self.cache}: {e.strerror or e}")
             return None
         self._verbose(f"found {target}" if cached else "not found")
         return cached or None
@@ -205,9 +204,10 @@ class Client:
                 where = server.removesuffix("/buildid")
                 if e.server_fault:
                     self._failed.add(server)
-                    self._report(f"{where}: {e}; going on without it")
+                    self._report(f"debuginfod server {where}: {e}; not asked again")
                 else:
-                    self._report(f"{where}: {kind} of {name or build_id.hex()}: {e}")
+                    self._report(f"debuginfod server {where}: {kind} of "
+                                 f"{name or build_id.hex()}: {e}")
         if servers and misses == len(servers):
             try:
                 os.close(os.open(target, os.O_CREAT | os.O_EXCL, 0o666))
@@ -256,9 +256,9 @@ class Client:
         except urllib.request.URLError as e:
             if isinstance(e.reason, FileNotFoundError):   # a file:// server
                 raise _Miss("no such file") from None
-            raise _Failure(_reason(e)) from None
+            raise _network_failure(e) from None
         except (OSError, http.client.HTTPException, ValueError) as e:
-            raise _Failure(_reason(e)) from None
+            raise _network_failure(e) from None
         fd, tmp = tempfile.mkstemp(prefix=kind + ".", dir=os.path.dirname(target))
         try:
             with response, os.fdopen(fd, "wb") as out:
@@ -294,7 +294,7 @@ class Client:
                 try:
                     chunk = response.read1(CHUNK)
                 except (OSError, HTTPException) as e:
-                    raise _Failure(_reason(e)) from None
+                    raise _network_failure(e) from None
                 if not chunk:
                     break
                 out.write(chunk)
@@ -309,7 +309,7 @@ class Client:
                 if self.timeout > 0 and now - window_start >= self.timeout:
                     if done - window_bytes < LOW_SPEED_LIMIT * (now - window_start):
                         raise _Failure(f"slower than {LOW_SPEED_LIMIT // 1024} KiB/s for "
-                                       f"DEBUGINFOD_TIMEOUT={self.timeout} s")
+                                       f"DEBUGINFOD_TIMEOUT={self.timeout} s", retry=False)
                     window_start, window_bytes = now, done
         finally:
             progress.end()
@@ -319,7 +319,6 @@ class Client:
     def _report(self, message):
         if message not in self.problems:
             self.problems.append(message)
-            self.log(message)
 
     def _verbose(self, message):
         if self.verbose:
@@ -357,15 +356,19 @@ def _check(path, build_id):
         img.close()
 
 
-def _reason(e) -> str:
-    """One line for a network error."""
+def _network_failure(e) -> _Failure:
+    """The _Failure of a network error, in one line. Waiting out a timeout again would
+    double the time lost: only quick failures (refused, reset) are retried."""
     if isinstance(getattr(e, "reason", None), OSError):   # a URLError
         e = e.reason
     if isinstance(e, TimeoutError):
-        return "no answer (timed out)"
+        return _Failure("no answer (timed out)", retry=False)
     if isinstance(e, OSError) and e.strerror:
-        return e.strerror.lower() if e.strerror[:1].isupper() else e.strerror
-    return str(e) or type(e).__name__
+        return _Failure(e.strerror[:1].lower() + e.strerror[1:])
+    import http.client
+    if isinstance(e, http.client.HTTPException) and not isinstance(e, OSError):
+        return _Failure(f"no valid HTTP answer ({type(e).__name__})")
+    return _Failure(str(e) or type(e).__name__)
 
 
 def _http_time(value: str) -> float | None:
