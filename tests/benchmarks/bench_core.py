@@ -43,7 +43,7 @@ sys.path.insert(0, {root!r})
 import corefile
 from qemugdb.core_target import CoreTarget
 from qemugdb.queue import qtailq_foreach
-t = CoreTarget(corefile.open({core!r}, exe={exe!r}))
+t = CoreTarget(corefile.open({core!r}, exe={exe!r}, debug_dirs={debug_dirs!r}))
 for name in {types!r}:
     t.lookup_type(name).size
 nodes = [(bs.node_name.string_(), bs.drv.deref_().format_name.value_())
@@ -74,6 +74,7 @@ print(len(nodes), frames)
 DRGN_OPEN = r"""
 import drgn
 prog = drgn.Program()
+prog.debug_info_options.directories = {debug_dirs!r} + tuple(prog.debug_info_options.directories)
 prog.set_core_dump({core!r})
 try:
     prog.load_debug_info([{exe!r}], default=True)
@@ -121,6 +122,22 @@ def measure(label, make_argv, runs, env_for_run=lambda i: None, ok=(0,)):
     return {"label": label, "median": statistics.median(times), "rss": max(rss), "out": outs}
 
 
+def debug_dirs(meta):
+    """The separate debug info directories of a fixture core (a distribution-shaped one's
+    debug root): every tool in a benchmark reads the same files."""
+    return (meta["debug_dir"],) if meta.get("debug_dir") else ()
+
+
+def gdb_argv(meta, *commands):
+    """gdb -batch on the core with the fixture's debug directories, then commands."""
+    argv = ["gdb", "-nx", "-batch"]
+    if debug_dirs(meta):
+        argv += ["-iex", "set debug-file-directory " + ":".join(debug_dirs(meta) + ("/usr/lib/debug",))]
+    for c in commands:
+        argv += ["-ex", c]
+    return argv + [meta["exe"], meta["core"]]
+
+
 def compile_sources():
     """Byte-compile this project's modules first, as an installation does: without it a run
     whose environment sets PYTHONDONTWRITEBYTECODE compiles them from source every time."""
@@ -132,7 +149,7 @@ def compile_sources():
 
 def bench(meta, runs):
     core, exe = meta["core"], meta["exe"]
-    fmt = dict(root=ROOT, core=core, exe=exe, types=TYPES)
+    fmt = dict(root=ROOT, core=core, exe=exe, types=TYPES, debug_dirs=debug_dirs(meta))
     py = sys.executable
     results = []
     cold_dirs = []
@@ -151,8 +168,7 @@ def bench(meta, runs):
     script = tempfile.NamedTemporaryFile("w", suffix=".py", delete=False)
     script.write(GDB.format(**fmt))
     script.close()
-    results.append(measure("gdb -batch", lambda: ["gdb", "-nx", "-batch", "-ex", f"source {script.name}",
-                                                 exe, core], runs))
+    results.append(measure("gdb -batch", lambda: gdb_argv(meta, f"source {script.name}"), runs))
     results.append(measure("drgn 0.3", lambda: [py, "-c", DRGN.format(**fmt)], runs))
     os.unlink(script.name)
     for d in cold_dirs + [warm]:

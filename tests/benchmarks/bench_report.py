@@ -27,7 +27,7 @@ import shutil
 import sys
 import tempfile
 
-from bench_core import DRGN_OPEN, ROOT, measure, print_tables
+from bench_core import DRGN_OPEN, ROOT, debug_dirs, gdb_argv, measure, print_tables
 
 DRGN = DRGN_OPEN + r"""
 from drgn import Object
@@ -157,11 +157,14 @@ print(len(contexts), work)
 """
 
 
-def report_argv(core):
+def report_argv(meta):
     script = os.path.join(os.path.dirname(sys.executable), "qemu-coredump")
-    if os.path.exists(script):
-        return [script, "report", core]
-    return [sys.executable, "-c", "from qemu_coredump.main import main; main()", "report", core]
+    argv = [script] if os.path.exists(script) else \
+        [sys.executable, "-c", "from qemu_coredump.main import main; main()"]
+    argv += ["report", meta["core"]]
+    for d in debug_dirs(meta):
+        argv += ["--debug-dir", d]
+    return argv
 
 
 def bench(meta, runs):
@@ -174,7 +177,7 @@ def bench(meta, runs):
         dirs.append(d)
         return dict(os.environ, XDG_CACHE_HOME=d)
 
-    corefile_argv = lambda: report_argv(core)  # noqa: E731
+    corefile_argv = lambda: report_argv(meta)  # noqa: E731
     results.append(measure("qemu-coredump report cold", corefile_argv, runs, fresh_cache,
                            ok=(0, 1)))
     warm_env = fresh_cache()
@@ -183,9 +186,8 @@ def bench(meta, runs):
                            lambda i: warm_env, ok=(0, 1)))
     load = os.path.join(ROOT, "qemugdb", "gdb_load.py")
     results.append(measure("gdb -batch qemu report",
-                           lambda: ["gdb", "-nx", "-batch", "-ex", f"source {load}",
-                                    "-ex", "qemu report", exe, core], runs))
-    drgn = DRGN.format(core=core, exe=exe)
+                           lambda: gdb_argv(meta, f"source {load}", "qemu report"), runs))
+    drgn = DRGN.format(core=core, exe=exe, debug_dirs=debug_dirs(meta))
     results.append(measure("drgn 0.3 script", lambda: [sys.executable, "-c", drgn], runs))
     for d in dirs:
         shutil.rmtree(d, ignore_errors=True)
