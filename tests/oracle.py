@@ -35,3 +35,12 @@ def gdb_bt(meta):
 def qmp(meta, name):
     """The QMP answer captured before the dump, e.g. qmp(meta, "query-jobs")."""
     return json.loads((Path(meta["oracle"]) / f"{name}.json").read_text())
+
+
+def named_block_graph(graph):
+    """An x-debug-query-block-graph answer with nodes by (type, name) instead of ids (which
+    differ between processes): (nodes, edges), sorted, to compare two answers."""
+    names = {n["id"]: (n["type"], n["name"]) for n in graph["nodes"]}
+    return sorted(names.values()), sorted(
+        (names[e["parent"]], names[e["child"]], e["name"], tuple(sorted(e["perm"])),
+         tuple(sorted(e["shared-perm"]))) for e in graph["edges"])
