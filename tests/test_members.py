@@ -116,11 +116,12 @@ def test_a_node_without_node_name_keeps_driver_filename_and_edges(g):  # noqa: F
     nodes = [n for n in partial["nodes"] if n["type"] == "block-driver"]
     full_nodes = [n for n in full["nodes"] if n["type"] == "block-driver"]
     for f, p in zip(full_nodes, nodes):
-        assert p["name"] is None and p["absent"] == ["node_name"] and p["error"] is None
+        assert p["name"] is None and p["absent"] == ["name"] and p["error"] is None
         assert {k: v for k, v in p.items() if k not in ("name", "absent")} == \
             {k: v for k, v in f.items() if k not in ("name", "absent")}
     assert [n["filename"] for n in nodes] == ["/img/top", "/img/top-file", "/img/base"]
     assert partial["edges"] == full["edges"]
+    assert graph.nodes[0].absent == ["node_name"]   # the record's field; JSON spells it name
     assert [n["name"] for n in qmp_block_graph(graph)["nodes"] if n["type"] == "block-driver"] \
         == [None, None, None]
     text = render_graph_text(graph)

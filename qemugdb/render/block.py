@@ -47,33 +47,45 @@ def _edges(graph):
 
 # ---------------------------------------------------------------- JSON
 
+def _with_absent(obj, rec, keys=None):
+    """obj, the JSON node or edge made of rec, with `absent`: rec.absent spelled as obj's
+    keys (`keys` maps the fields obj spells otherwise; fields obj does not show are left
+    out, e.g. an edge's parent, which comes from the walk)."""
+    spelled = (keys or {}).get
+    obj["absent"] = list(dict.fromkeys(k for k in (spelled(n, n) for n in rec.absent)
+                                       if k in obj))
+    return obj
+
+
 def graph_plain(graph):
     ctx = graph.aio_contexts
     nodes = []
     for blk in graph.backends:
-        nodes.append({"id": _a(blk.address), "type": "block-backend", "name": blk.name,
-                      "device": blk.device, "root": _a(blk.root_node),
-                      "aio_context": _a(blk.aio_context), "refcnt": blk.refcnt,
-                      "perm": blk.perm, "shared_perm": blk.shared_perm,
-                      "in_flight": blk.in_flight, "quiesce_counter": blk.quiesce_counter,
-                      "error": blk.error, "absent": blk.absent})
+        nodes.append(_with_absent({
+            "id": _a(blk.address), "type": "block-backend", "name": blk.name,
+            "device": blk.device, "root": _a(blk.root_node), "aio_context": _a(blk.aio_context),
+            "refcnt": blk.refcnt, "perm": blk.perm, "shared_perm": blk.shared_perm,
+            "in_flight": blk.in_flight, "quiesce_counter": blk.quiesce_counter,
+            "error": blk.error}, blk, {"root_node": "root"}))
     for job in graph.jobs:
-        nodes.append({"id": _a(job.address), "type": "block-job", "name": job.id,
-                      "job_type": job.type, "aio_context": _a(job.aio_context),
-                      "error": job.error, "absent": job.absent})
+        nodes.append(_with_absent({
+            "id": _a(job.address), "type": "block-job", "name": job.id, "job_type": job.type,
+            "aio_context": _a(job.aio_context), "error": job.error},
+            job, {"id": "name", "type": "job_type"}))
     for bs in graph.nodes:
-        nodes.append({"id": _a(bs.address), "type": "block-driver", "name": bs.node_name,
-                      "driver": bs.driver, "filename": bs.filename,
-                      "aio_context": _a(bs.aio_context), "refcnt": bs.refcnt,
-                      "open_flags": bs.open_flag_names, "read_only": bs.read_only,
-                      "in_flight": bs.in_flight, "quiesce_counter": bs.quiesce_counter,
-                      "tracked_requests": bs.tracked_requests, "implicit": bs.implicit,
-                      "in_graph": bs.in_graph,
-                      "error": bs.error, "absent": bs.absent})
-    edges = [{"id": _a(c.address), "parent": _a(parent), "child": _a(c.child),
-              "name": c.name, "role": c.role, "perm": c.perm, "shared_perm": c.shared_perm,
-              "frozen": c.frozen, "error": c.error, "absent": c.absent}
-             for parent, _, c in _edges(graph)]
+        nodes.append(_with_absent({
+            "id": _a(bs.address), "type": "block-driver", "name": bs.node_name,
+            "driver": bs.driver, "filename": bs.filename, "aio_context": _a(bs.aio_context),
+            "refcnt": bs.refcnt, "open_flags": bs.open_flag_names, "read_only": bs.read_only,
+            "in_flight": bs.in_flight, "quiesce_counter": bs.quiesce_counter,
+            "tracked_requests": bs.tracked_requests, "implicit": bs.implicit,
+            "in_graph": bs.in_graph, "error": bs.error},
+            bs, {"node_name": "name", "open_flag_names": "open_flags"}))
+    edges = [_with_absent({
+        "id": _a(c.address), "parent": _a(parent), "child": _a(c.child), "name": c.name,
+        "role": c.role, "perm": c.perm, "shared_perm": c.shared_perm, "frozen": c.frozen,
+        "error": c.error}, c, {"parent": None})
+        for parent, _, c in _edges(graph)]
     return {"nodes": nodes, "edges": edges,
             "aio_contexts": [{"id": _a(a), "name": n} for a, n in ctx.items()],
             "permission_source": graph.permission_source,
