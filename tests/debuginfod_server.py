@@ -79,14 +79,21 @@ def silent():
 
 
 @contextlib.contextmanager
-def sending(body: bytes):
-    """The URL of an HTTP server answering every request 200 with body."""
+def sending(body: bytes, pause: float = 0):
+    """The URL of an HTTP server answering every request 200 with body; with pause, one
+    byte every pause seconds (a trickle)."""
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            try:
+                for i in range(0, len(body), 1 if pause else len(body)):
+                    self.wfile.write(body[i:i + (1 if pause else len(body))])
+                    self.wfile.flush()
+                    time.sleep(pause)
+            except OSError:   # the client gave up
+                pass
 
         def log_message(self, *args):
             pass

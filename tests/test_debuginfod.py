@@ -230,12 +230,16 @@ def test_servers_in_order(prog, server, tmp_path):
     assert messages == [f"debuginfod server {dead}: connection refused; not asked again"]
 
 
-@pytest.mark.parametrize("kind", ["down", "silent"])
+@pytest.mark.parametrize("kind", ["down", "silent", "trickle"])
 def test_unusable_server(prog, tmp_path, kind):
-    """Down (connection refused) or silent (accepts, never answers; DEBUGINFOD_TIMEOUT=1):
-    one message, no file, nothing cached, bounded time."""
-    serve, reason = {"down": (down, "connection refused"),
-                     "silent": (silent, "no answer (timed out)")}[kind]
+    """Down (connection refused), silent (accepts, never answers) or a trickle (a byte
+    every 0.2 s), with DEBUGINFOD_TIMEOUT=1: one message, no file, nothing cached,
+    bounded time."""
+    serve, reason = {
+        "down": (down, "connection refused"),
+        "silent": (silent, "no answer (timed out)"),
+        "trickle": (lambda: sending(bytes(1 << 20), pause=0.2),
+                    "slower than 100 KiB/s for DEBUGINFOD_TIMEOUT=1 s")}[kind]
     with serve() as url:
         path, messages, took = _lookup(prog, tmp_path, url, DEBUGINFOD_TIMEOUT="1")
     assert path is None and messages == [f"debuginfod server {url}: {reason}; not asked again"]
