@@ -390,22 +390,28 @@ class _Progress:
         host = url.split("/buildid/", 1)[0]
         self.text = f"Downloading {what}{' for ' + name if name else ''} from {host}"
         self.shown = 0.0
+        self.done = 0
         self.stream.write(self.text + (f" ({_size(total)})" if total else "")
                           + ("" if self.tty else "\n"))
         self.stream.flush()
 
     def update(self, done):
+        self.done = done
         now = time.monotonic()
         if self.tty and now - self.shown > 0.1:
             self.shown = now
-            of = f"/{_size(self.total)}" if self.total else ""
-            self.stream.write(f"\r{self.text} {_size(done)}{of}\x1b[K")
-            self.stream.flush()
+            self._draw()
 
     def end(self):
         if self.tty:
+            self._draw()
             self.stream.write("\n")
             self.stream.flush()
+
+    def _draw(self):
+        of = f"/{_size(self.total)}" if self.total else ""
+        self.stream.write(f"\r{self.text} {_size(self.done)}{of}\x1b[K")
+        self.stream.flush()
 
 
 def _size(n: int) -> str:
