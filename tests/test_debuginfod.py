@@ -156,6 +156,21 @@ def test_negative_cache_entry(prog, server, tmp_path):
     assert (cache / "cache_miss_s").read_text() == "600"   # written when first read
 
 
+def test_gdb_command_settings(prog, tmp_path):
+    """`qemu-coredump gdb` gives gdb, before it reads the program, the --debug-dir
+    directories joined with the default, the sysroot, and debuginfod off when --offline."""
+    a, b, root = tmp_path / "a", tmp_path / "b", tmp_path / "root"
+    for d in a, b, root:
+        d.mkdir()
+    r = subprocess.run([CLI, "gdb", str(prog["core"]), "-e", str(prog["exe"]), "--offline",
+                        "--debug-dir", str(a), "--debug-dir", str(b), "--sysroot", str(root)],
+                       input="show debug-file-directory\nshow sysroot\nshow debuginfod enabled\n",
+                       capture_output=True, text=True, timeout=120, env=_env(tmp_path, "x"))
+    assert f'"{a}:{b}:/usr/lib/debug"' in r.stdout, r.stdout
+    assert f'"{root}"' in r.stdout and "Debuginfod functionality is currently set to " \
+        '"off"' in r.stdout, r.stdout
+
+
 def test_fetches_missing_executable(prog, server, tmp_path):
     """A core whose program is not on this machine (a core from another machine): the
     program, then its debug info, come from the server by the build-id the core kept."""

@@ -44,6 +44,8 @@ def _cli(*args, env, stdin=None):
 
 
 def test_qsd_debug_info_only_from_debuginfod(tmp_path):
+    """Offline: no debug info (exit 2). With the server: the graph equals QMP's, the
+    download is in the cache. Then gdb, its server down, finds it there."""
     meta = _core("qsd-10.0-kernel")
     served, exe = tmp_path / "served", tmp_path / "qemu-storage-daemon"
     served.mkdir()
@@ -71,13 +73,20 @@ def test_qsd_debug_info_only_from_debuginfod(tmp_path):
     assert parse_gdb_bt(r.stdout) == gdb_bt(meta), r.stdout[-3000:]
 
 
+def _distro(shape):
+    """ROOT of the 10.0 fixture packaged as shape ("debian", "fedora") does."""
+    root = next(iter(sorted(DISTRO.glob(f"10.0*-{shape}/ROOT"))), None)
+    if root is None or not (root.parent / "DONE").exists():
+        pytest.fail(f"no {shape}-shaped 10.0 fixture under {DISTRO}: run fixtures/distro.py",
+                    pytrace=False)
+    return root
+
+
 def test_dwz_alt_file_by_build_id(tmp_path):
     """The Debian-shaped qemu-storage-daemon's debug file and the dwz supplementary file
     it names (.gnu_debugaltlink) are both fetched by build-id from a server that has
     them, and nothing local: the files the server was given."""
-    root = next(iter(sorted(DISTRO.glob("10.0*-debian/ROOT"))), None)
-    assert root is not None and (root.parent / "DONE").exists(), \
-        f"no Debian-shaped 10.0 fixture under {DISTRO}: run fixtures/distro.py"
+    root = _distro("debian")
     debug = root / "usr/lib/debug"
     exe = ElfImage(str(root / "usr/bin/qemu-storage-daemon"))
     with debuginfod(debug, tmp_path) as url:
@@ -92,3 +101,23 @@ def test_dwz_alt_file_by_build_id(tmp_path):
     assert alt == str(tmp_path / "cache" / alt_id.hex() / "debuginfo")
     assert Path(alt).read_bytes() == (root / name.lstrip("/")).read_bytes()
     assert client.problems == []
+
+
+def test_fedora_minidebuginfo_symbols(tmp_path):
+    """The Fedora-shaped qemu-storage-daemon (no .symtab): every function nm lists in its
+    .gnu_debugdata (cut out by objcopy, unpacked by xz) is one of corefile's symbols, at
+    nm's address."""
+    exe = _distro("fedora") / "usr/bin/qemu-storage-daemon"
+    image = ElfImage(str(exe))
+    assert image.section(".symtab") is None
+    mini = tmp_path / "mini"
+    subprocess.run(["objcopy", f"--dump-section=.gnu_debugdata={mini}.xz", exe,
+                    tmp_path / "copy"], check=True)
+    subprocess.run(["xz", "-d", f"{mini}.xz"], check=True)
+    nm = subprocess.run(["nm", "--defined-only", "--format=sysv", mini], check=True,
+                        capture_output=True, text=True).stdout
+    functions = {(int(f[1], 16), f[0].strip()) for f in
+                 (line.split("|") for line in nm.splitlines() if "|" in line)
+                 if "FUNC" in f[3]}
+    assert len(functions) > 1000
+    assert functions <= {(s.address, s.name) for s in image.symbols() if s.is_function}
