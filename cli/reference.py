@@ -16,7 +16,9 @@ this file and the registry disagree. Every command runs in gdb as `qemu NAME ...
 
 Common to every `qemu-coredump` command: `CORE` (a core file; systemd-coredump's
 compressed cores, zstd, xz, lz4 or gzip, are read as they are), `-e/--exe FILE` (found from the core when not given),
-`--sysroot DIR` (a core from another machine), `--debug-dir DIR` (repeatable), `-f/--format`,
+`--sysroot DIR` (a core from another machine), `--debug-dir DIR` (repeatable), `--offline`
+(no debuginfod: otherwise what is missing locally is fetched by build-id from the servers
+in `DEBUGINFOD_URLS`), `-f/--format`,
 `--json` (same as `--format json`), `-o/--output FILE`. Commands with a `dot` format also
 write `svg` and `png` through graphviz's `dot`. Exit status: 0 when everything was read, 1
 when some items were unreadable (the output marks them), 2 for bad input.
