@@ -466,6 +466,17 @@ class Program:
         sym = mod.symtab.lookup(pc - mod.bias)
         return None if sym is None else (sym[0], sym[1], mod.name)
 
+    def data_symbol(self, addr: int) -> tuple[str, int, str] | None:
+        """(name, offset, module name) of the variable whose bytes hold addr, from ELF
+        symbols (as gdb's `info symbol`); None for heap, stack or unnamed memory. The
+        module is the last one starting below addr: its .bss lies past its mappings."""
+        below = [m for m in self.modules if m.start <= addr]
+        if not below:
+            return None
+        mod = max(below, key=lambda m: m.start)
+        sym = mod.symtab.object_at(addr - mod.bias)
+        return None if sym is None else (sym[0], sym[1], mod.name)
+
     def symbol_address(self, name: str) -> int | None:
         """Address of a function or variable by name: DWARF first, then ELF symbols,
         the executable before libraries."""

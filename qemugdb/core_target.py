@@ -80,6 +80,10 @@ class CoreTarget(Target):
     def function_address(self, name):
         return self.program.symbol_address(name)
 
+    def data_symbol(self, address):
+        found = self.program.data_symbol(address)
+        return None if found is None else found[:2]
+
     def threads(self):
         return list(self._threads)
 

@@ -16,7 +16,7 @@ from .target import (FaultError, Frame, Location, MissingDebugInfo, Process, Tar
 # Registers reported for a thread (x86-64); a core may lack some (fs_base on old cores).
 THREAD_REGISTERS = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9",
                     "r10", "r11", "r12", "r13", "r14", "r15", "rip", "eflags",
-                    "fs_base", "gs_base")
+                    "fs_base", "gs_base", "orig_rax")
 
 _KINDS = {
     gdb.TYPE_CODE_STRUCT: "struct", gdb.TYPE_CODE_UNION: "union", gdb.TYPE_CODE_ENUM: "enum",
@@ -167,6 +167,7 @@ def frame_registers(frame, names=THREAD_REGISTERS):
 # SIGILL, SIGBUS, SIGFPE, SIGSEGV: their si_addr is the fault address (as core_target.py).
 FAULT_SIGNALS = (4, 7, 8, 11)
 
+_INFO_SYMBOL = re.compile(r"(?P<name>\S+)(?: \+ (?P<off>\d+))? in section ")
 _FORMAT_ADDRESS = re.compile(r"<(?P<name>[^+>]+)(?:\+(?P<off>\d+))?>")
 
 
@@ -282,6 +283,14 @@ class GdbTarget(Target):
         if sym.type is None or sym.type.code != gdb.TYPE_CODE_FUNC:
             return None
         return _int(sym.value().address)
+
+    def data_symbol(self, address):
+        try:
+            text = gdb.execute(f"info symbol {address:#x}", to_string=True)
+        except gdb.error:
+            return None
+        m = _INFO_SYMBOL.match(text)
+        return (m.group("name"), int(m.group("off") or 0)) if m else None
 
     # Threads.
 

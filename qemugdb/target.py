@@ -118,6 +118,11 @@ class Target:
         """Entry address of a function, or None."""
         raise NotImplementedError
 
+    def data_symbol(self, address):
+        """(name, offset) of the variable whose bytes hold `address` (a global or
+        file-static, from the symbol table as gdb's `info symbol`), or None."""
+        return None
+
     def threads(self):
         """Every thread, as a list of Thread."""
         raise NotImplementedError

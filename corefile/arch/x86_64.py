@@ -72,3 +72,16 @@ def static_tls_address(tp: int, tls_vaddr: int, tls_memsz: int, tls_align: int,
     firstbyte = -(tls_vaddr & (align - 1)) & (align - 1)
     block = (tls_memsz - firstbyte + align - 1) // align * align + firstbyte
     return tp - block + offset
+
+# Linux x86-64 system calls a blocked thread sits in (orig_rax in NT_PRSTATUS; -1 outside
+# one), and where their arguments are (rdi is preserved by `syscall`).
+SYSCALL_NR = "orig_rax"
+SYSCALL_ARGS = ("rdi", "rsi", "rdx", "r10", "r8", "r9")
+SYSCALLS = {0: "read", 1: "write", 7: "poll", 16: "ioctl", 17: "pread64", 18: "pwrite64",
+            19: "readv", 20: "writev", 23: "select", 34: "pause", 35: "nanosleep",
+            43: "accept", 45: "recvfrom", 47: "recvmsg", 61: "wait4", 74: "fsync",
+            75: "fdatasync", 202: "futex", 208: "io_getevents", 230: "clock_nanosleep",
+            232: "epoll_wait", 270: "pselect6", 271: "ppoll", 281: "epoll_pwait",
+            285: "fallocate", 295: "preadv", 296: "pwritev", 327: "preadv2",
+            328: "pwritev2", 426: "io_uring_enter", 441: "epoll_pwait2"}
+KVM_RUN = 0xAE80  # ioctl(vcpu_fd, KVM_RUN): the thread runs guest code

@@ -1,0 +1,353 @@
+"""The wait-for graph over threads and coroutines, and the one-sentence diagnosis.
+
+Nodes are threads and coroutines; an edge says what a waiter waits for and who could
+release it: a blocked thread waits for a mutex (its owner), a drain or AIO_WAIT_WHILE
+(the coroutines of the requests still in flight on the quiesced nodes, else the thread
+running their AioContext), a condition, an event or a futex (nobody known); a coroutine
+waits for a CoMutex (its holder), a CoQueue (a serialising request, the throttle timer,
+the end of a drain), I/O completion (the thread polling its AioContext) or runs on a
+thread. Cycles are deadlocks; every other chain ends in a thread or coroutine that waits
+for nothing we can name: running, idle, sleeping, or blocked in the kernel.
+"""
+
+from dataclasses import dataclass, field
+
+from . import aio, block, coroutine, locks
+from .obj import Object
+from .queue import qlist_foreach
+from .target import MissingDebugInfo, TargetError
+
+# Where a suspended coroutine waits for I/O: the submitting function names the engine.
+IO_SUBMITS = {"thread_pool_submit_co": "thread pool", "laio_co_submit": "linux-aio",
+              "luring_co_submit": "io_uring"}
+SLEEPERS = ("qemu_co_sleep", "qemu_co_sleep_ns_wakeable", "qemu_co_sleep_ns", "job_sleep_ns")
+PATH_LIMIT = 32
+
+
+@dataclass
+class Node:
+    id: str                    # "thread N" or "coroutine 0x..."
+    kind: str                  # thread | coroutine
+    state: str                 # thread: blocked/idle/guest/sleeping/running/unknown;
+                               # coroutine: running/suspended
+    where: str | None = None   # the QEMU function it waits or runs in
+    label: str | None = None   # thread role, or why the coroutine was found
+    syscall: str | None = None
+
+
+@dataclass
+class Edge:
+    waiter: str                # a Node id
+    kind: str                  # mutex condvar event join futex drain aio-wait io syscall comutex
+                               # corwlock coqueue graph-lock io-completion timer runs-on
+    what: str                  # what it waits for, in words
+    holder: str | None = None  # the Node id that could release it, None when unknown
+    address: int | None = None
+
+
+@dataclass
+class Chain:
+    """A path from a blocked thread along the edges, to where it ends."""
+    path: list                 # Node ids
+    edges: list                # Edge indices along it
+    end: str                   # the end in words (a deadlock, running, sleeping, ...)
+
+
+@dataclass
+class WaitGraph:
+    nodes: list
+    edges: list
+    cycles: list = field(default_factory=list)   # [[Edge index, ...]] each a deadlock
+    chains: list = field(default_factory=list)   # Chain, one per blocked thread
+    errors: list = field(default_factory=list)
+    missing: list = field(default_factory=list)
+
+
+class _Builder:
+    def __init__(self, target):
+        self.target = target
+        self.threads = target.threads()
+        self.nodes = {}
+        self.edges = []
+        self.errors = []
+        self.missing = []
+        self.guard = None
+        self.contexts = aio.known_contexts(target, self.threads)
+
+    def node(self, id_, **kw):
+        if id_ not in self.nodes:
+            self.nodes[id_] = Node(id_, **kw)
+        return self.nodes[id_]
+
+    def edge(self, waiter, kind, what, holder=None, address=None):
+        e = Edge(waiter, kind, what, holder, address)
+        if e not in self.edges:
+            self.edges.append(e)
+
+    def context_thread(self, ctx):
+        """The Node id of the thread running AioContext ctx, or None."""
+        for address, _, runners in self.contexts:
+            if address == ctx and runners:
+                return f"thread {runners[0]['num']}"
+        return None
+
+    def context_name(self, ctx):
+        return aio.context_label(self.contexts, ctx)
+
+    def coroutine(self, address, label):
+        """The coroutine's Node, with its own wait edge (found from its stack)."""
+        id_ = f"coroutine {address:#x}"
+        if id_ in self.nodes:
+            return id_
+        n = self.node(id_, kind="coroutine", state="suspended", label=label)
+        for th in self.threads:
+            try:
+                if coroutine.current_coroutine(self.target, th) == address:
+                    n.state = "running"
+                    self.edge(id_, "runs-on", f"runs on thread {th.num}", f"thread {th.num}")
+                    return id_
+            except TargetError:
+                continue
+        try:
+            if self.guard is None:
+                self.guard = coroutine.pointer_guard(self.target, self.threads)
+            rec = coroutine.describe(self.target, address, self.guard,
+                                     self.threads[0].registers if self.threads else None)
+        except TargetError as e:
+            self.errors.append(f"{id_}: {e}")
+            return id_
+        if rec.suspended_in is not None:
+            n.where = rec.suspended_in.function
+        names = [loc.function for f in rec.frames for loc in [*f.location.inlined, f.location]]
+        ctx = None
+        try:
+            co = Object(self.target, self.target.lookup_type("Coroutine"), address)
+            ctx = co.ctx.value_()
+        except TargetError:
+            pass
+        engine = next((IO_SUBMITS[f] for f in names if f in IO_SUBMITS), None)
+        if engine:
+            self.edge(id_, "io-completion",
+                      f"I/O completion ({engine}) in AioContext {self.context_name(ctx)}",
+                      self.context_thread(ctx))
+        elif any(f in SLEEPERS for f in names):
+            self.edge(id_, "timer", f"a timer in AioContext {self.context_name(ctx)}",
+                      self.context_thread(ctx))
+        return id_
+
+
+def wait_graph(target):
+    """The WaitGraph of the target's threads and the coroutines they wait for."""
+    b = _Builder(target)
+    lk = locks.all_locks(target, b.threads)
+    b.errors += lk.errors
+    b.missing += lk.missing
+    for st in lk.threads:
+        b.node(f"thread {st.num}", kind="thread", state=st.state, where=st.where,
+               label=st.role, syscall=st.syscall)
+    # Coroutine locks first: the coroutines they name get their lock edges before any
+    # edge found from their stacks.
+    for lock in lk.locks:
+        _lock_edges(b, lock)
+    for st in lk.threads:
+        w = st.waits_for
+        if st.state != "blocked" or w is None:
+            continue
+        me = f"thread {st.num}"
+        if w.kind == "join":
+            owner = f"thread {w.owner_thread}" if w.owner_thread else None
+            b.edge(me, "join", w.name, owner, w.address)
+        elif w.kind == "mutex":
+            owner = f"thread {w.owner_thread}" if w.owner_thread else None
+            held = (f"held by {owner}" if owner else
+                    f"held by LWP {w.owner_tid}" if w.owner_tid else "free")
+            b.edge(me, "mutex", f"mutex {_named(w)} ({held})", owner, w.address)
+        elif w.kind in ("drain", "aio-wait"):
+            _drain_edges(b, me, w)
+        elif w.kind in ("io", "syscall"):
+            b.edge(me, w.kind, w.detail)
+        else:
+            b.edge(me, w.kind, f"{w.kind} {_named(w)}", None, w.address)
+    graph = WaitGraph(list(b.nodes.values()), b.edges, errors=b.errors, missing=b.missing)
+    graph.cycles = cycles(graph)
+    graph.chains = chains(graph, [st for st in lk.threads if st.state == "blocked"])
+    return graph
+
+
+def _named(w):
+    return w.name or (f"at {w.address:#x}" if w.address is not None else "")
+
+
+def _lock_edges(b, lock):
+    """Edges from the coroutines waiting for a CoMutex, CoRwlock, CoQueue or the graph
+    lock to who could release them."""
+    if not lock.waiting_coroutines:
+        return
+    if lock.kind in ("CoMutex", "CoRwlock"):
+        holder = b.coroutine(lock.holder, f"holds {lock.name}") if lock.holder else None
+        what = f"{lock.kind} {lock.name}" + (f" held by coroutine {lock.holder:#x}"
+                                             if lock.holder else "")
+        kind = lock.kind.lower()
+    elif lock.kind == "graph-lock":
+        holder, what, kind = None, "the block graph lock (a writer)", "graph-lock"
+    else:
+        holder, what, kind = None, f"CoQueue {lock.name}", "coqueue"
+    for co in lock.waiting_coroutines:
+        b.edge(b.coroutine(co, f"waits in {lock.name}"), kind, what, holder, lock.address)
+
+
+def _drain_edges(b, me, w):
+    """A thread in AIO_WAIT_WHILE: for each node with requests in flight (the quiesced
+    ones in a drain), the coroutines of its tracked requests, else its AioContext's
+    thread."""
+    drain = w.kind == "drain"
+    found = False
+    try:
+        for bs in block.all_bdrv_states(b.target):
+            in_flight, quiesce = bs.in_flight.value_(), bs.quiesce_counter.value_()
+            if not in_flight or drain and not quiesce:
+                continue
+            found = True
+            name = coroutine._node_name(bs)
+            what = (f"{'a drain' if drain else w.detail} of node {name} (in_flight "
+                    f"{in_flight}, quiesce_counter {quiesce})")
+            holders = []
+            for req in qlist_foreach(bs.tracked_requests, "list"):
+                co = req.co.value_()
+                if co:
+                    holders.append(b.coroutine(co, f"tracked request on node {name}"))
+                    _serialising_edges(b, req, name)
+            if not holders:
+                holders = [b.context_thread(bs.aio_context.value_())]
+            for h in holders:
+                b.edge(me, w.kind, what, h if h != me else None, bs.address_)
+    except MissingDebugInfo as e:
+        b.missing.append(f"block nodes: {e}")
+    except TargetError as e:
+        b.errors.append(f"block nodes: {e}")
+    if not found:
+        b.edge(me, w.kind, w.detail + " (no node has requests in flight)")
+
+
+def _serialising_edges(b, req, name):
+    holder = f"coroutine {req.co.value_():#x}"
+    for co in coroutine.coqueue_waiters(req.wait_queue):
+        b.edge(b.coroutine(co.address_, f"waits for a serialising request on node {name}"),
+               "coqueue", f"serialising request {req.address_:#x} on node {name}", holder,
+               req.address_)
+
+
+def _out_edges(graph):
+    out = {}
+    for i, e in enumerate(graph.edges):
+        out.setdefault(e.waiter, []).append(i)
+    return out
+
+
+def cycles(graph):
+    """Every elementary cycle of holder edges, once each, as lists of Edge indices."""
+    out_edges = _out_edges(graph)
+    found, seen = [], set()
+
+    def walk(start, node, path, on_path):
+        for i in out_edges.get(node, ()):
+            holder = graph.edges[i].holder
+            if holder is None:
+                continue
+            if holder == start:
+                key = frozenset(path + [i])
+                if key not in seen:
+                    seen.add(key)
+                    found.append(path + [i])
+            elif holder not in on_path and holder > start and len(path) < PATH_LIMIT:
+                walk(start, holder, path + [i], on_path | {holder})
+
+    for n in sorted({e.waiter for e in graph.edges}):
+        walk(n, n, [], {n})
+    return found
+
+
+def chains(graph, blocked):
+    """For each blocked thread, the first path along holder edges to its end."""
+    out_edges = _out_edges(graph)
+    nodes = {n.id: n for n in graph.nodes}
+    out = []
+    for st in blocked:
+        start = f"thread {st.num}"
+        path, taken = [start], []
+        end = None
+        while True:
+            edges = out_edges.get(path[-1], [])
+            nxt = next((i for i in edges if graph.edges[i].holder), None)
+            if nxt is None:
+                end = describe_end(nodes.get(path[-1]), graph, edges)
+                break
+            taken.append(nxt)
+            holder = graph.edges[nxt].holder
+            if holder in path:
+                end = f"deadlock: {holder} is already on this chain"
+                path.append(holder)
+                break
+            path.append(holder)
+            if len(path) > PATH_LIMIT:
+                end = "chain too long"
+                break
+        out.append(Chain(path, taken, end))
+    return out
+
+
+STATES = {"running": "is running (not in a system call: executing, or stopped by a "
+                     "debugger)", "idle": "is idle (waits for work)",
+          "guest": "runs guest code (KVM_RUN)", "sleeping": "is sleeping",
+          "unknown": "is in an unknown state"}
+
+
+def describe_end(node, graph, edges):
+    """Where a chain ends, in words."""
+    if node is None:
+        return "unknown"
+    where = f" in {node.where}" if node.where else ""
+    if node.kind == "coroutine":
+        waits = [graph.edges[i].what for i in edges]
+        return (f"{node.id} suspended{where}" + (f", waiting for {waits[0]}" if waits
+                                                  else ""))
+    call = f" ({node.syscall})" if node.syscall and node.state != "idle" else ""
+    if node.state == "blocked":
+        waits = [graph.edges[i].what for i in edges]
+        return f"{node.id} is blocked{call}{where}" + (f" on {waits[0]}" if waits else "")
+    return f"{node.id} {STATES.get(node.state, node.state)}{call}{where}"
+
+
+def diagnosis(graph):
+    """One or two sentences: what the process is stuck on, or that nothing is blocked."""
+    nodes = {n.id: n for n in graph.nodes}
+    if graph.cycles:
+        cycle = graph.cycles[0]
+        steps = "; ".join(_step(nodes, graph.edges[i]) for i in cycle)
+        return f"Deadlock: {steps}."
+    if not graph.chains:
+        return ("Nothing is blocked: every thread is idle in its event loop or waiting "
+                "for work, running, or running guest code.")
+    chain = min(graph.chains, key=lambda c: (nodes[c.path[0]].label != "main loop",
+                                            c.path[0]))
+    steps = [_step(nodes, graph.edges[i]) for i in chain.edges]
+    first = f"{_who(nodes[chain.path[0]])} waits" if not steps else steps[0]
+    if not steps:
+        edges = _out_edges(graph).get(chain.path[0], [])
+        first += f" for {graph.edges[edges[0]].what}" if edges else ""
+    rest = "; ".join(steps[1:])
+    others = len(graph.chains) - 1
+    tail = f" ({others} more blocked thread{'s' if others > 1 else ''})" if others else ""
+    return f"{first}{'; ' + rest if rest else ''}; {chain.end}{tail}."
+
+
+def _who(node):
+    if node.kind == "thread" and node.label and node.label != "other":
+        return f"{node.label} {node.id}"
+    return node.id
+
+
+def _step(nodes, edge):
+    return f"{_who(nodes[edge.waiter])} waits for {edge.what}" + (
+        f", released by {edge.holder}" if edge.holder and edge.kind not in ("mutex",) else
+        "")
