@@ -85,7 +85,7 @@ class Lock:
     count: int | None = None       # recursion count, CoRwlock owners, graph readers
     waiting_threads: list = field(default_factory=list)     # thread numbers
     waiting_coroutines: list = field(default_factory=list)  # Coroutine addresses
-    readers: dict = field(default_factory=dict)             # graph lock: context -> count
+    readers: list = field(default_factory=list)  # graph lock: [{"context", "count"}]
     error: str | None = None
 
 
@@ -551,11 +551,13 @@ def graph_lock(target):
                                    "next_aio"):
             n = lock.reader_count.value_()
             if n:
-                rec.readers[contexts.get(lock.address_, f"{lock.address_:#x}")] = n
+                rec.readers.append({"context": contexts.get(lock.address_,
+                                                            f"{lock.address_:#x}"),
+                                    "count": n})
         orphaned = target.variable("orphaned_reader_count", file="graph-lock.c").value_()
         if orphaned:
-            rec.readers["orphaned"] = orphaned
-        rec.count = sum(rec.readers.values())
+            rec.readers.append({"context": "orphaned", "count": orphaned})
+        rec.count = sum(r["count"] for r in rec.readers)
         queue = target.variable("reader_queue", file="graph-lock.c")
         rec.waiting_coroutines = [c.address_ for c in coroutine.coqueue_waiters(queue)]
     except TargetError as e:
@@ -587,7 +589,8 @@ def all_locks(target, threads=None, frames=None):
     except MissingDebugInfo:
         pass
     for var, file in [(m, "cpus.c") for m in system.BQL_MUTEXES] + list(GLOBAL_MUTEXES):
-        try:
+        try:   # a file-static, or a global defined there
+            var, file = first_variable(target, (var,), (file, None))
             address, type_ = target.variable_address(var, file=file)
         except MissingDebugInfo:
             continue

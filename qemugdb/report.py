@@ -20,6 +20,7 @@ ROLES = {
 VCPU = re.compile(r"cpu_thread_fn$")  # kvm_vcpu_thread_fn, mttcg_cpu_thread_fn, rr_..., hvf_...
 VERSION = re.compile(rb"version (\d+\.\d+\.\d+[\w.+~-]*)")
 SOURCE_CONTEXT = 3
+SI_USER = 0  # si_code of a signal sent by kill(): a hung process dumped from outside
 
 
 @dataclass
@@ -57,6 +58,7 @@ class Report:
     sections: dict = field(default_factory=dict)  # title -> records of other walkers
     partial: list = field(default_factory=list)  # what could not be read: the report is partial
     not_applicable: list = field(default_factory=list)  # sections the program does not have
+    diagnosis: str | None = None  # what a process that did not crash is stuck on (waits.py)
 
 
 def signal_name(number):
@@ -197,6 +199,12 @@ def report(target, source_dir=None, sections=()):
         for c in rep.focus.callers:
             frames.extend(c.frames)
         rep.source = source_lines(frames, source_dir)
+    if p.signal is None or p.signal_code == SI_USER:   # alive, gcore'd, or killed to dump
+        from .waits import diagnosis, wait_graph
+        try:
+            rep.diagnosis = diagnosis(wait_graph(target))
+        except TargetError as e:
+            rep.partial.append(f"Diagnosis: {e}")
     for title, walk in sections:
         try:
             rep.sections[title] = walk(target)

@@ -19,7 +19,7 @@ def _state(lock):
     if lock.kind == "CoQueue":
         return f"{len(lock.waiting_coroutines)} queued"
     if lock.kind == "graph-lock":
-        readers = ", ".join(f"{n} {k}" for k, n in lock.readers.items())
+        readers = ", ".join(f"{r['count']} {r['context']}" for r in lock.readers)
         return ("writer" if lock.locked else "no writer") + \
             (f", readers: {readers}" if readers else ", no readers")
     if lock.kind == "CoRwlock" and lock.count:

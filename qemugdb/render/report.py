@@ -10,7 +10,8 @@ def _field(name, value):
 def render_report(rep, args=None, section_renderers=None):
     """The report; section_renderers maps each section title to its records' renderer."""
     highlight = getattr(args, "highlight", None)
-    out = ["== Process"]
+    out = ["== Diagnosis", rep.diagnosis, ""] if rep.diagnosis else []
+    out.append("== Process")
     out.append(_field("program", rep.executable or "?"))
     out.append(_field("QEMU", rep.qemu_version or "unknown"))
     out.append(_field("build-id", rep.build_id or "?"))
