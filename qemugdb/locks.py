@@ -82,7 +82,8 @@ class Lock:
     owner_tid: int | None = None   # pthread mutexes
     owner_thread: int | None = None
     holder: int | None = None      # CoMutex: the holding coroutine
-    count: int | None = None       # recursion count, CoRwlock owners, graph readers
+    count: int | None = None       # recursion count, CoMutex lockers (holder and waiters),
+                                   # CoRwlock owners, graph-lock readers
     waiting_threads: list = field(default_factory=list)     # thread numbers
     waiting_coroutines: list = field(default_factory=list)  # Coroutine addresses
     readers: list = field(default_factory=list)  # graph lock: [{"context", "count"}]
@@ -307,7 +308,11 @@ def _classify(target, facts, st, regs, functions, executable, names):
         st.state = "running"   # user code: running when dumped, or stopped by a debugger
         return
     call = facts.SYSCALLS.get(nr, f"syscall {nr}")
-    st.syscall = call
+    if call == "restart_syscall":   # a timed wait a stop (ptrace, gcore) interrupted
+        call = _restarted(fnames, facts) or call
+        st.syscall = f"{call} (restarted)"
+    else:
+        st.syscall = call
     args = [regs.get(r) for r in facts.SYSCALL_ARGS]
     body = _body(functions)
     if call == "futex":
@@ -328,6 +333,20 @@ def _classify(target, facts, st, regs, functions, executable, names):
     else:
         st.state = "blocked"
         st.waits_for = Wait("syscall", detail=call)
+
+
+def _restarted(fnames, facts):
+    """The system call restart_syscall resumes (its arguments are still in the registers),
+    told by the stack: glibc's waits are futexes, else the first function whose name has
+    a system call's name as a word (__GI___poll, __ppoll, qemu_futex_wait)."""
+    if any(n in fnames for n in (*MUTEX_WAITS, *COND_WAITS, *EVENT_WAITS, *JOIN_WAITS)):
+        return "futex"
+    calls = set(facts.SYSCALLS.values())
+    for name in fnames:
+        found = [w for w in name.lower().split("_") if w in calls]
+        if found:
+            return found[0]
+    return None
 
 
 def _poll_wait(st, functions, executable, body, fnames):
@@ -413,7 +432,8 @@ def read_lock(target, kind, name, address):
             rec.owner_tid = owner or None
             rec.count = count if kind == "QemuRecMutex" else None
         elif kind == "CoMutex":
-            rec.locked = bool(obj.locked.value_())
+            rec.count = obj.locked.value_()   # pending lockers: the holder and its waiters
+            rec.locked = bool(rec.count)
             rec.holder = obj.holder.value_() or None
             rec.waiting_coroutines = list(coroutine.comutex_waiters(obj))
         elif kind == "CoRwlock":

@@ -22,6 +22,8 @@ IO_SUBMITS = {"thread_pool_submit_co": "thread pool", "laio_co_submit": "linux-a
               "luring_co_submit": "io_uring"}
 SLEEPERS = ("qemu_co_sleep", "qemu_co_sleep_ns_wakeable", "qemu_co_sleep_ns", "job_sleep_ns")
 PATH_LIMIT = 32
+# Coroutine waits that make a chain of their own: a lock some coroutine holds.
+LOCK_WAITS = ("comutex", "corwlock")
 
 
 @dataclass
@@ -58,7 +60,8 @@ class WaitGraph:
     nodes: list
     edges: list
     cycles: list = field(default_factory=list)   # [[Edge index, ...]] each a deadlock
-    chains: list = field(default_factory=list)   # Chain, one per blocked thread
+    chains: list = field(default_factory=list)   # Chain per blocked thread, then per
+                                                 # coroutine waiting for a held CoMutex
     errors: list = field(default_factory=list)
     missing: list = field(default_factory=list)
 
@@ -72,6 +75,7 @@ class _Builder:
         self.errors = []
         self.missing = []
         self.guard = None
+        self.busy_workers = []     # Node ids of thread-pool workers that are not idle
         self.contexts = aio.known_contexts(target, self.threads)
 
     def node(self, id_, **kw):
@@ -127,9 +131,12 @@ class _Builder:
             pass
         engine = next((IO_SUBMITS[f] for f in names if f in IO_SUBMITS), None)
         if engine:
-            self.edge(id_, "io-completion",
-                      f"I/O completion ({engine}) in AioContext {self.context_name(ctx)}",
-                      self.context_thread(ctx))
+            what = f"I/O completion ({engine}) in AioContext {self.context_name(ctx)}"
+            # A thread-pool request runs in a worker: the busy ones could complete it.
+            holders = (self.busy_workers if engine == "thread pool" else []) or \
+                [self.context_thread(ctx)]
+            for holder in holders:
+                self.edge(id_, "io-completion", what, holder)
         elif any(f in SLEEPERS for f in names):
             self.edge(id_, "timer", f"a timer in AioContext {self.context_name(ctx)}",
                       self.context_thread(ctx))
@@ -145,6 +152,8 @@ def wait_graph(target):
     for st in lk.threads:
         b.node(f"thread {st.num}", kind="thread", state=st.state, where=st.where,
                label=st.role, syscall=st.syscall)
+    b.busy_workers = [f"thread {st.num}" for st in lk.threads
+                      if st.role == "worker" and st.state not in ("idle", "unknown")]
     # Coroutine locks first: the coroutines they name get their lock edges before any
     # edge found from their stacks.
     for lock in lk.locks:
@@ -170,7 +179,9 @@ def wait_graph(target):
             b.edge(me, w.kind, f"{w.kind} {_named(w)}", None, w.address)
     graph = WaitGraph(list(b.nodes.values()), b.edges, errors=b.errors, missing=b.missing)
     graph.cycles = cycles(graph)
-    graph.chains = chains(graph, [st for st in lk.threads if st.state == "blocked"])
+    starts = [f"thread {st.num}" for st in lk.threads if st.state == "blocked"]
+    starts += [e.waiter for e in b.edges if e.kind in LOCK_WAITS and e.holder]
+    graph.chains = chains(graph, list(dict.fromkeys(starts)))
     return graph
 
 
@@ -197,36 +208,33 @@ def _lock_edges(b, lock):
 
 
 def _drain_edges(b, me, w):
-    """A thread in AIO_WAIT_WHILE: for each node with requests in flight (the quiesced
-    ones in a drain), the coroutines of its tracked requests, else its AioContext's
-    thread."""
+    """A thread in AIO_WAIT_WHILE waits for the nodes with requests in flight (in a
+    drain, the quiesced ones): the coroutines of their tracked requests could end it,
+    else the threads running their AioContexts."""
     drain = w.kind == "drain"
-    found = False
+    busy, holders = [], []
     try:
         for bs in block.all_bdrv_states(b.target):
             in_flight, quiesce = bs.in_flight.value_(), bs.quiesce_counter.value_()
             if not in_flight or drain and not quiesce:
                 continue
-            found = True
             name = coroutine._node_name(bs)
-            what = (f"{'a drain' if drain else w.detail} of node {name} (in_flight "
-                    f"{in_flight}, quiesce_counter {quiesce})")
-            holders = []
+            busy.append(f"{name} (in_flight {in_flight}, quiesce_counter {quiesce})")
+            found = []
             for req in qlist_foreach(bs.tracked_requests, "list"):
-                co = req.co.value_()
-                if co:
-                    holders.append(b.coroutine(co, f"tracked request on node {name}"))
+                if req.co.value_():
+                    found.append(b.coroutine(req.co.value_(), f"tracked request on node {name}"))
                     _serialising_edges(b, req, name)
-            if not holders:
-                holders = [b.context_thread(bs.aio_context.value_())]
-            for h in holders:
-                b.edge(me, w.kind, what, h if h != me else None, bs.address_)
+            holders += found or [b.context_thread(bs.aio_context.value_())]
     except MissingDebugInfo as e:
         b.missing.append(f"block nodes: {e}")
     except TargetError as e:
         b.errors.append(f"block nodes: {e}")
-    if not found:
-        b.edge(me, w.kind, w.detail + " (no node has requests in flight)")
+    what = (f"{'a drain' if drain else 'AIO_WAIT_WHILE'} in {b.nodes[me].where}: "
+            + (f"node{'s' if len(busy) > 1 else ''} {', '.join(busy)}" if busy else
+               "no node has requests in flight"))
+    for h in dict.fromkeys(holders) or [None]:
+        b.edge(me, w.kind, what, h if h != me else None)
 
 
 def _serialising_edges(b, req, name):
@@ -267,13 +275,12 @@ def cycles(graph):
     return found
 
 
-def chains(graph, blocked):
-    """For each blocked thread, the first path along holder edges to its end."""
+def chains(graph, starts):
+    """For each node id in `starts`, the first path along holder edges to its end."""
     out_edges = _out_edges(graph)
     nodes = {n.id: n for n in graph.nodes}
     out = []
-    for st in blocked:
-        start = f"thread {st.num}"
+    for start in starts:
         path, taken = [start], []
         end = None
         while True:
@@ -323,22 +330,27 @@ def diagnosis(graph):
     nodes = {n.id: n for n in graph.nodes}
     if graph.cycles:
         cycle = graph.cycles[0]
-        steps = "; ".join(_step(nodes, graph.edges[i]) for i in cycle)
+        steps = "; ".join(_step(graph, nodes, i) for i in cycle)
         return f"Deadlock: {steps}."
     if not graph.chains:
         return ("Nothing is blocked: every thread is idle in its event loop or waiting "
                 "for work, running, or running guest code.")
-    chain = min(graph.chains, key=lambda c: (nodes[c.path[0]].label != "main loop",
-                                            c.path[0]))
-    steps = [_step(nodes, graph.edges[i]) for i in chain.edges]
-    first = f"{_who(nodes[chain.path[0]])} waits" if not steps else steps[0]
+    threads = [c for c in graph.chains if nodes[c.path[0]].kind == "thread"]
+    chain = min(threads or graph.chains,
+                key=lambda c: (nodes[c.path[0]].label != "main loop", c.path[0]))
+    steps = [_step(graph, nodes, i) for i in chain.edges]
+    if not threads:   # coroutines queued on a lock: say how many, then follow one
+        what = graph.edges[chain.edges[0]].what
+        same = [c for c in graph.chains if graph.edges[c.edges[0]].what == what]
+        if len(same) > 1:
+            steps[0] = f"{len(same)} coroutines wait for {what}"
+    text = "; ".join(steps) if steps else f"{_who(nodes[chain.path[0]])} waits"
     if not steps:
         edges = _out_edges(graph).get(chain.path[0], [])
-        first += f" for {graph.edges[edges[0]].what}" if edges else ""
-    rest = "; ".join(steps[1:])
-    others = len(graph.chains) - 1
-    tail = f" ({others} more blocked thread{'s' if others > 1 else ''})" if others else ""
-    return f"{first}{'; ' + rest if rest else ''}; {chain.end}{tail}."
+        text += f" for {graph.edges[edges[0]].what}" if edges else ""
+    others = len(threads) - 1
+    tail = f" ({others} more blocked thread{'s' if others > 1 else ''})" if others > 0 else ""
+    return f"{text}; {chain.end}{tail}."
 
 
 def _who(node):
@@ -347,7 +359,13 @@ def _who(node):
     return node.id
 
 
-def _step(nodes, edge):
-    return f"{_who(nodes[edge.waiter])} waits for {edge.what}" + (
-        f", released by {edge.holder}" if edge.holder and edge.kind not in ("mutex",) else
-        "")
+def _step(graph, nodes, index):
+    """`WAITER waits for WHAT, released by HOLDER (and N more)` for edge `index`."""
+    edge = graph.edges[index]
+    text = f"{_who(nodes[edge.waiter])} waits for {edge.what}"
+    if not edge.holder or edge.kind in ("mutex", "join", *LOCK_WAITS):
+        return text
+    others = sum(1 for e in graph.edges if e.waiter == edge.waiter and e.what == edge.what
+                 and e.holder and e.holder != edge.holder)
+    more = f" (or {others} more {edge.holder.split()[0]}s)" if others else ""
+    return f"{text}, released by {edge.holder}{more}"

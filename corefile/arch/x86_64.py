@@ -82,6 +82,6 @@ SYSCALLS = {0: "read", 1: "write", 7: "poll", 16: "ioctl", 17: "pread64", 18: "p
             43: "accept", 45: "recvfrom", 47: "recvmsg", 61: "wait4", 74: "fsync",
             75: "fdatasync", 202: "futex", 208: "io_getevents", 230: "clock_nanosleep",
             232: "epoll_wait", 270: "pselect6", 271: "ppoll", 281: "epoll_pwait",
-            285: "fallocate", 295: "preadv", 296: "pwritev", 327: "preadv2",
+            219: "restart_syscall", 285: "fallocate", 295: "preadv", 296: "pwritev", 327: "preadv2",
             328: "pwritev2", 426: "io_uring_enter", 441: "epoll_pwait2"}
 KVM_RUN = 0xAE80  # ioctl(vcpu_fd, KVM_RUN): the thread runs guest code
