@@ -73,6 +73,22 @@ def test_qsd_debug_info_only_from_debuginfod(tmp_path):
     assert parse_gdb_bt(r.stdout) == gdb_bt(meta), r.stdout[-3000:]
 
 
+def test_debian_core_debug_info_and_dwz_file_from_debuginfod(tmp_path):
+    """The Debian-shaped qsd 10.0 core (stripped binary, dwz multifile) with its debug
+    directory served by debuginfod and not given: the debug file and the dwz
+    supplementary file it needs are fetched, and the graph equals QMP's."""
+    meta = _core("qsd-10.0-debian-gcore")
+    cache = tmp_path / "cache"
+    with debuginfod(meta["debug_dir"], tmp_path) as url:
+        r = _cli("block-graph", meta["core"], "-f", "qmp-json", env=_env(cache, url))
+    assert r.returncode in (0, 1), r.stderr
+    assert named_block_graph(json.loads(r.stdout)) == \
+        named_block_graph(qmp(meta, "x-debug-query-block-graph"))
+    exe = ElfImage(meta["exe"])
+    name, alt_id = ElfImage(str(cache / exe.build_id.hex() / "debuginfo")).debugaltlink()
+    assert (cache / alt_id.hex() / "debuginfo").is_file()
+
+
 def _distro(shape):
     """ROOT of the 10.0 fixture packaged as shape ("debian", "fedora") does."""
     root = next(iter(sorted(DISTRO.glob(f"10.0*-{shape}/ROOT"))), None)
