@@ -7,6 +7,7 @@ import signal as signals
 from dataclasses import dataclass, field
 
 from . import coroutine
+from .identity import qemu_version
 from .obj import find_member
 from .target import MissingDebugInfo, TargetError
 
@@ -18,7 +19,6 @@ ROLES = {
     "coroutine_trampoline": "coroutine",  # a stack that is a coroutine's (bt stops there)
 }
 VCPU = re.compile(r"cpu_thread_fn$")  # kvm_vcpu_thread_fn, mttcg_cpu_thread_fn, rr_..., hvf_...
-VERSION = re.compile(rb"version (\d+\.\d+\.\d+[\w.+~-]*)")
 SOURCE_CONTEXT = 3
 SI_USER = 0  # si_code of a signal sent by kill(): a hung process dumped from outside
 
@@ -68,24 +68,6 @@ def signal_name(number):
         return f"signal {number}"
 
 
-def qemu_version(executable, chunk=1 << 20):
-    """QEMU_FULL_VERSION as the program prints it in --version ("... version X.Y.Z"),
-    found in the executable file; None when absent."""
-    try:
-        with open(executable, "rb") as f:
-            tail = b""
-            while True:
-                data = f.read(chunk)
-                if not data:
-                    return None
-                m = VERSION.search(tail + data)
-                if m:
-                    return m.group(1).decode()
-                tail = data[-64:]
-    except (OSError, TypeError):
-        return None
-
-
 def abort_message(target):
     """glibc's __abort_msg (set by assert() and abort messages), or None."""
     try:
@@ -118,13 +100,15 @@ def thread_role(frames):
 
 
 def _where(frames, executable):
-    """The innermost frame in the executable itself, outside the coroutine machinery and
-    system headers, as `function at file:line`."""
+    """The innermost frame of QEMU's own code, as `function at file:line`: a pc in the
+    executable's module (whatever path it was given by), outside the coroutine machinery
+    and outside headers: a header's function is a helper compiled into QEMU's code, inline
+    or as a local copy (glibc's fortify wrappers such as ppoll, QEMU's static inlines)."""
     for f in frames:
         if f.location.module != executable:
             continue
         for loc in [*f.location.inlined, f.location]:
-            if loc.function in coroutine.MACHINERY or (loc.file or "").startswith("/usr/"):
+            if loc.function in coroutine.MACHINERY or (loc.file or "").endswith(".h"):
                 continue
             return f"{loc.function} at {loc.file}:{loc.line}" if loc.file else loc.function
     return None
@@ -200,9 +184,9 @@ def report(target, source_dir=None, sections=()):
             frames.extend(c.frames)
         rep.source = source_lines(frames, source_dir)
     if p.signal is None or p.signal_code == SI_USER:   # alive, gcore'd, or killed to dump
-        from .waits import diagnosis, wait_graph
+        from .waits import wait_graph
         try:
-            rep.diagnosis = diagnosis(wait_graph(target))
+            rep.diagnosis = wait_graph(target).diagnosis
         except TargetError as e:
             rep.partial.append(f"Diagnosis: {e}")
     for title, walk in sections:

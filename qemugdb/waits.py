@@ -64,6 +64,7 @@ class WaitGraph:
                                                  # coroutine waiting for a held CoMutex
     errors: list = field(default_factory=list)
     missing: list = field(default_factory=list)
+    diagnosis: str | None = None   # diagnosis() of the graph
 
 
 class _Builder:
@@ -182,6 +183,7 @@ def wait_graph(target):
     starts = [f"thread {st.num}" for st in lk.threads if st.state == "blocked"]
     starts += [e.waiter for e in b.edges if e.kind in LOCK_WAITS and e.holder]
     graph.chains = chains(graph, list(dict.fromkeys(starts)))
+    graph.diagnosis = diagnosis(graph)
     return graph
 
 

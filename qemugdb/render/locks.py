@@ -81,9 +81,8 @@ def render_locks(result, args=None):
 
 
 def render_waits(graph, args=None):
-    from ..waits import diagnosis
     nodes = {n.id: n for n in graph.nodes}
-    out = [f"Diagnosis: {diagnosis(graph)}"]
+    out = [f"Diagnosis: {graph.diagnosis}"]
     cyc = []
     for i, cycle in enumerate(graph.cycles, 1):
         cyc.append(f"  deadlock {i}:")
