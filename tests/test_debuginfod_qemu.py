@@ -1,8 +1,9 @@
 """debuginfod with a real QEMU: the plain qemu-storage-daemon 10.0 fixture core read with a
 copy of its binary whose debug info was split off into the directory a real debuginfod
 serves, and nowhere else: the CLI's block graph equals QMP's, and gdb's own client then
-finds that debug info in the shared cache (its bt equals the oracle's). Also the dwz
-supplementary file of the Debian-shaped fixture, fetched by its build-id."""
+finds that debug info in the shared cache (its bt equals the oracle's). Also the
+Debian-shaped fixture's debug file and dwz supplementary file fetched by build-id, and the
+Fedora-shaped fixture's MiniDebugInfo."""
 
 import json
 import os
@@ -137,3 +138,21 @@ def test_fedora_minidebuginfo_symbols(tmp_path):
                  if "FUNC" in f[3]}
     assert len(functions) > 1000
     assert functions <= {(s.address, s.name) for s in image.symbols() if s.is_function}
+
+
+def test_fedora_core_minidebuginfo_stacks_equal_gdb(tmp_path):
+    """The Fedora-shaped qsd 10.0 core with no debug file for the binary (its debug root
+    not given): every thread's frames, named from MiniDebugInfo, equal gdb's (which reads
+    .gnu_debugdata too): functions, and every pc gdb prints."""
+    meta = _core("qsd-10.0-fedora-kernel")
+    gdb = subprocess.run(["gdb", "-batch", "-nx", "-iex", "set debuginfod enabled off",
+                          "-ex", "set width 0", "-ex", "thread apply all bt", meta["exe"],
+                          meta["core"]], capture_output=True, text=True, timeout=600).stdout
+    r = _cli("bt", "--all", meta["core"], "--offline", env=_env(tmp_path / "cache"))
+    assert r.returncode in (0, 1), r.stderr
+    want, got = parse_gdb_bt(gdb), parse_gdb_bt(r.stdout)
+    assert sorted(want) == sorted(got) and any(
+        name == "qemu_poll_ns" for frames in got.values() for name, _ in frames)
+    for num, frames in want.items():
+        assert [name for name, _ in frames] == [name for name, _ in got[num]], (num, gdb)
+        assert all(pc is None or pc == ours for (_, pc), (_, ours) in zip(frames, got[num]))
