@@ -145,12 +145,13 @@ class Module:
                 link = dbg.debugaltlink()
                 alt = None
                 if link is not None:
-                    alt = find_alt_file(*link, dbg.path, prog.debug_dirs, prog.sysroot)
+                    alt = find_alt_file(*link, dbg.path, prog.debug_dirs, prog.sysroot,
+                                        prog.debuginfod)
                     if alt is None:
                         self.dwarf_problem = (
                             f"the debug info of {self.host_path} is in two files: the dwz "
                             f"supplementary file {link[0]} (build-id {link[1].hex()}) "
-                            f"was not found (--debug-dir, --sysroot)")
+                            f"was not found (--debug-dir, --sysroot, DEBUGINFOD_URLS)")
                         prog.partial_reasons.append(self.dwarf_problem)
                         return None
                 self._dwarf = DebugInfo(dbg.path, self.build_id, cache_dir=prog.cache_dir,
