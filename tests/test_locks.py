@@ -155,7 +155,7 @@ IDLE_MARKERS = {"idle": ("poll", "worker_thread", "call_rcu_thread"),
 def gdb_thread_blocks(text):
     """{LWP: that thread's frames} from gdb's `thread apply all bt` text."""
     return {int(m.group(1)): m.group(2) for m in re.finditer(
-        r"^Thread \d+ \(.*?LWP (\d+)\)\)?:?\n((?:#.*\n?)*)", text, re.M)}
+        r"^Thread \d+ \(.*?LWP (\d+)\)\)?:?\n((?:(?:#|warning: ).*\n?)*)", text, re.M)}
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
