@@ -1,8 +1,9 @@
 """qemugdb installed as its users install it: `pip install .`, the wheel, the sdist and
 `pipx install .`, each into a fresh environment outside the checkout. Each install runs
 `qemu-coredump --help` and `bt` on a fixture core (checked against gdb's own backtrace
-captured with the core), and gdb sources the installed gdb_load.py (`--gdb-script`) and
-runs `qemu bt`, taking nothing from the environment but qemugdb and corefile.
+captured with the core), gdb sources the installed gdb_load.py (`--gdb-script`) and runs
+`qemu bt`, taking nothing from the environment but qemugdb and corefile, and gdb auto-loads
+the installed autoload-gdb.py as docs/guide.md shows.
 
 The builds run on a copy of the checkout's files (tracked and new): setuptools leaves
 build/ and *.egg-info behind, and a stale build/lib leaks deleted modules into later wheels.
@@ -185,3 +186,15 @@ def test_installed(how, dists, tmp_path):
     gdb_modules, click = probed.splitlines()
     assert gdb_modules == "['corefile', 'qemugdb']"
     assert not click.startswith(str(env_root))
+
+    # docs/guide.md's second auto-load recipe: a scripts directory, under the binary's real
+    # path, holding a symlink to the installed autoload-gdb.py.
+    exe = Path(os.path.realpath(meta["exe"]))
+    scripts = tmp_path / "auto-load"
+    (scripts / exe.parent.relative_to("/")).mkdir(parents=True)
+    os.symlink(script.parent / "autoload-gdb.py",
+               scripts / exe.parent.relative_to("/") / f"{exe.name}-gdb.py")
+    auto = run(["gdb", "-batch", "-nx", "-iex", f"set auto-load scripts-directory {scripts}",
+                "-iex", f"add-auto-load-safe-path {scripts}", "-ex", "help qemu coroutines", exe],
+               cwd=tmp_path)
+    assert "List every coroutine" in auto.stdout and "Traceback" not in auto.stderr, auto.stderr
