@@ -55,10 +55,28 @@ def test_hang_matches_its_truth(name, backend):
     meta = _core(name)
     truth = json.load(open(f"{meta['oracle']}/truth.json"))
     got = outputs(meta, backend)
-    locks, waits = got["locks"], got["waits"]
-    diagnosis = waits["diagnosis"]
     if "report" in got:
-        assert got["report"]["diagnosis"] == diagnosis
+        assert got["report"]["diagnosis"] == got["waits"]["diagnosis"]
+    check_truth(truth, got["locks"], got["waits"])
+
+
+# A live hang of each kind, in gdb attached to it (the C program; QEMU 10.0's scenarios).
+LIVE = [("pthread-cycle", None), ("bql-held", "10.0"), ("drain-iothread", "10.0"),
+        ("comutex", "10.0")]
+
+
+@pytest.mark.parametrize("scenario,version", LIVE)
+def test_live_hang_in_gdb_matches_its_truth(scenario, version):
+    with hangs.hung(scenario, version) as h:
+        parts, stderr = run_gdb(["-p", str(h.pid)], ["qemu locks --format json",
+                                                     "qemu waits --format json"], timeout=600)
+        assert "Traceback" not in stderr, stderr
+        check_truth(h.truth, *map(json.loads, parts))
+
+
+def check_truth(truth, locks, waits):
+    """Our locks and waits JSON say what truth.json says the scenario made."""
+    diagnosis = waits["diagnosis"]
     by_tid = {t["tid"]: t for t in locks["threads"]}
     tid_of = {t["num"]: t["tid"] for t in locks["threads"]}
     num = {tid: t["num"] for tid, t in by_tid.items()}
