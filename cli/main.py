@@ -16,6 +16,7 @@ import corefile
 
 from qemugdb import cmd as declarations
 from qemugdb.commands import REGISTRY, to_plain
+from qemugdb.identity import not_qemu
 from qemugdb.target import MissingDebugInfo, TargetError
 
 from .graph import DotMissing, render_dot
@@ -25,6 +26,8 @@ from .style import colour, encodable, use_colour, visible
 
 EXIT_PARTIAL = 1
 EXIT_BAD_INPUT = 2
+# Commands that mean something on any program's core; the others need QEMU.
+ANY_PROGRAM = ("bt", "locks", "waits")
 
 
 # click.Path types, made once: each one costs a gettext lookup (~0.3 ms, every subcommand
@@ -128,6 +131,8 @@ def bind(command):
             # Debug info is read lazily, as the command needs it: say so when that is slow.
             with progress(f"reading {core} and its debug info…"), \
                     open_session(core, exe, sysroot, debug_dirs, offline) as session:
+                if command.name not in ANY_PROGRAM and (why := not_qemu(session.target)):
+                    raise BadInput(why)
                 terminal = fmt == "text" and not output and use_colour()
                 args = types.SimpleNamespace(**kwargs, format=fmt,
                                              highlight=highlight_terminal if terminal else None)

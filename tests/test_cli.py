@@ -96,12 +96,35 @@ def test_block_graph_pictures(qemu_core, tmp_path):
     assert png.read_bytes().startswith(b"\x89PNG")
 
 
+def report_text(meta):
+    """The report's text on a core of our C fixtures, made by the code `qemu-coredump
+    report` runs: the CLI itself refuses them, as they are not QEMU
+    (test_crash_fixtures_are_not_qemu)."""
+    from qemu_coredump.main import REGISTRY   # the CLI's registry, loaded
+    from qemu_coredump.session import open_session
+    command = REGISTRY["report"]
+    args = command.default_args(format="text", highlight=None)
+    with open_session(meta["core"], meta["exe"]) as session:
+        return command.render(command.run(session.target, args), "text", args)
+
+
+def test_crash_fixtures_are_not_qemu(crash_core):
+    """Our C programs are not QEMU: the CLI's QEMU commands exit 2 with one line saying
+    so; bt reads them as any program."""
+    for command in ("report", "block-graph", "aio"):
+        proc = run(command, crash_core["core"], "--exe", crash_core["exe"], check=False)
+        assert proc.returncode == 2 and proc.stdout == "" and proc.stderr == (
+            f"qemu-coredump: {crash_core['exe']} is not QEMU: it has neither QEMU's version "
+            f"text nor QEMU's main loop or block layer\n"), proc.stderr
+    assert run("bt", crash_core["core"], "--exe", crash_core["exe"]).returncode == 0
+
+
 def test_report_assert(tmp_path):
     """The assert() fixture: the assertion text (glibc's __abort_msg) and the frame that
     asserted, as the C source put them (oracle/expected.json)."""
     meta = core("crash-assert-kernel")
     expected = json.loads((Path(meta["oracle"]) / "expected.json").read_text())
-    out = run("report", meta["core"], "--exe", meta["exe"]).stdout
+    out = report_text(meta)
     assert "signal:       SIGABRT" in out
     abort = next(line for line in out.splitlines() if line.startswith("abort:"))
     assert abort.split(None, 1)[1] == expected["abort_msg"].rstrip("\n")
@@ -114,7 +137,7 @@ def test_report_segv_shows_coroutine_chain():
     coroutine_trampoline, and the chain that entered it, down to the thread's own stack."""
     meta = core("crash-segv-kernel")
     expected = json.loads((Path(meta["oracle"]) / "expected.json").read_text())
-    out = run("report", meta["core"], "--exe", meta["exe"]).stdout
+    out = report_text(meta)
     assert f"signal:       SIGSEGV at {expected['fault_address']:#x}" in out
     crashing = out.split("== Crashing thread", 1)[1].split("\n== Threads", 1)[0]
     functions = [line.split(" in ", 1)[1].split(" at ")[0] if " in " in line else line.split()[1]

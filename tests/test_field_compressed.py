@@ -1,7 +1,7 @@
 """Cores as systemd-coredump stores them: zstd, xz, lz4 and gzip, compressed with the real
 tools, are read as they are (told by their first bytes, not their name), give the same
 answers as the plain core, leave nothing behind, and a damaged one is one line naming the
-user's file. Fast: the synthetic fixture; slow: real QEMU cores against QMP."""
+user's file. Fast: the QEMU-shaped corrupt fixture; slow: real QEMU cores against QMP."""
 
 import json
 import os
@@ -46,34 +46,34 @@ def tmpdir_env(tmp_path):
 
 
 @pytest.mark.parametrize("fmt", list(COMPRESS))
-def test_compressed_core_reads_like_the_plain_one(fmt, synthetic, tmp_path, tmpdir_env):
+def test_compressed_core_reads_like_the_plain_one(fmt, corrupt, tmp_path, tmpdir_env):
     """Named `core` (no suffix): the magic bytes decide; every thread's frames and a
     report equal the plain core's; no file is left beside the core or in TMPDIR."""
     evidence = tmp_path / "evidence"
     evidence.mkdir()
-    core = compress(synthetic["kernel_core"], evidence / "core", fmt)
+    core = compress(corrupt["kernel_core"], evidence / "core", fmt)
     tmpdir, env = tmpdir_env
     for command in (["bt", "--all", "--json"], ["report", "--json"]):
-        want = cli(command[0], synthetic["kernel_core"], "-e", synthetic["exe"], *command[1:])
-        got = cli(command[0], core, "-e", synthetic["exe"], *command[1:], env=env)
+        want = cli(command[0], corrupt["kernel_core"], "-e", corrupt["exe"], *command[1:])
+        got = cli(command[0], core, "-e", corrupt["exe"], *command[1:], env=env)
         assert got[0] == want[0] and got[1] == want[1], got[2]
     assert os.listdir(evidence) == ["core"] and os.listdir(tmpdir) == []
 
 
-def test_plain_core_with_a_compressed_name(synthetic, tmp_path):
+def test_plain_core_with_a_compressed_name(corrupt, tmp_path):
     """A plain core named like a compressed one is read as the plain core it is."""
     named = tmp_path / "core.zst"
-    shutil.copyfile(synthetic["kernel_core"], named)
-    status, out, err = cli("bt", named, "-e", synthetic["exe"])
-    assert status == 0 and "synthetic_stop" in out, err
+    shutil.copyfile(corrupt["kernel_core"], named)
+    assert cli("bt", named, "-e", corrupt["exe"]) == \
+        cli("bt", corrupt["kernel_core"], "-e", corrupt["exe"])
 
 
 @pytest.mark.parametrize("fmt", list(COMPRESS))
 @pytest.mark.parametrize("damage", ["truncated", "corrupt"])
-def test_damaged_compressed_core_is_one_line(fmt, damage, synthetic, tmp_path, tmpdir_env):
+def test_damaged_compressed_core_is_one_line(fmt, damage, corrupt, tmp_path, tmpdir_env):
     """Cut short, or with bytes flipped in the middle: exit 2, one line naming the user's
     file and saying what is wrong, never a temporary path."""
-    packed = compress(synthetic["kernel_core"], tmp_path / f"packed{SUFFIX[fmt]}", fmt)
+    packed = compress(corrupt["kernel_core"], tmp_path / f"packed{SUFFIX[fmt]}", fmt)
     data = bytearray(packed.read_bytes())
     if damage == "truncated":
         data = data[:len(data) // 2]
@@ -83,29 +83,29 @@ def test_damaged_compressed_core_is_one_line(fmt, damage, synthetic, tmp_path, t
     bad = tmp_path / f"bad{SUFFIX[fmt]}"
     bad.write_bytes(data)
     tmpdir, env = tmpdir_env
-    status, out, err = cli("report", bad, "-e", synthetic["exe"], env=env)
+    status, out, err = cli("report", bad, "-e", corrupt["exe"], env=env)
     assert status == 2 and out == "", err
     assert err.count("\n") == 1 and err.startswith(
         f"qemu-coredump: {bad}: the {fmt}-compressed core is truncated or corrupt ("), err
     assert str(tmpdir) not in err and os.listdir(tmpdir) == []
 
 
-def test_missing_decompressor_is_named(synthetic, tmp_path):
+def test_missing_decompressor_is_named(corrupt, tmp_path):
     """lz4 and zstd need their programs: without one, one line saying which to install."""
-    packed = compress(synthetic["kernel_core"], tmp_path / "core.lz4", "lz4")
-    status, _, err = cli("bt", packed, "-e", synthetic["exe"], env={"PATH": str(tmp_path)})
+    packed = compress(corrupt["kernel_core"], tmp_path / "core.lz4", "lz4")
+    status, _, err = cli("bt", packed, "-e", corrupt["exe"], env={"PATH": str(tmp_path)})
     assert status == 2 and err == (f"qemu-coredump: {packed} is lz4-compressed and the lz4 "
                                    f"program is not installed (Debian: apt install lz4)\n")
 
 
-def test_gdb_gets_the_decompressed_core(synthetic, tmp_path):
+def test_gdb_gets_the_decompressed_core(corrupt, tmp_path):
     """`qemu-coredump gdb` on a compressed core: gdb (which reads no compressed core)
     opens the decompressed copy and shows the same stack."""
-    packed = compress(synthetic["kernel_core"], tmp_path / "core.xz", "xz")
+    packed = compress(corrupt["kernel_core"], tmp_path / "core.xz", "xz")
     r = subprocess.run([sys.executable, "-c", "from cli.main import main; main()", "gdb",
-                        str(packed), "-e", synthetic["exe"]], cwd=ROOT, input="bt\nquit\n",
+                        str(packed), "-e", corrupt["exe"]], cwd=ROOT, input="bt\nquit\n",
                        capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0 and "synthetic_stop" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 0 and "corrupt_stop" in r.stdout, r.stdout + r.stderr
 
 
 # ---------------------------------------------------------------- real QEMU cores

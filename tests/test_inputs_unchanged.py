@@ -2,7 +2,8 @@
 directory holds the same files (same sizes and times), after every `qemu-coredump`
 subcommand and every `qemu` gdb command run on them.
 
-Fast tier: a copy of the synthetic fixture in its own directory. Slow tier: a real
+Fast tier: a copy of the corrupt (CLI) and synthetic (gdb) fixtures in a directory of
+their own. Slow tier: a real
 qemu-storage-daemon core in its fixture directory."""
 
 import hashlib
@@ -102,20 +103,26 @@ def run_gdb_all(core, exe, commands, extra=()):
     return r
 
 
-@pytest.fixture
-def synthetic_copy(synthetic, tmp_path):
-    """The synthetic core and executable alone in a read-only directory."""
+def evidence(fixture, tmp_path):
+    """A fixture's kernel core and executable alone in a directory of their own."""
     d = tmp_path / "evidence"
     d.mkdir()
-    core, exe = d / "core", d / "qemu_shapes"
-    core.write_bytes(Path(synthetic["kernel_core"]).read_bytes())
-    exe.write_bytes(Path(synthetic["exe"]).read_bytes())
+    core, exe = d / "core", d / Path(fixture["exe"]).name
+    core.write_bytes(Path(fixture["kernel_core"]).read_bytes())
+    exe.write_bytes(Path(fixture["exe"]).read_bytes())
     exe.chmod(0o755)
     return core, exe
 
 
-def test_cli_leaves_inputs_unchanged(synthetic_copy, tmp_path):
-    core, exe = synthetic_copy
+@pytest.fixture
+def synthetic_copy(synthetic, tmp_path):
+    return evidence(synthetic, tmp_path)
+
+
+def test_cli_leaves_inputs_unchanged(corrupt, tmp_path):
+    """On the QEMU-shaped corrupt fixture, which every command reads (the CLI's commands
+    but bt, locks and waits refuse a program that is not QEMU, such as the synthetic one)."""
+    core, exe = evidence(corrupt, tmp_path)
     out = tmp_path / "out"
     out.mkdir()
     before = snapshot(core, exe)
