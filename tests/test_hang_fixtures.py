@@ -21,16 +21,8 @@ pytestmark = pytest.mark.slow
 
 # Run in gdb: print one JSON line with every thread's frames and what ASK (a JSON dict
 # set before this runs) wants: values of C expressions, block nodes, a qcow2 CoMutex.
-GDB_FACTS = r"""
-import gdb, json
-
-def node(name):
-    bs = gdb.parse_and_eval("graph_bdrv_states")["tqh_first"]
-    while bs:
-        if bs["node_name"].string() == name:
-            return bs
-        bs = bs["node_list"]["tqe_next"]
-    raise gdb.GdbError("no block node " + name)
+GDB_FACTS = hangs.GDB_NODE + r"""
+import json
 
 def slist_len(head):
     n, rec = 0, head["slh_first"]
