@@ -59,6 +59,19 @@ def debuginfod_client(offline):
     return Client.from_environment()
 
 
+def no_executable(program):
+    """Why nothing of the program can be read: its executable is not here. One line."""
+    if program.exe_name is None:
+        return "the core does not say which file is its executable: give it with -e FILE"
+    found = dict(program.missing)
+    bid = found.get(program.exe_name)
+    others = len(found) - (program.exe_name in found)
+    return (f"the executable {program.exe_name} (build-id {bid.hex() if bid else 'unknown'}) "
+            f"is not on this machine: give it with -e FILE, or the crashed machine's files "
+            f"with --sysroot DIR or DEBUGINFOD_URLS"
+            + (f" ({others} of its libraries are missing too)" if others else ""))
+
+
 @contextlib.contextmanager
 def open_session(core, exe=None, sysroot=None, debug_dirs=(), offline=False):
     """A Session on the core (plain or compressed as systemd-coredump stores them)."""
@@ -69,6 +82,9 @@ def open_session(core, exe=None, sysroot=None, debug_dirs=(), offline=False):
         raise BadInput(str(e)) from None
     except OSError as e:
         raise BadInput(f"{e.filename or core}: {e.strerror}") from None
+    if program.exe is None:
+        program.close()
+        raise BadInput(no_executable(program))
     try:
         yield Session(program)
     finally:

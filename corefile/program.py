@@ -31,7 +31,7 @@ class Location:
     file: str | None = None
     line: int | None = None
     inlined: list = field(default_factory=list)
-    module: str | None = None
+    module: str | None = None     # the file holding pc as read here (exe: Program.exe_path)
 
 
 @dataclass
@@ -198,6 +198,8 @@ class Program:
         self.siginfo = self.crashed_thread.siginfo if self.crashed_thread else None
         self.modules = []
         self.exe = None
+        self.exe_name = None  # the executable's path in the core
+        self.missing = []     # [(path in the core, build-id or None)]: files not found
         self._jit_loaded = False
         try:
             self._load_modules(exe)
@@ -280,9 +282,16 @@ class Program:
     # -- modules -------------------------------------------------------------------
 
     def _load_modules(self, exe: str | None):
+        """A Module for each ELF file the core maps (from this machine, under the sysroot or
+        from debuginfod), the executable first: the file mapped at AT_ENTRY. A given exe
+        stands for it when their build-ids agree (see _exe_by_build_id). Each ELF file the
+        process mapped that cannot be found goes to self.missing with the build-id the core
+        kept of it, so that the user knows what to fetch."""
         groups = {}
         for m in self.mappings:
             groups.setdefault(m.path, []).append(m)
+        firsts = {path: min(maps, key=lambda m: (m.offset, m.start))
+                  for path, maps in groups.items()}
         entry = self.auxv.get(AT_ENTRY)
         exe_name = None
         for path, maps in groups.items():
@@ -291,10 +300,13 @@ class Program:
         if exe_name is None and self.psinfo:
             exe_name = next((p for p in groups if os.path.basename(p).startswith(
                 self.psinfo.fname)), None)
-        if exe is not None and exe_name is not None:
-            self.memory.overrides[exe_name] = exe
+        if exe is not None:
+            exe = os.path.abspath(exe)
+            exe_name = self._exe_by_build_id(exe, exe_name, firsts)
+            if exe_name is not None:
+                self.memory.overrides[exe_name] = exe
         for path, maps in groups.items():
-            first = min(maps, key=lambda m: (m.offset, m.start))
+            first = firsts[path]
             if first.offset != 0:
                 continue
             host = self.memory.host_path(path)
@@ -302,7 +314,7 @@ class Program:
                 host = self._fetch_file(path, first.start) or host
             if not _looks_like_elf(host):
                 if path == exe_name or self._elf_header_in_core(first.start):
-                    self.partial_reasons.append(f"cannot open {host} (mapped in the core)")
+                    self._missing(path, first.start, path == exe_name)
                 continue
             try:
                 img = ElfImage(host)
@@ -319,10 +331,9 @@ class Program:
             self._check_build_id(mod, first.start, is_exe=path == exe_name)
             if path == exe_name:
                 self.exe = mod
+        self.exe_name = exe_name
         if exe_name is None:
             self.partial_reasons.append("the core does not say which file is the executable")
-        elif self.exe is None:
-            self.partial_reasons.append(f"executable {exe or exe_name} is not available")
         vdso = self._vdso()
         if vdso is not None:
             self.modules.append(vdso)
@@ -331,12 +342,50 @@ class Program:
             self.modules.remove(self.exe)
             self.modules.insert(0, self.exe)
 
+    def _core_build_id(self, start: int) -> bytes | None:
+        """The build-id in the ELF header page the core kept of the file mapped at start."""
+        return _build_id_in_memory(lambda a, n: self.memory.read(a, n, core_only=True), start)
+
+    def _exe_by_build_id(self, exe: str, exe_name: str | None, firsts: dict) -> str | None:
+        """The core's path of the executable the given file exe is, by build-id (whatever
+        exe's own path: relative, a symlink, a copy, under a sysroot). MismatchError, naming
+        both build-ids, when the core's executable has another one."""
+        img = ElfImage(exe)
+        given = img.build_id
+        img.close()
+        if given is None:
+            return exe_name
+        dumped = {path: self._core_build_id(first.start) for path, first in firsts.items()
+                  if first.offset == 0}
+        same = next((path for path, bid in dumped.items() if bid == given), None)
+        if exe_name is None or dumped.get(exe_name) is None:
+            return exe_name or same
+        if dumped[exe_name] == given:
+            return exe_name
+        if same is not None:
+            raise MismatchError(f"{exe} (build-id {given.hex()}) is {same} of this process, "
+                                f"not its executable {exe_name} (build-id "
+                                f"{dumped[exe_name].hex()})")
+        raise MismatchError(f"{exe} has build-id {given.hex()} but the core's executable "
+                            f"{exe_name} has build-id {dumped[exe_name].hex()}: it is not "
+                            f"the program that dumped this core")
+
+    def _missing(self, path: str, start: int, is_exe: bool):
+        """Note an ELF file the process mapped that is not on this machine."""
+        bid = self._core_build_id(start)
+        self.missing.append((path, bid))
+        where = f" under {self.sysroot}" if self.sysroot else ""
+        what = "executable " if is_exe else ""
+        self.partial_reasons.append(
+            f"missing {what}{path}{where}: build-id "
+            f"{bid.hex() if bid else 'unknown (not in the core)'}")
+
     def _fetch_file(self, path: str, start: int) -> str | None:
         """The file the core maps at start but this machine lacks, from debuginfod by the
         build-id in the ELF header page the core kept; memory reads it from there too."""
         if self.debuginfod is None:
             return None
-        bid = _build_id_in_memory(lambda a, n: self.memory.read(a, n, core_only=True), start)
+        bid = self._core_build_id(start)
         found = self.debuginfod.find_executable(bid, path) if bid else None
         if found:
             self.memory.overrides[path] = found
@@ -352,8 +401,7 @@ class Program:
     def _check_build_id(self, mod: Module, start: int, is_exe: bool):
         """Compare the file's build-id with the one in the ELF header page the core
         kept of that mapping; raise MismatchError for the executable."""
-        core_id = _build_id_in_memory(lambda a, n: self.memory.read(a, n, core_only=True),
-                                      start)
+        core_id = self._core_build_id(start)
         if core_id is None or mod.build_id is None or core_id == mod.build_id:
             return
         msg = (f"{mod.host_path} has build-id {mod.build_id.hex()} but the core was "
@@ -442,7 +490,7 @@ class Program:
         mod = self.module_for(pc)
         if mod is None:
             return loc
-        loc.module = mod.name
+        loc.module = mod.host_path or mod.name
         rel = pc - mod.bias
         found = mod.dwarf_call("locate", rel)
         if found is not None and found[0]:
