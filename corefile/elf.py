@@ -329,7 +329,7 @@ class SymbolTable:
         """symbols sorted by (address, name). Like gdb's minimal symbols, one name per
         address is shown: the last one in that order."""
         self.funcs = []
-        self.objects = []    # data symbols (STT_OBJECT) with a size, for object_at()
+        self.objects = []    # sized data symbols (variables), by address
         self.by_name = {}
         self.tls_by_name = {}
         for s in symbols:
@@ -348,7 +348,6 @@ class SymbolTable:
             else:
                 self.funcs.append(s)
         self.addrs = [s.address for s in self.funcs]
-        self.object_addrs = [s.address for s in self.objects]
 
     def lookup(self, addr: int) -> tuple[str, int] | None:
         i = bisect.bisect_right(self.addrs, addr) - 1
@@ -361,13 +360,6 @@ class SymbolTable:
                 i -= 1
                 continue
             return None
-        return None
-
-    def object_at(self, addr: int) -> tuple[str, int] | None:
-        """(name, offset) of the data symbol (a variable) whose bytes hold addr."""
-        i = bisect.bisect_right(self.object_addrs, addr) - 1
-        if i >= 0 and addr < self.objects[i].address + self.objects[i].size:
-            return self.objects[i].name, addr - self.objects[i].address
         return None
 
     def function_range(self, name: str) -> tuple[int, int] | None:

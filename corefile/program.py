@@ -1,5 +1,6 @@
 """Program: a core file with its executable and libraries, as one readable process."""
 
+import bisect
 import dataclasses
 import os
 import stat
@@ -9,8 +10,8 @@ from dataclasses import dataclass, field
 from . import cache
 from .callsites import find_chain
 from .core import open_core
-from .elf import (ElfImage, Symbol, SymbolTable, find_alt_file, find_debug_file,
-                  merge_symbols)
+from .elf import (ElfImage, Symbol, SymbolTable, _by_build_id, _debug_dirs, find_alt_file,
+                  find_debug_file, merge_symbols)
 from .errors import CorefileError, FaultError, MismatchError, MissingDebugInfoError
 from .memory import AddressSpace
 from .dwarf import DebugInfo
@@ -67,6 +68,7 @@ class Module:
         self.bias = 0
         self._debug = False
         self._symtab = None
+        self._data_symbols = None
         self._cfi = None
         self._dwarf = False
         self.dwarf_problem = None  # why the DWARF cannot be read, when it exists
@@ -114,6 +116,22 @@ class Module:
                 syms = [Symbol._make(s) for s in syms]
             self._symtab = SymbolTable(syms)
         return self._symtab
+
+    @property
+    def data_symbols(self) -> tuple:
+        """(addresses, ends, names) of the sized data symbols (variables), sorted, unbiased;
+        cached by build-id apart from the whole symbol table, which naming an address does
+        not need to load."""
+        if self._data_symbols is None:
+            path = self.program.cache_path("data-symbols", self.build_id)
+            found = cache.load(path)
+            if found is None:
+                objects = self.symtab.objects
+                found = ([s.address for s in objects], [s.address + s.size for s in objects],
+                         [s.name for s in objects])
+                cache.store(path, found)
+            self._data_symbols = found
+        return self._data_symbols
 
     @property
     def cfi(self) -> CFITable:
@@ -315,7 +333,9 @@ class Program:
             if not _looks_like_elf(host):
                 if path == exe_name or self._elf_header_in_core(first.start):
                     self._missing(path, first.start, path == exe_name)
-                continue
+                host = self._exe_debug_file(path, first.start) if path == exe_name else None
+                if host is None:
+                    continue
             try:
                 img = ElfImage(host)
             except CorefileError as e:
@@ -369,6 +389,19 @@ class Program:
         raise MismatchError(f"{exe} has build-id {given.hex()} but the core's executable "
                             f"{exe_name} has build-id {dumped[exe_name].hex()}: it is not "
                             f"the program that dumped this core")
+
+    def _exe_debug_file(self, path: str, start: int) -> str | None:
+        """The separate debug file of a missing executable, by the build-id the core kept
+        (the debug dirs, then debuginfod): it stands in for the executable, giving its
+        symbols and DWARF (QEMU's data is in the core) but none of its code or CFI."""
+        bid = self._core_build_id(start)
+        found = _by_build_id(bid, _debug_dirs(self.debug_dirs, self.sysroot))
+        if found is None and bid and self.debuginfod is not None:
+            found = self.debuginfod.find_debuginfo(bid, path)
+        if found is not None:
+            self.partial_reasons.append(f"reading the debug file {found} for the missing "
+                                        f"{path}: frames in its code are guessed")
+        return found
 
     def _missing(self, path: str, start: int, is_exe: bool):
         """Note an ELF file the process mapped that is not on this machine."""
@@ -523,8 +556,12 @@ class Program:
         if not below:
             return None
         mod = max(below, key=lambda m: m.start)
-        sym = mod.symtab.object_at(addr - mod.bias)
-        return None if sym is None else (sym[0], sym[1], mod.name)
+        starts, ends, names = mod.data_symbols
+        rel = addr - mod.bias
+        i = bisect.bisect_right(starts, rel) - 1
+        if i >= 0 and rel < ends[i]:
+            return names[i], rel - starts[i], mod.name
+        return None
 
     def symbol_address(self, name: str) -> int | None:
         """Address of a function or variable by name: DWARF first, then ELF symbols,

@@ -266,8 +266,8 @@ def _tls_flag(target, flag, thread):
         return None
 
 
-def thread_states(target, threads=None, names=None, frames=None):
-    """ThreadState of each thread; `frames` ({num: frames}) is filled for later use."""
+def thread_states(target, threads=None, names=None):
+    """ThreadState of each thread."""
     threads = threads if threads is not None else target.threads()
     names = names or Names(target)
     facts = arch(target)
@@ -285,8 +285,6 @@ def thread_states(target, threads=None, names=None, frames=None):
             st.bql = _tls_flag(target, flag, th)
         try:
             fr = target.unwind(th.registers)
-            if frames is not None:
-                frames[th.num] = fr
             functions = list(_functions(fr))
             st.role = thread_role(fr)
             _classify(target, facts, st, th.registers, functions, executable, names)
@@ -465,13 +463,13 @@ def _object_locks(target, label, obj, cache):
     return out
 
 
-def known_objects(target, threads, errors, missing, cache):
+def known_objects(target, contexts, errors, missing, cache):
     """(label, Object) of every object whose locks are listed: AioContexts and the
     objects they point to that hold locks (their thread pool, ...), nodes and their
     drivers' state, BlockBackends, throttle groups and their members."""
     out = []
     ctx_type = target.lookup_type("AioContext")
-    for address, labels, _ in aio.known_contexts(target, threads):
+    for address, labels, _ in contexts:
         label = f"AioContext {address:#x}" + (f" ({labels[0]})" if labels else "")
         ctx = Object(target, ctx_type, address)
         out.append((label, ctx))
@@ -553,7 +551,7 @@ def driver_state(target, bs):
     return None
 
 
-def graph_lock(target):
+def graph_lock(target, contexts):
     """block/graph-lock.c's reader/writer lock (QEMU >= 8.0): has_writer, each
     AioContext's reader_count, orphaned readers, and reader_queue's waiting coroutines."""
     writer = target.variable("has_writer", file="graph-lock.c")
@@ -561,7 +559,7 @@ def graph_lock(target):
     try:
         rec.locked = bool(writer.value_())
         contexts = {}
-        for address, labels, _ in aio.known_contexts(target):
+        for address, labels, _ in contexts:
             try:
                 ctx = Object(target, target.lookup_type("AioContext"), address)
                 contexts[ctx.bdrv_graph.value_()] = labels[0] if labels else f"{address:#x}"
@@ -589,20 +587,23 @@ def graph_lock(target):
 GLOBAL_MUTEXES = (("job_mutex", "job.c"), ("aio_context_list_lock", "graph-lock.c"))
 
 
-def all_locks(target, threads=None, frames=None):
-    """A LockList: every thread's state and every lock found, with owners and waiters."""
+def all_locks(target, threads=None, contexts=None):
+    """A LockList: every thread's state and every lock found, with owners and waiters;
+    `contexts` is aio.known_contexts() when the caller has it."""
     threads = threads if threads is not None else target.threads()
+    if contexts is None:
+        contexts = aio.known_contexts(target, threads)
     names = Names(target)
     result = LockList(None, [], [])
     cache = {}
     objects = []
     try:
-        objects = known_objects(target, threads, result.errors, result.missing, cache)
+        objects = known_objects(target, contexts, result.errors, result.missing, cache)
     except MissingDebugInfo as e:
         result.missing.append(f"AioContexts: {e}")
     for label, obj in objects:
         names.add(label, obj)
-    result.threads = thread_states(target, threads, names, frames)
+    result.threads = thread_states(target, threads, names)
     try:
         result.bql_flag = first_variable(target, system.BQL_FLAGS, ("cpus.c",))[0] \
             .removeprefix("co_tls_")
@@ -617,7 +618,7 @@ def all_locks(target, threads=None, frames=None):
         kind = _lock_type_name(type_) or "QemuMutex"
         result.locks.append(read_lock(target, kind, var, address))
     try:
-        result.locks.append(graph_lock(target))
+        result.locks.append(graph_lock(target, contexts))
     except MissingDebugInfo as e:
         result.missing.append(f"graph lock: {e}")
     for label, obj in objects:

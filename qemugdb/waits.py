@@ -76,6 +76,7 @@ class _Builder:
         self.errors = []
         self.missing = []
         self.guard = None
+        self.current = None        # {Coroutine address: thread number} once read
         self.busy_workers = []     # Node ids of thread-pool workers that are not idle
         self.contexts = aio.known_contexts(target, self.threads)
 
@@ -105,14 +106,17 @@ class _Builder:
         if id_ in self.nodes:
             return id_
         n = self.node(id_, kind="coroutine", state="suspended", label=label)
-        for th in self.threads:
-            try:
-                if coroutine.current_coroutine(self.target, th) == address:
-                    n.state = "running"
-                    self.edge(id_, "runs-on", f"runs on thread {th.num}", f"thread {th.num}")
-                    return id_
-            except TargetError:
-                continue
+        if self.current is None:   # each thread's running coroutine, read once
+            self.current = {}
+            for th in self.threads:
+                try:
+                    self.current[coroutine.current_coroutine(self.target, th)] = th.num
+                except TargetError:
+                    continue
+        if address in self.current:
+            n.state, num = "running", self.current[address]
+            self.edge(id_, "runs-on", f"runs on thread {num}", f"thread {num}")
+            return id_
         try:
             if self.guard is None:
                 self.guard = coroutine.pointer_guard(self.target, self.threads)
@@ -147,7 +151,7 @@ class _Builder:
 def wait_graph(target):
     """The WaitGraph of the target's threads and the coroutines they wait for."""
     b = _Builder(target)
-    lk = locks.all_locks(target, b.threads)
+    lk = locks.all_locks(target, b.threads, b.contexts)
     b.errors += lk.errors
     b.missing += lk.missing
     for st in lk.threads:
