@@ -15,13 +15,16 @@ this file and the registry disagree. Every command runs in gdb as `qemu NAME ...
 `qemu-coredump NAME CORE ...`.
 
 Common to every `qemu-coredump` command: `CORE` (a core file; systemd-coredump's
-compressed cores, zstd, xz, lz4 or gzip, are read as they are), `-e/--exe FILE` (found from the core when not given),
+compressed cores, zstd, xz, lz4 or gzip, are read as they are), `-e/--exe FILE` (found from
+the core when not given; matched to the core's executable by build-id),
 `--sysroot DIR` (a core from another machine), `--debug-dir DIR` (repeatable), `--offline`
 (no debuginfod: otherwise what is missing locally is fetched by build-id from the servers
 in `DEBUGINFOD_URLS`), `-f/--format`,
 `--json` (same as `--format json`), `-o/--output FILE`. Commands with a `dot` format also
 write `svg` and `png` through graphviz's `dot`. Exit status: 0 when everything was read, 1
-when some items were unreadable (the output marks them), 2 for bad input.
+when some items were unreadable (the output marks them, stderr says why: each file of a
+core from another machine that is missing here, with its build-id), 2 for bad input (also
+a core of a program that is not QEMU, for every command but `bt`, `locks` and `waits`).
 
 gdb only: the convenience functions `$qemu_coroutine_sp(co)` and `$qemu_coroutine_pc(co)`
 (a suspended coroutine's saved stack pointer and program counter).

@@ -60,15 +60,17 @@ def debuginfod_client(offline):
 
 
 def no_executable(program):
-    """Why nothing of the program can be read: its executable is not here. One line."""
+    """Why nothing of the program can be read: neither its executable nor the executable's
+    debug file is here. One line."""
     if program.exe_name is None:
         return "the core does not say which file is its executable: give it with -e FILE"
     found = dict(program.missing)
     bid = found.get(program.exe_name)
     others = len(found) - (program.exe_name in found)
     return (f"the executable {program.exe_name} (build-id {bid.hex() if bid else 'unknown'}) "
-            f"is not on this machine: give it with -e FILE, or the crashed machine's files "
-            f"with --sysroot DIR or DEBUGINFOD_URLS"
+            f"is not on this machine, nor its debug file: give it with -e FILE, the crashed "
+            f"machine's files with --sysroot DIR, its debug file with --debug-dir DIR, or "
+            f"set DEBUGINFOD_URLS"
             + (f" ({others} of its libraries are missing too)" if others else ""))
 
 

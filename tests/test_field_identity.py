@@ -154,16 +154,41 @@ def test_core_from_another_machine_lists_missing_files(corrupt, tmp_path):
 
 
 def test_missing_executable_is_exit_2(corrupt, tmp_path):
-    """Nothing of the process here (an empty --sysroot): exit 2, one line naming the
-    executable with its build-id, and how many libraries are missing too."""
+    """Nothing of the process here (an empty --sysroot), no debug file: exit 2, one line
+    naming the executable with its build-id, and how many libraries are missing too."""
     root = tmp_path / "empty"
     root.mkdir()
     status, out, err = cli("report", corrupt["kernel_core"], "--sysroot", root)
     libraries = len(mapped_files(corrupt["kernel_core"]) - {corrupt["exe"]})
     assert status == 2 and out == "" and err == (
         f"qemu-coredump: the executable {corrupt['exe']} (build-id {build_id(corrupt['exe'])}) "
-        f"is not on this machine: give it with -e FILE, or the crashed machine's files with "
-        f"--sysroot DIR or DEBUGINFOD_URLS ({libraries} of its libraries are missing too)\n")
+        f"is not on this machine, nor its debug file: give it with -e FILE, the crashed "
+        f"machine's files with --sysroot DIR, its debug file with --debug-dir DIR, or set "
+        f"DEBUGINFOD_URLS ({libraries} of its libraries are missing too)\n")
+
+
+def test_missing_executable_read_from_its_debug_file(corrupt, tmp_path):
+    """The executable missing but its separate debug file at hand (found by the build-id
+    the core kept): QEMU's data is read through it as with the executable (aio), exit 1,
+    and the executable is listed as missing."""
+    root, debug = tmp_path / "root", tmp_path / "debug"
+    for lib in mapped_files(corrupt["kernel_core"]) - {corrupt["exe"]}:
+        (root / lib.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(lib, root / lib.lstrip("/"))
+    bid = build_id(corrupt["exe"])
+    debug_file = debug / ".build-id" / bid[:2] / f"{bid[2:]}.debug"
+    debug_file.parent.mkdir(parents=True)
+    subprocess.run(["objcopy", "--only-keep-debug", corrupt["exe"], str(debug_file)],
+                   check=True)
+    want = cli("aio", corrupt["kernel_core"], "--json")
+    status, out, err = cli("aio", corrupt["kernel_core"], "--json", "--sysroot", root,
+                           "--debug-dir", debug)
+    assert status == 1 and out == want[1], err
+    assert err.splitlines() == [
+        f"qemu-coredump: partial: missing executable {corrupt['exe']} under {root}: build-id "
+        f"{bid}",
+        f"qemu-coredump: partial: reading the debug file {debug_file} for the missing "
+        f"{corrupt['exe']}: frames in its code are guessed"]
 
 
 # ---------------------------------------------------------------- real QEMU
