@@ -18,11 +18,20 @@ def terminal(code, filename):
     return highlight(code, _lexer(filename), TerminalFormatter()).rstrip("\n")
 
 
+STYLE = "friendly"
+
+
 def html(code, filename, first_line, mark_line):
-    """code as a self-contained HTML block (inline styles), numbered from first_line,
+    """code as an HTML block (pygments' CSS classes, see css()), numbered from first_line,
     with mark_line highlighted."""
     from pygments import highlight
     from pygments.formatters import HtmlFormatter
-    fmt = HtmlFormatter(noclasses=True, linenos="inline", linenostart=first_line,
-                        hl_lines=[mark_line - first_line + 1], style="friendly")
+    fmt = HtmlFormatter(linenos="inline", linenostart=first_line,
+                        hl_lines=[mark_line - first_line + 1], style=STYLE)
     return highlight(code, _lexer(filename), fmt)
+
+
+def css():
+    """The style sheet of html()'s classes."""
+    from pygments.formatters import HtmlFormatter
+    return HtmlFormatter(style=STYLE).get_style_defs(".highlight")

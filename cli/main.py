@@ -1,8 +1,8 @@
 """qemu-coredump: qemugdb's commands on a core file, without gdb.
 
 Every command of qemugdb.commands.REGISTRY becomes `qemu-coredump NAME CORE [options]`;
-`info`, `report` and `gdb` are the CLI's own. Exit status: 0 when everything was read,
-1 when some items were unreadable (partial), 2 for bad input.
+`gdb` is the CLI's own. Exit status (docs/guide.md#exit-status): 0 complete, 1 partial (some
+items unreadable, marked in the output), 2 bad input, 3 an internal error (a bug of ours).
 """
 
 import os
@@ -26,6 +26,7 @@ from .style import colour, encodable, use_colour, visible
 
 EXIT_PARTIAL = 1
 EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 3
 # Commands that mean something on any program's core; the others need QEMU.
 ANY_PROGRAM = ("bt", "locks", "waits")
 
@@ -70,8 +71,11 @@ def emit(text, output, terminal_text=True):
     if isinstance(text, str):
         text = visible(text) if terminal_text else encodable(text)
     if output:
-        with open(output, "wb" if isinstance(text, bytes) else "w") as f:
-            f.write(text)
+        try:
+            with open(output, "wb" if isinstance(text, bytes) else "w") as f:
+                f.write(text)
+        except OSError as e:
+            fail(f"cannot write {output}: {e.strerror}")
         click.echo(f"wrote {output}", err=True)
     elif isinstance(text, bytes):
         click.get_binary_stream("stdout").write(text)
@@ -96,19 +100,19 @@ def fail(message, status=EXIT_BAD_INPUT):
     sys.exit(status)
 
 
-def report_html(records, args, path):
-    """report --html: the page with the report, its source and the block graph's SVG."""
+def report_html(target, records, args, path):
+    """report --html: the page of the report, with every stack, coroutine and block node in
+    detail and the block graph's SVG."""
     from . import html
     graph = records.sections.get("Block graph")
     svg = None
     if graph is not None:
-        block_graph = REGISTRY["block-graph"]
         try:
-            svg = render_dot(block_graph.render(graph, "dot", block_graph.default_args()), "svg")
+            svg = render_dot(html.graph_dot(graph), "svg")
         except DotMissing as e:
             click.echo(f"qemu-coredump: {e}; the page has no graph", err=True)
-    text = visible(REGISTRY["report"].render(html.without_source(records), "text", args))
-    emit(html.page(records, text, svg), path, terminal_text=False)
+    page = html.page(records, html.details(target, records), svg, args.source_dir)
+    emit(page, path, terminal_text=False)
 
 
 # Options only the CLI has, per command: (click option, what to do with its value).
@@ -145,7 +149,7 @@ def bind(command):
                     text = command.render(records, fmt, args)
                 for value, act in extra_values:
                     if value:
-                        act(records, types.SimpleNamespace(**{**vars(args), "highlight": None}), value)
+                        act(session.target, records, args, value)
         except (BadInput, corefile.CorefileError, MissingDebugInfo) as e:
             fail(str(e))  # a bad core, malformed or missing debug info, the wrong program
         except TargetError as e:
@@ -155,7 +159,8 @@ def bind(command):
                 fail(str(e))
             if os.environ.get("QEMUGDB_DEBUG"):  # a bug of ours: one line unless asked
                 raise
-            fail(f"internal error: {type(e).__name__}: {e} (QEMUGDB_DEBUG=1 shows the traceback)")
+            fail(f"internal error: {type(e).__name__}: {e} (QEMUGDB_DEBUG=1 shows the traceback)",
+                 EXIT_INTERNAL)
         emit(text, output, terminal_text=fmt == "text")
         for reason in reasons:  # what the output lacks, and why
             click.echo(f"qemu-coredump: partial: {reason}", err=True)

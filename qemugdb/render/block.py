@@ -260,9 +260,15 @@ def _short_perm(perms):
     return "".join(abbrev.get(p, f"[{p}]") for p in perms) or "-"
 
 
-def render_graph_dot(graph, args=None):
+def render_graph_dot(graph, args=None, links=None):
     """The graph as DOT text: shapes by type, AioContexts as clusters, edges labelled
-    child name and perm/shared, nodes in flight or drained filled, and a legend."""
+    child name and perm/shared, nodes in flight or drained filled, and a legend.
+    links ({address: URL}) makes those nodes links (an SVG's <a>)."""
+    links = links or {}
+
+    def url(address):
+        return f", URL={dot_string(links[address])}" if address in links else ""
+
     lines = ["digraph block_graph {", "  rankdir=TB;",
              '  node [fontname="Helvetica", fontsize=10];',
              '  edge [fontname="Helvetica", fontsize=9];']
@@ -277,11 +283,12 @@ def render_graph_dot(graph, args=None):
         if blk.device:
             label += f"\ndevice {blk.device}"
         add(raw.aio_context, f"{_dot_id(blk.address)} [shape={NODE_SHAPES['block-backend']}, "
-                             f"label={dot_string(label)}];")
+                             f"label={dot_string(label)}{url(blk.address)}];")
     for raw in graph.jobs:
         job = Shown(raw)
         add(raw.aio_context, f"{_dot_id(job.address)} [shape={NODE_SHAPES['block-job']}, "
-                  f"label={dot_string(f'job {job.id}' + chr(10) + str(job.type))}];")
+                  f"label={dot_string(f'job {job.id}' + chr(10) + str(job.type))}"
+                  f"{url(job.address)}];")
     for raw in graph.nodes:
         bs = Shown(raw)
         label = f"{bs.node_name}\n{bs.driver or blank(bs.driver, '?')}"
@@ -304,7 +311,7 @@ def render_graph_dot(graph, args=None):
         if bs.error:
             label += f"\n<{bs.error}>"
         add(raw.aio_context, f"{_dot_id(bs.address)} [shape={NODE_SHAPES['block-driver']}, "
-                            f"label={dot_string(label)}{style}];")
+                            f"label={dot_string(label)}{style}{url(bs.address)}];")
     for i, (ctx, node_lines) in enumerate(members.items()):
         if ctx is None:
             lines += [f"  {line}" for line in node_lines]
