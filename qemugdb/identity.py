@@ -20,7 +20,9 @@ COPYRIGHT = b"Fabrice Bellard and the QEMU Project developers"
 # In the C string holding COPYRIGHT: QEMU_FULL_VERSION ending a line before the copyright
 # line (qemu-nbd puts a line between them).
 BANNER = re.compile(rb"(\d+\.\d+\.\d+(?: \([^\n]*\))?)\n(?:[^\n]*\n)*?"
-                    rb"Copyright \(c\) \d{4}-\d{4} " + COPYRIGHT)
+                    rb"Copyright \(c\) \d{4}-\d{4} " + COPYRIGHT + rb"$")
+BANNER_SPAN = 512        # bytes before the copyright line the version is looked for in
+MAX_COPYRIGHTS = 64      # copyright lines looked at (a hostile file may repeat it)
 ROOTS = (("qemu_aio_context", "main-loop.c"), ("all_bdrv_states", "block.c"))
 ROOT_FUNCTIONS = ("qemu_get_aio_context",)   # main-loop.c's, global: in every .symtab
 
@@ -37,9 +39,11 @@ def qemu_version(executable):
     try:
         data = img.section_data(".rodata") or img.data
         at = data.find(COPYRIGHT)
-        while at >= 0:
-            start, end = data.rfind(b"\0", 0, at) + 1, data.find(b"\0", at)
-            m = BANNER.search(data[start:end if end >= 0 else len(data)])
+        for _ in range(MAX_COPYRIGHTS):
+            if at < 0:
+                break
+            text = data[max(0, at - BANNER_SPAN):at + len(COPYRIGHT)]
+            m = BANNER.search(text[text.rfind(b"\0") + 1:])
             if m:
                 return m.group(1).decode("utf-8", "replace")
             at = data.find(COPYRIGHT, at + 1)

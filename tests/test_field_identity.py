@@ -19,7 +19,7 @@ import pytest
 
 import corelist
 from make_cores import kernel_core_path
-from oracle import qmp
+from qemugdb.identity import qemu_version
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
@@ -76,6 +76,19 @@ def test_bash_core_is_not_qemu(bash_core):
                                              f"{NOT_QEMU}\n"), command
     status, out, _ = cli("bt", bash_core)
     assert status == 0 and "kill" in out
+
+
+@pytest.mark.parametrize("program, pkgversion", [("QEMU emulator", ""),
+                                                  ("%s", " (Debian 1:10.0.2+ds-1)")])
+def test_version_with_pkgversion(program, pkgversion, tmp_path):
+    """The version text of a build configured --with-pkgversion, as scripts/qemu-version.sh
+    writes QEMU_FULL_VERSION and vl.c / qemu-io.c print it, compiled into .rodata."""
+    banner = (f"{program} version 10.0.2{pkgversion}\\n"
+              "Copyright (c) 2003-2025 Fabrice Bellard and the QEMU Project developers\\n")
+    (tmp_path / "v.c").write_text(f'const char *version(void) {{ return "{banner}"; }}\n')
+    subprocess.run(["gcc", "-c", "-o", str(tmp_path / "v.o"), str(tmp_path / "v.c")],
+                   check=True)
+    assert qemu_version(str(tmp_path / "v.o")) == f"10.0.2{pkgversion}"
 
 
 @pytest.fixture(scope="module")
