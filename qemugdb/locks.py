@@ -298,10 +298,9 @@ def thread_states(target, threads=None, names=None):
 def _classify(target, facts, st, regs, functions, executable, names):
     nr = _signed(regs.get(facts.SYSCALL_NR))
     fnames = [n for n, _, _ in functions]
-    if nr is None or not functions or fnames[0] == "?" and len(fnames) == 1:
-        st.where = _waiter(functions, executable)
-        return   # unknown: no syscall register or no stack to read
     st.where = _waiter(functions, executable)
+    if nr is None or fnames in ([], ["?"]):
+        return   # unknown: no syscall register or no stack to read
     if nr < 0:
         st.state = "running"   # user code: running when dumped, or stopped by a debugger
         return
@@ -316,7 +315,6 @@ def _classify(target, facts, st, regs, functions, executable, names):
     if call == "futex":
         st.state = "blocked"
         st.waits_for = _futex_wait(target, args[0], fnames, names)
-        st.where = _waiter(functions, executable)
         if st.where is not None and st.where == body and st.waits_for.kind != "mutex":
             st.state = "idle"   # a worker or the RCU thread waiting for work
     elif call in POLLS:
@@ -368,7 +366,7 @@ def _futex_wait(target, word, fnames, names):
         if any(n in MUTEX_WAITS for n in top):
             address = word - _offset(target, "pthread_mutex_t", "__data", "__lock")
             mutex = Object(target, target.lookup_type("pthread_mutex_t"), address)
-            locked, owner, _ = mutex_state(mutex)
+            owner = mutex_state(mutex)[1]
             return Wait("mutex", address, names.name(address), owner or None)
         if any(n in COND_WAITS for n in top):
             base = _offset(target, "pthread_cond_t", "__data", "__g_signals")
