@@ -5,6 +5,7 @@ node linking to its details; jobs and tracked requests linking to their coroutin
 from the records; everything from the core is escaped."""
 
 import html
+import os
 from dataclasses import dataclass, field
 
 from qemugdb import block, coroutine
@@ -29,7 +30,8 @@ a { color: #0550ae; text-decoration: none; }
 a:hover { text-decoration: underline; }
 code, pre, .mono, .stack { font-family: ui-monospace, "DejaVu Sans Mono", monospace;
                            font-size: 13px; }
-table { border-collapse: collapse; margin: 0.4em 0 1em; }
+.wide { overflow-x: auto; }
+table { border-collapse: collapse; margin: 0.4em 0 1em; font-size: 0.92em; }
 th, td { border: 1px solid #d0d7de; padding: 0.2em 0.6em; text-align: left;
          vertical-align: top; }
 th { background: #f6f8fa; }
@@ -46,7 +48,9 @@ details > summary { cursor: pointer; }
 details.thread, details.coroutine { border: 1px solid #d0d7de; border-radius: 6px;
                                     padding: 0.3em 0.8em; }
 details.thread[open], details.coroutine[open] { background: #fbfcfd; }
-details.thread > summary, details.coroutine > summary { font-weight: 600; }
+details.thread > summary, details.coroutine > summary { padding: 0.1em 0; }
+details.crashed { border-color: #cf222e; }
+.role { font-weight: 600; }
 .stack { margin: 0.4em 0; }
 .stack .frame { padding-left: 1.2em; white-space: pre-wrap; }
 .stack details.frame { padding-left: 0; }
@@ -59,6 +63,11 @@ details.thread > summary, details.coroutine > summary { font-weight: 600; }
 .graph { overflow-x: auto; border: 1px solid #d0d7de; border-radius: 6px; padding: 0.5em; }
 .graph svg { max-width: 100%; height: auto; }
 .node { border-left: 4px solid #d0d7de; padding: 0.1em 1em; margin: 1em 0; }
+.node h4 { margin: 0.3em 0; }
+dl.kv { display: grid; grid-template-columns: max-content 1fr max-content 1fr;
+        gap: 0.1em 1em; margin: 0.3em 0; }
+dl.kv dt { color: #57606a; }
+dl.kv dd { margin: 0; word-break: break-all; }
 .node.busy { border-left-color: #fb8500; }
 .node.drained { border-left-color: #54aeff; }
 :target { outline: 3px solid #fb8500; outline-offset: 2px; }
@@ -78,6 +87,8 @@ PAGE = """<!DOCTYPE html>
 
 def e(value):
     """Text from the core as HTML: control characters shown as \\xNN, markup escaped."""
+    if isinstance(value, (list, tuple)) and value:
+        value = ", ".join(map(str, value))
     return html.escape(visible(cell(value)))
 
 
@@ -231,7 +242,7 @@ def table(headers, rows, numeric=(), row_attrs=None):
         cells = "".join(f'<td class="num">{c}</td>' if h in numeric else f"<td>{c}</td>"
                         for h, c in zip(headers, row))
         body.append(f"<tr{row_attrs[i] if row_attrs else ''}>{cells}</tr>")
-    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+    return f'<div class="wide"><table><tr>{head}</tr>{"".join(body)}</table></div>'
 
 
 def notes(lines, cls="note"):
@@ -264,22 +275,19 @@ def focus_section(p, rep):
 
 
 def threads_section(p, rep):
-    rows, attrs = [], []
-    for t in rep.threads:
-        rows.append([p.thread_link(t.num, str(t.num)), t.tid, e(t.role),
-                     e(t.where or "") + (f'<span class="error">{e(t.error)}</span>'
-                                         if t.error and not t.where else ""),
-                     p.co_link(t.current_coroutine) if t.current_coroutine else ""])
-        attrs.append(' class="crashed"' if t.crashed else "")
-    out = [table(["#", "LWP", "ROLE", "WHERE", "COROUTINE"], rows, ("LWP",), attrs),
-           '<p class="note">Each thread\'s stack, with the coroutines it runs:</p>']
     roles = {t.num: t for t in rep.threads}
+    out = []
     for t in p.more.threads:
-        summary = roles.get(t.num)
-        head = f"Thread {t.num} (LWP {t.tid}{', ' + e(t.name) if t.name else ''})"
+        head = f"Thread {t.num} · LWP {t.tid}" + (f" · {e(t.name)}" if t.name else "")
+        summary, cls = roles.get(t.num), "thread"
         if summary is not None:
-            head += f" · {e(summary.role)}" + (f" · {e(summary.where)}" if summary.where else "")
-        out.append(f'<details class="thread" id="{thread_id(t.num)}"><summary>{head}</summary>'
+            head += f' · <span class="role">{e(summary.role)}</span>'
+            head += f" · {e(summary.where)}" if summary.where else ""
+            if summary.crashed:
+                head, cls = head + ' · <span class="error">crashed</span>', "thread crashed"
+        if t.current is not None:
+            head += f" · running coroutine {p.co_link(t.current.address)}"
+        out.append(f'<details class="{cls}" id="{thread_id(t.num)}"><summary>{head}</summary>'
                    f"{p.thread_body(t)}</details>")
     return "".join(out)
 
@@ -388,14 +396,14 @@ def node_details(p, raw, detail, names, ctx_names):
              ("AioContext", p.ctx_link(raw.aio_context, ctx_names.get(raw.aio_context))),
              ("in flight", e(bs.in_flight)), ("quiesce counter", e(bs.quiesce_counter)),
              ("refcnt", e(bs.refcnt)), ("read-only", e(bs.read_only)),
-             ("open flags", e(bs.open_flag_names)),
              ("children", ", ".join(f"{e(c.name)} → {p.graph_link(c.child, names)}"
                                      for c in raw.children or ()) or "-")]
     if detail is not None:
         facts.append(("parents", ", ".join(f"{p.graph_link(c.parent, names)} ({e(c.name)})"
                                            for c in detail.parents or ()) or "-"))
-    out = [f'<div class="{cls}" id="{p.graph_ids[raw.address]}">{head}<table class="facts">'
-           + "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in facts) + "</table>"]
+    facts.append(("open flags", e(bs.open_flag_names)))
+    out = [f'<div class="{cls}" id="{p.graph_ids[raw.address]}">{head}<dl class="kv">'
+           + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts) + "</dl>"]
     if raw.error:
         out.append(f'<p class="error">{e(raw.error)}</p>')
     if detail is not None and (detail.requests or detail.request_error):
@@ -403,7 +411,7 @@ def node_details(p, raw, detail, names, ctx_names):
                  p.co_link(r.waiting_for),
                  e(location_text(r.suspended_in)) if r.suspended_in else e(r.co_error or ""),
                  hexa(r.address) + error_cell(r)] for r in map(Shown, detail.requests)]
-        out.append("<p>Tracked requests:</p>" + table(
+        out.append(f"<p>{len(rows)} tracked requests:</p>" + table(
             ["TYPE", "OFFSET", "BYTES", "SERIALISING", "COROUTINE", "WAITING-FOR",
              "SUSPENDED IN", "REQUEST"], rows, ("OFFSET", "BYTES")))
         if detail.request_error:
@@ -447,7 +455,7 @@ def page(rep, more, svg, source_dir=None):
            + "</ol></nav>")
     body = "\n".join(f'<section id="{i}"><h2>{e(title)}</h2>{content}</section>'
                      for i, title, content in parts)
-    title = e(f"QEMU core report: {rep.executable or 'unknown program'}")
+    title = e(f"QEMU core report: {os.path.basename(rep.executable or 'unknown program')}")
     return PAGE.format(title=title, style=STYLE, code_style=highlight.css(), toc=toc, body=body)
 
 
