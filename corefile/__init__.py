@@ -23,9 +23,24 @@ def open(core: str, exe: str | None = None, sysroot: str | None = None,
     debug info before /usr/lib/debug; cache_dir is where parsed debug info is cached;
     debuginfod (a corefile.debuginfod.Client, None: no network) fetches the debug info
     and files found nowhere else."""
+    from .core import open_core
+    from .memory import AddressSpace
     from .program import Program
-    return Program(core, exe, sysroot, debug_dirs, cache_dir, debuginfod)
+    image = open_core(core)
+    return Program(image, AddressSpace(image, sysroot), exe, sysroot, debug_dirs, cache_dir,
+                   debuginfod)
 
 
-__all__ = ["open", "Program", "Module", "Frame", "Location", "CorefileError",
+def attach(pid: int, exe: str | None = None, debug_dirs=(), cache_dir: str | None = None,
+           debuginfod=None) -> "Program":
+    """A running process as a Program (corefile.live): nothing is stopped until
+    program.core.walk(fn) runs fn on one consistent moment of it. The other arguments as
+    for open(). corefile.live.NotPermittedError when ptrace is not permitted."""
+    from .live import open_process
+    from .program import Program
+    process = open_process(pid)
+    return Program(process, process.memory, exe, None, debug_dirs, cache_dir, debuginfod)
+
+
+__all__ = ["open", "attach", "Program", "Module", "Frame", "Location", "CorefileError",
            "FaultError", "BadCoreError", "MismatchError", "MissingDebugInfoError"]

@@ -9,11 +9,9 @@ from dataclasses import dataclass, field
 
 from . import cache
 from .callsites import find_chain
-from .core import open_core
 from .elf import (ElfImage, Symbol, SymbolTable, _by_build_id, _debug_dirs, find_alt_file,
                   find_debug_file, merge_symbols)
 from .errors import CorefileError, FaultError, MismatchError, MissingDebugInfoError
-from .memory import AddressSpace
 from .dwarf import DebugInfo
 from .unwind import CFIError, CFITable, Unwinder
 
@@ -196,18 +194,21 @@ class Module:
 
 
 class Program:
-    """A core file opened with its executable. See corefile.open()."""
+    """A process image opened with its executable: a core file (corefile.open(): core
+    is a corefile.core.Core, memory its AddressSpace) or a running process
+    (corefile.attach(): a corefile.live.LiveProcess and its ProcessMemory). Everything
+    but where memory, threads, registers, mappings and auxv come from is shared."""
 
-    def __init__(self, core_path: str, exe: str | None = None, sysroot: str | None = None,
+    def __init__(self, core, memory, exe: str | None = None, sysroot: str | None = None,
                  debug_dirs=(), cache_dir: str | None = None, debuginfod=None):
         self.sysroot = sysroot
         self.debug_dirs = tuple(debug_dirs)
         self.cache_dir = cache_dir
         self.debuginfod = debuginfod
-        self.core = open_core(core_path)
+        self.core = core
         self.arch = self.core.arch
-        self.partial_reasons = list(self.core.partial_reasons)
-        self.memory = AddressSpace(self.core, sysroot)
+        self.partial_reasons = self.core.partial_reasons   # the program adds its own
+        self.memory = memory
         self.threads = self.core.threads
         self.psinfo = self.core.psinfo
         self.auxv = self.core.auxv
