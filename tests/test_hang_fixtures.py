@@ -138,8 +138,10 @@ def scenario_frames(truth, facts):
     threads = facts["threads"]
     role = {b["role"]: b["tid"] for b in truth["blocked"]}
     if truth["scenario"] == "bql-held":
-        assert "bql_lock_impl" in threads[role["main loop"]]
-        assert {"qemu_wait_io_event", "pthread_cond_wait"} <= set(threads[role["vCPU"]])
+        assert {"qemu_mutex_lock_impl", "main_loop_wait"} <= set(threads[role["main loop"]])
+        vcpu = threads[role["vCPU"]]
+        assert {"pthread_cond_wait", "qemu_cond_wait_impl"} <= set(vcpu), vcpu
+        assert any(f.endswith("_cpu_thread_fn") for f in vcpu), vcpu  # mttcg_, rr_
     elif truth["scenario"] in ("drain-iothread", "comutex"):
         for s in truth["stalled"]:
             assert {"worker_thread", "handle_aiocb_rw"} <= set(threads[s["tid"]])
