@@ -21,10 +21,8 @@ the core when not given; matched to the core's executable by build-id),
 (no debuginfod: otherwise what is missing locally is fetched by build-id from the servers
 in `DEBUGINFOD_URLS`), `-f/--format`,
 `--json` (same as `--format json`), `-o/--output FILE`. Commands with a `dot` format also
-write `svg` and `png` through graphviz's `dot`. Exit status: 0 when everything was read, 1
-when some items were unreadable (the output marks them, stderr says why: each file of a
-core from another machine that is missing here, with its build-id), 2 for bad input (also
-a core of a program that is not QEMU, for every command but `bt`, `locks` and `waits`).
+write `svg` and `png` through graphviz's `dot`. Exit status: 0 complete, 1 partial, 2 bad
+input, 3 an internal error ([guide](guide.md#exit-status)).
 
 gdb only: the convenience functions `$qemu_coroutine_sp(co)` and `$qemu_coroutine_pc(co)`
 (a suspended coroutine's saved stack pointer and program counter).

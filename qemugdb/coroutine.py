@@ -100,6 +100,13 @@ def leader(target, thread):
         return None
 
 
+def kernel_worker(target, thread):
+    """Whether `thread` has no user-level state (pc and sp zero): a kernel worker thread of
+    the process, as KVM's in a qemu-system core. It has no stack, TLS or coroutine to read."""
+    facts = arch(target)
+    return not thread.registers.get(facts.PC) and not thread.registers.get(facts.SP)
+
+
 def current_coroutine(target, thread):
     """The Coroutine * running on `thread`, or None when it runs no coroutine (NULL or the
     thread's leader)."""
@@ -398,6 +405,7 @@ class ThreadBacktrace:
     current: CoroutineRecord | None = None
     callers: list = field(default_factory=list)
     error: str | None = None
+    kernel_worker: bool = False   # no user-level state (see kernel_worker): nothing to read
 
 
 def backtraces(target, threads):
@@ -415,9 +423,10 @@ def backtraces(target, threads):
         bt = ThreadBacktrace(th.num, th.tid, th.name)
         try:
             bt.frames = target.unwind(th.registers)
-            if coroutines and guard is None:
-                raise TargetError(guard_error)
-            if coroutines:
+            bt.kernel_worker = kernel_worker(target, th)
+            if coroutines and not bt.kernel_worker:
+                if guard is None:
+                    raise TargetError(guard_error)
                 bt.current, bt.callers = thread_coroutine_chain(target, th, guard)
         except TargetError as e:
             bt.error = str(e)

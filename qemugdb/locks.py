@@ -286,7 +286,7 @@ def thread_states(target, threads=None, names=None):
         try:
             fr = target.unwind(th.registers)
             functions = list(_functions(fr))
-            st.role = thread_role(fr)
+            st.role = "kernel worker" if coroutine.kernel_worker(target, th) else thread_role(fr)
             _classify(target, facts, st, th.registers, functions, executable, names)
         except TargetError as e:
             st.error = str(e)

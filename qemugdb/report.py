@@ -168,7 +168,9 @@ def report(target, source_dir=None, sections=()):
     for th, bt in zip(threads, traces):
         # A thread inside a coroutine: its own stack continues in the co->caller chain.
         role = thread_role(bt.frames + [f for c in bt.callers for f in c.frames])
-        if role == "iothread" and th.tid in iothreads:
+        if bt.kernel_worker:
+            role = "kernel worker"
+        elif role == "iothread" and th.tid in iothreads:
             role = f"iothread {iothreads[th.tid]}"
         crashed = th.num == p.crashed_thread
         rep.threads.append(ThreadSummary(th.num, th.tid, role, _where(bt.frames, p.executable),

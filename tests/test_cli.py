@@ -201,10 +201,12 @@ def test_unknown_names_are_bad_input(qemu_core):
         assert "no-such-" in proc.stderr
 
 
-# How QEMU names its threads with `-name debug-threads=on` (the system fixture), and the
-# role the report must give each.
+# How QEMU names its threads with `-name debug-threads=on` (the system fixture), and KVM
+# its worker thread in the process (kvm-nx-lpage-recovery), and the role the report must
+# give each.
 COMM_ROLES = [("IO ", lambda comm: f"iothread {comm[3:]}"), ("CPU ", lambda comm: "vCPU"),
-              ("call_rcu", lambda comm: "rcu"), ("worker", lambda comm: "worker")]
+              ("call_rcu", lambda comm: "rcu"), ("worker", lambda comm: "worker"),
+              ("kvm-", lambda comm: "kernel worker")]
 
 
 @pytest.mark.parametrize("name", ["system-10.0-gcore", "system-10.0-kernel"])
@@ -212,7 +214,7 @@ def test_report_thread_roles_match_qemu_thread_names(name):
     """Every thread's role in the report agrees with the name QEMU gave the thread
     (/proc/PID/task/TID/comm captured before the dump). The main thread keeps the process
     name; so does a thread QEMU started before it read debug-threads=on (the RCU thread,
-    at times): those are the main loop only for tid == pid. Kernel threads are `other`."""
+    at times): those are the main loop only for tid == pid."""
     meta = core(name)
     comms = {t["tid"]: t["comm"] for t in json.loads((Path(meta["oracle"]) / "tids.json").read_text())}
     rep = json.loads(run("report", meta["core"], "--json").stdout)

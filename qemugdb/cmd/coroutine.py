@@ -21,6 +21,7 @@ def _selected_threads(target, all_threads):
          arguments=[Arg("expr", "a Coroutine * (expression or address)")],
          text=render.render_coroutine)
 def coroutine(target, args):
+    target.lookup_type("CoroutineUContext")  # MissingDebugInfo: no coroutines to read
     address = target.evaluate(args.expr)
     if not address:
         raise TargetError("NULL coroutine")

@@ -95,6 +95,8 @@ def thread_body(t):
             lines.append(f"  <error: {rec.error}>")
         if rec.frames:
             lines.append(frames_text(rec.frames))
+    if t.kernel_worker:
+        lines.append("(a kernel worker thread: no user-level state)")
     if t.error:
         lines.append(f"<error: {t.error}>")
     return lines
