@@ -41,7 +41,14 @@ NEW_FILE = click.Path(dir_okay=False)
 def core_params():
     """CORE and the options that say how to read it, first in every subcommand."""
     return [
-        click.Argument(["core"], type=EXISTING_FILE),
+        click.Argument(["core"], type=EXISTING_FILE, required=False),
+        click.Option(["--pid"], type=int,
+                     help="A running process instead of CORE (/proc and ptrace; its threads "
+                          "are stopped a few milliseconds, see --no-stop)."),
+        click.Option(["--no-stop"], is_flag=True,
+                     help="With --pid: never stop the whole process (each thread is "
+                          "interrupted alone for its registers); the answer may be "
+                          "inconsistent."),
         click.Option(["-e", "--exe"], type=EXISTING_FILE,
                      help="The executable; found from the core when not given."),
         click.Option(["--sysroot"], type=EXISTING_DIR,
@@ -128,19 +135,21 @@ def bind(command):
     formats = command.formats() + (("svg", "png") if "dot" in command.formats() else ())
     extras = EXTRA_OPTIONS.get(command.name, [])
 
-    def run(core, exe, sysroot, debug_dirs, offline, fmt, as_json, output, **kwargs):
+    def run(core, pid, no_stop, exe, sysroot, debug_dirs, offline, fmt, as_json, output,
+            **kwargs):
         fmt = "json" if as_json else fmt
         extra_values = [(kwargs.pop(option.name), act) for option, act in extras]
         try:
             # Debug info is read lazily, as the command needs it: say so when that is slow.
-            with progress(f"reading {core} and its debug info…"), \
-                    open_session(core, exe, sysroot, debug_dirs, offline) as session:
+            with progress(f"reading {core or f'process {pid}'} and its debug info…"), \
+                    open_session(core, exe, sysroot, debug_dirs, offline, pid,
+                                 no_stop) as session:
                 if command.name not in ANY_PROGRAM and (why := not_qemu(session.target)):
                     raise BadInput(why)
                 terminal = fmt == "text" and not output and use_colour()
                 args = types.SimpleNamespace(**kwargs, format=fmt,
                                              highlight=highlight_terminal if terminal else None)
-                records = command.run(session.target, args)
+                records = session.walk(lambda target: command.run(target, args))
                 reasons = session.reasons
                 partial = has_errors(to_plain(records)) or reasons
                 if fmt in ("svg", "png"):
@@ -211,15 +220,15 @@ for _command in REGISTRY.values():
         main.add_command(bind(_command))
 
 
-def gdb_command(core, exe, sysroot, debug_dirs, offline):
-    """Start gdb on the core with qemugdb loaded, reading the same debug info as the
-    other commands: the --debug-dir directories, --sysroot, and debuginfod unless
-    --offline."""
+def gdb_command(core, pid, no_stop, exe, sysroot, debug_dirs, offline):
+    """Start gdb on the core (or attached to --pid, stopping the process while gdb runs)
+    with qemugdb loaded, reading the same debug info as the other commands: the
+    --debug-dir directories, --sysroot, and debuginfod unless --offline."""
     gdb = shutil.which("gdb")
     if gdb is None:
         fail("gdb is not installed")
     try:
-        with open_session(core, exe, sysroot, debug_dirs, offline) as session:
+        with open_session(core, exe, sysroot, debug_dirs, offline, pid, no_stop) as session:
             exe = session.exe_path
             core = session.core_for_gdb(core)
             fetching = session.program.debuginfod is not None
@@ -232,7 +241,7 @@ def gdb_command(core, exe, sysroot, debug_dirs, offline):
     if sysroot:
         argv += ["-iex", f"set sysroot {os.path.abspath(sysroot)}"]
     argv += ["-ex", f"source {GDB_SCRIPT}"]
-    os.execv(gdb, argv + [exe, core])
+    os.execv(gdb, argv + ([exe, "-p", str(pid)] if pid is not None else [exe, core]))
 
 
 main.add_command(click.Command("gdb", callback=gdb_command, params=core_params(),

@@ -14,9 +14,29 @@ class BadInput(Exception):
 
 
 class Session:
-    def __init__(self, program):
+    def __init__(self, program, stop=True):
         self.program = program
+        self.stop = stop
         self.target = CoreTarget(program)
+
+    @property
+    def live(self):
+        """The running process (a corefile.live.LiveProcess), or None for a core."""
+        return self.program.core if hasattr(self.program.core, "walk") else None
+
+    def walk(self, fn):
+        """fn(target). On a running process: on one consistent moment of it, a new target
+        per round (corefile.live), and how long it was stopped said on stderr."""
+        live = self.live
+        if live is None:
+            return fn(self.target)
+
+        def walk_once():
+            self.target = CoreTarget(self.program)
+            return fn(self.target)
+        result = live.walk(walk_once, self.stop)
+        print(f"qemu-coredump: {live.pause.describe(live.pid)}", file=sys.stderr)
+        return result
 
     @property
     def exe_path(self):
@@ -32,7 +52,7 @@ class Session:
     def core_for_gdb(self, core):
         """The core file to give gdb, which reads no compressed core: core itself, or the
         decompressed copy as /proc/self/fd/N of a descriptor that gdb inherits."""
-        if self.program.core.compressed is None:
+        if self.live is not None or self.program.core.compressed is None:
             return core
         fd = os.dup(self.program.core.fd)
         os.set_inheritable(fd, True)
@@ -75,11 +95,22 @@ def no_executable(program):
 
 
 @contextlib.contextmanager
-def open_session(core, exe=None, sysroot=None, debug_dirs=(), offline=False):
-    """A Session on the core (plain or compressed as systemd-coredump stores them)."""
+def open_session(core, exe=None, sysroot=None, debug_dirs=(), offline=False, pid=None,
+                 no_stop=False):
+    """A Session on the core (plain or compressed as systemd-coredump stores them), or on
+    the running process pid (no_stop: never stop it as a whole)."""
+    if (core is None) == (pid is None):
+        raise BadInput("give a CORE file or --pid PID (one of them)")
+    if no_stop and pid is None:
+        raise BadInput("--no-stop goes with --pid PID")
     try:
-        program = corefile.open(core, exe=exe, sysroot=sysroot, debug_dirs=tuple(debug_dirs),
-                                debuginfod=debuginfod_client(offline))
+        if pid is not None:
+            program = corefile.attach(pid, exe=exe, debug_dirs=tuple(debug_dirs),
+                                      debuginfod=debuginfod_client(offline))
+        else:
+            program = corefile.open(core, exe=exe, sysroot=sysroot,
+                                    debug_dirs=tuple(debug_dirs),
+                                    debuginfod=debuginfod_client(offline))
     except corefile.CorefileError as e:
         raise BadInput(str(e)) from None
     except OSError as e:
@@ -88,7 +119,7 @@ def open_session(core, exe=None, sysroot=None, debug_dirs=(), offline=False):
         program.close()
         raise BadInput(no_executable(program))
     try:
-        yield Session(program)
+        yield Session(program, stop=not no_stop)
     finally:
         close = getattr(program, "close", None)
         if close:

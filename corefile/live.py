@@ -13,6 +13,7 @@ a pause of a few milliseconds."""
 
 import ctypes
 import errno
+import gc
 import os
 import signal
 import struct
@@ -323,6 +324,8 @@ class LiveProcess:
         except ValueError:       # not the main thread: no handlers, try/finally only
             pass
         held, notes, threads = {}, [], []
+        collecting = gc.isenabled()
+        gc.disable()     # a collection of the debug info's objects would lengthen the stop
         try:
             t0 = time.monotonic()
             try:
@@ -336,6 +339,8 @@ class LiveProcess:
                 self._detach_all(held)
                 pause = time.monotonic() - t0
         finally:
+            if collecting:
+                gc.enable()
             for sig, handler in old.items():
                 signal.signal(sig, handler)
             for sig in deferred:
