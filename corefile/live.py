@@ -194,30 +194,23 @@ class ProcessMemory(AddressSpace):
 
 @dataclass
 class Pause:
-    """How the process was stopped for the answer: stops, the time stopped in all and in
-    the stop the answer comes from (seconds), the pages copied then; consistent: the
-    answer is one moment of the process (False with --no-stop, or when the walk still
-    needed pages after the last stop)."""
+    """How the process was read: stopped (False with --no-stop), the stops, how long the
+    stop the answer comes from lasted and the pages it copied, the time stopped in all;
+    consistent: the answer is one moment of the process (known once the walk is over)."""
     stopped: bool = True
     stops: int = 0
-    total: float = 0.0
-    last: float = 0.0
+    stopped_ms: float = 0.0
     pages: int = 0
+    total_ms: float = 0.0
     consistent: bool = False
 
     def describe(self, pid: int) -> str:
         if not self.stopped:
             return (f"process {pid} read without stopping it (each thread interrupted "
                     f"alone for its registers): possibly inconsistent")
-        return (f"process {pid} stopped {self.last * 1e3:.1f} ms for the answer ({self.pages} "
-                f"pages copied), {self.total * 1e3:.1f} ms in {self.stops} stops in all"
+        return (f"process {pid} stopped {self.stopped_ms:.1f} ms for the answer ({self.pages} "
+                f"pages copied), {self.total_ms:.1f} ms in {self.stops} stops in all"
                 + ("" if self.consistent else ": possibly inconsistent"))
-
-    def as_dict(self, pid: int) -> dict:
-        return {"pid": pid, "stopped": self.stopped, "stops": self.stops,
-                "stopped_ms": round(self.last * 1e3, 3),
-                "stopped_total_ms": round(self.total * 1e3, 3), "pages": self.pages,
-                "consistent": self.consistent}
 
 
 @dataclass
@@ -348,8 +341,8 @@ class LiveProcess:
         self._set_threads(threads, notes)
         p = self.pause
         p.stops += 1
-        p.total += pause
-        p.last, p.pages = pause, len(pages)
+        p.stopped_ms, p.pages = round(pause * 1e3, 3), len(pages)
+        p.total_ms = round(p.total_ms + p.stopped_ms, 3)
 
     def sample(self):
         """--no-stop: each thread interrupted alone for its registers (a few microseconds

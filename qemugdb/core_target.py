@@ -97,7 +97,8 @@ class CoreTarget(Target):
             pid=p.psinfo.pid if p.psinfo else (p.threads[0].tid if p.threads else None),
             signal=signal, signal_code=si.code if si else None,
             fault_address=si.addr if si and si.signo in FAULT_SIGNALS else None,
-            crashed_thread=crashed.num if crashed else None, partial=list(p.partial_reasons))
+            crashed_thread=crashed.num if crashed else None, partial=list(p.partial_reasons),
+            live=getattr(p.core, "pause", None))
 
     def symbolize(self, pc):
         return _location(self.program.symbolize(pc))

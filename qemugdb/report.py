@@ -59,6 +59,7 @@ class Report:
     partial: list = field(default_factory=list)  # what could not be read: the report is partial
     not_applicable: list = field(default_factory=list)  # sections the program does not have
     diagnosis: str | None = None  # what a process that did not crash is stuck on (waits.py)
+    live: object = None           # a running process: how it was stopped (Process.live)
 
 
 def signal_name(number):
@@ -161,7 +162,7 @@ def report(target, source_dir=None, sections=()):
                  build_id=p.build_id, pid=p.pid,
                  signal=signal_name(p.signal) if p.signal else None,
                  fault_address=p.fault_address, abort_message=abort_message(target),
-                 partial=list(p.partial))
+                 partial=list(p.partial), live=p.live)
     threads = target.threads()
     traces = coroutine.backtraces(target, threads)
     iothreads = iothread_ids(target)

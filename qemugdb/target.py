@@ -86,6 +86,7 @@ class Process:
     fault_address: int | None = None   # si_addr for SIGSEGV/SIGBUS/SIGILL/SIGFPE
     crashed_thread: int | None = None  # gdb thread number that took the signal
     partial: list = field(default_factory=list)  # what could not be read, one line each
+    live: object = None   # a running process read by corefile: how (corefile.live.Pause)
 
 
 class Target:

@@ -16,11 +16,20 @@ def render_report(rep, args=None, section_renderers=None):
     out.append(_field("QEMU", rep.qemu_version or "unknown"))
     out.append(_field("build-id", rep.build_id or "?"))
     out.append(_field("pid", rep.pid if rep.pid is not None else "?"))
+    live = rep.live
+    if live is not None and live.stopped:
+        out.append(_field("stopped", f"{live.stopped_ms:.1f} ms for this report ({live.pages} "
+                                     f"pages copied); {live.stops} stops, {live.total_ms:.1f} "
+                                     f"ms in all"
+                                     + ("" if live.consistent else ": possibly inconsistent")))
+    elif live is not None:
+        out.append(_field("stopped", "no (--no-stop): possibly inconsistent"))
     if rep.signal:
         fault = f" at {rep.fault_address:#x}" if rep.fault_address is not None else ""
         out.append(_field("signal", f"{rep.signal}{fault}"))
     else:
-        out.append(_field("signal", "none (a snapshot of a running process)"))
+        out.append(_field("signal", "none (a running process)" if live is not None else
+                          "none (a snapshot of a running process)"))
     if rep.abort_message:
         out.append(_field("abort", rep.abort_message))
     if rep.focus is not None:
