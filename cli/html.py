@@ -24,17 +24,19 @@ h1 { font-size: 1.5em; margin-bottom: 0.2em; word-break: break-all; }
 h2 { border-bottom: 2px solid #d0d7de; padding-bottom: 0.2em; margin-top: 2em; }
 h3 { font-size: 1.05em; margin: 1.2em 0 0.4em; }
 nav.toc { background: #f6f8fa; border: 1px solid #d0d7de; border-radius: 6px;
-          padding: 0.4em 1.5em; display: inline-block; }
+          padding: 0.4em 1.5em; }
+nav.toc ol { columns: 3; column-gap: 3em; margin: 0.3em 0 0.5em; }
 nav.toc h2 { border: 0; margin: 0.4em 0; font-size: 1.1em; }
 a { color: #0550ae; text-decoration: none; }
 a:hover { text-decoration: underline; }
 code, pre, .mono, .stack { font-family: ui-monospace, "DejaVu Sans Mono", monospace;
                            font-size: 13px; }
 .wide { overflow-x: auto; }
-table { border-collapse: collapse; margin: 0.4em 0 1em; font-size: 0.92em; }
-th, td { border: 1px solid #d0d7de; padding: 0.2em 0.6em; text-align: left;
+table { border-collapse: collapse; margin: 0.4em 0 1em; font-size: 0.88em; }
+th, td { border: 1px solid #d0d7de; padding: 0.2em 0.5em; text-align: left;
          vertical-align: top; }
 th { background: #f6f8fa; }
+td:first-child { white-space: nowrap; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 table.facts th { text-align: right; background: none; border: 0; color: #57606a; }
 table.facts td { border: 0; word-break: break-all; }
@@ -58,7 +60,8 @@ details.crashed { border-color: #cf222e; }
 .lvl { color: #57606a; display: inline-block; min-width: 2.5em; }
 .pc { color: #8250df; }
 .fn { color: #953800; font-weight: 600; }
-.src { margin: 0.2em 0 0.6em 2.5em; }
+.src { margin: 0.2em 0 0.3em 2.5em; }
+.nowrap { white-space: nowrap; }
 .src pre { margin: 0; padding: 0.3em 0.6em; border-radius: 4px; }
 .graph { overflow-x: auto; border: 1px solid #d0d7de; border-radius: 6px; padding: 0.5em; }
 .graph svg { max-width: 100%; height: auto; }
@@ -153,7 +156,8 @@ class Page:
         self.rep, self.more, self.source_dir = rep, more, source_dir
         self.coroutines = {c.address for c in more.coroutines}
         self.threads = {t.num for t in more.threads}
-        self.contexts = {c.address for c in rep.sections.get("AioContexts") or ()}
+        self.contexts = {c.address: ", ".join(c.names) or f"{c.address:#x}"
+                         for c in rep.sections.get("AioContexts") or ()}
         self.graph_ids = graph_ids(rep.sections.get("Block graph"))
         self._sources = {}
 
@@ -163,11 +167,13 @@ class Page:
         text = f"{address:#x}"
         return f'<a href="#{co_id(address)}">{text}</a>' if address in self.coroutines else text
 
-    def ctx_link(self, address, name=None):
+    def ctx_link(self, address):
+        """A link to the AioContext's row, by its name."""
         if address is None:
             return "-"
-        text = e(name) if name else f"{address:#x}"
-        return f'<a href="#{ctx_id(address)}">{text}</a>' if address in self.contexts else text
+        if address not in self.contexts:
+            return f"{address:#x}"
+        return f'<a href="#{ctx_id(address)}">{e(self.contexts[address])}</a>'
 
     def thread_link(self, num, text=None):
         text = text or f"thread {num}"
@@ -175,7 +181,9 @@ class Page:
 
     def graph_link(self, address, names):
         text = e(names.get(address, hexa(address)))
-        return f'<a href="#{self.graph_ids[address]}">{text}</a>' if address in self.graph_ids else text
+        if address not in self.graph_ids:
+            return text
+        return f'<a href="#{self.graph_ids[address]}">{text}</a>'
 
     def source(self, frame):
         """SourceLines of the frame's innermost location with a source file found, or None."""
@@ -212,12 +220,13 @@ class Page:
         out = [self.stack(t.frames, open_sources)]
         if t.current is not None:
             out.append(f"<p>Running coroutine {self.co_link(t.current.address)}, "
-                       f"{e(coroutine_header(t.current).split(', ', 1)[1])}</p>")
+                       f"entry {e(t.current.entry or '?')}</p>")
         for rec in t.callers:
             if rec.state == "leader":
                 title = f"Thread stack outside coroutines (leader {rec.address:#x})"
             else:
-                title = e(coroutine_header(rec).replace(" suspended", " (caller)", 1))
+                title = (f"Coroutine {self.co_link(rec.address)} (caller, entry "
+                         f"{e(rec.entry or '?')})")
             body = [self.stack(rec.frames, open_sources)]
             if rec.error:
                 body.append(f'<p class="error">{e(rec.error)}</p>')
@@ -270,8 +279,8 @@ def process_section(p, rep):
 def focus_section(p, rep):
     bt = rep.focus
     shown = {(s.file, s.line) for s in rep.source}
-    return (f"<p>{p.thread_link(bt.num, f'Thread {bt.num}')} (LWP {bt.tid}); frames whose "
-            f"source was found open to it.</p>" + p.thread_body(bt, shown))
+    return (f"<p>{p.thread_link(bt.num, f'Thread {bt.num}')} (LWP {bt.tid}). A frame "
+            f"marked ▸ opens to its source lines.</p>" + p.thread_body(bt, shown))
 
 
 def threads_section(p, rep):
@@ -316,7 +325,8 @@ def coroutines_section(p, rep):
 def contexts_section(p, records):
     rows, ids = [], []
     for r in map(Shown, records):
-        threads = ", ".join(p.thread_link(t["num"], f"{t['num']} (LWP {t['tid']})")
+        threads = ", ".join(p.thread_link(t["num"], f'<span class="nowrap">{t["num"]} '
+                                                   f'(LWP {t["tid"]})</span>')
                             for t in r.threads) or "-"
         rows.append([f"{r.address:#x}", e(", ".join(r.names) or "-"), threads, e(r.notify_me),
                      e(r.notified), e(r.poll_disable_cnt), e(r.external_disable_cnt), e(r.bhs),
@@ -342,7 +352,8 @@ def bhs_section(p, listing):
 def jobs_section(p, result):
     rows, ids = [], []
     for j in map(Shown, result.jobs):
-        where = e(location_text(j.suspended_in)) if j.suspended_in is not None else e(j.co_error or "")
+        where = e(location_text(j.suspended_in) if j.suspended_in is not None
+                  else j.co_error or "")
         rows.append([e(j.id), e(j.type), e(j.status), e(j.current), e(j.total), e(j.speed),
                      e(j.busy), e(j.paused), p.ctx_link(j.aio_context), p.co_link(j.co), where,
                      hexa(j.address) + error_cell(j)])
@@ -357,7 +368,6 @@ def jobs_section(p, result):
 
 def graph_section(p, graph, svg):
     names = parent_names(graph)
-    ctx_names = graph.aio_contexts
     out = []
     if svg:
         text = svg.decode("utf-8")
@@ -371,7 +381,7 @@ def graph_section(p, graph, svg):
     rows, ids = [], []
     for blk in map(Shown, graph.backends):
         rows.append([e(blk.name or "-"), e(blk.device), p.graph_link(blk.root_node, names),
-                     p.ctx_link(blk.aio_context, ctx_names.get(blk.aio_context)), e(blk.perm),
+                     p.ctx_link(blk.aio_context), e(blk.perm),
                      e(blk.shared_perm), e(blk.in_flight), e(blk.quiesce_counter),
                      hexa(blk.address) + error_cell(blk)])
         ids.append(f' id="blk-{blk.address:#x}"')
@@ -381,19 +391,19 @@ def graph_section(p, graph, svg):
              "ADDRESS"], rows, ("IN-FLIGHT", "QUIESCE"), ids))
     out.append("<h3>Nodes</h3>")
     for bs in graph.nodes:
-        out.append(node_details(p, bs, p.more.nodes.get(bs.address), names, ctx_names))
+        out.append(node_details(p, bs, p.more.nodes.get(bs.address), names))
     if graph.errors:
         out.append(notes(graph.errors, "error"))
     return "".join(out)
 
 
-def node_details(p, raw, detail, names, ctx_names):
+def node_details(p, raw, detail, names):
     """A block node: its state, edges, tracked requests and the coroutines behind them."""
     bs = Shown(raw)
     cls = "node busy" if bs.in_flight else "node drained" if bs.quiesce_counter else "node"
     head = f'<h4>{e(bs.node_name)} <span class="note">{e(bs.driver)} · {bs.address:#x}</span></h4>'
     facts = [("filename", e(bs.filename)),
-             ("AioContext", p.ctx_link(raw.aio_context, ctx_names.get(raw.aio_context))),
+             ("AioContext", p.ctx_link(raw.aio_context)),
              ("in flight", e(bs.in_flight)), ("quiesce counter", e(bs.quiesce_counter)),
              ("refcnt", e(bs.refcnt)), ("read-only", e(bs.read_only)),
              ("children", ", ".join(f"{e(c.name)} → {p.graph_link(c.child, names)}"
@@ -437,14 +447,14 @@ def page(rep, more, svg, source_dir=None):
     if rep.focus is not None:
         parts.append(("focus", f"{rep.focus_why} {rep.focus.num}", focus_section(p, rep)))
     parts.append(("threads", "Threads", threads_section(p, rep)))
-    if more.coroutines:
-        parts.append(("coroutines", "Coroutines", coroutines_section(p, rep)))
     for title, records in rep.sections.items():
         if title == "Block graph":
             parts.append(("block-graph", title, graph_section(p, records, svg)))
         else:
             ident, section = SECTIONS[title]
             parts.append((ident, title, section(p, records)))
+    if more.coroutines:   # last: a long list the other sections link into
+        parts.append(("coroutines", "Coroutines", coroutines_section(p, rep)))
     if rep.not_applicable:
         parts.append(("not-applicable", "Not in this program", notes(rep.not_applicable)))
     if rep.partial or more.partial:
