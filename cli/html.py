@@ -39,7 +39,7 @@ th { background: #f6f8fa; }
 td:first-child { white-space: nowrap; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 table.facts th { text-align: right; background: none; border: 0; color: #57606a; }
-table.facts td { border: 0; word-break: break-all; }
+table.facts td { border: 0; overflow-wrap: anywhere; }
 tr.crashed td { background: #ffebe9; }
 .diagnosis { background: #fff8c5; border: 1px solid #d4a72c; border-radius: 6px;
              padding: 0.6em 1em; }
@@ -67,10 +67,11 @@ details.crashed { border-color: #cf222e; }
 .graph svg { max-width: 100%; height: auto; }
 .node { border-left: 4px solid #d0d7de; padding: 0.1em 1em; margin: 1em 0; }
 .node h4 { margin: 0.3em 0; }
+.node td { white-space: nowrap; }
 dl.kv { display: grid; grid-template-columns: max-content 1fr max-content 1fr;
         gap: 0.1em 1em; margin: 0.3em 0; }
 dl.kv dt { color: #57606a; }
-dl.kv dd { margin: 0; word-break: break-all; }
+dl.kv dd { margin: 0; overflow-wrap: anywhere; }
 .node.busy { border-left-color: #fb8500; }
 .node.drained { border-left-color: #54aeff; }
 :target { outline: 3px solid #fb8500; outline-offset: 2px; }
@@ -159,6 +160,7 @@ class Page:
         self.contexts = {c.address: ", ".join(c.names) or f"{c.address:#x}"
                          for c in rep.sections.get("AioContexts") or ()}
         self.graph_ids = graph_ids(rep.sections.get("Block graph"))
+        self.requests = {r.address for d in more.nodes.values() for r in d.requests}
         self._sources = {}
 
     def co_link(self, address):
@@ -166,6 +168,12 @@ class Page:
             return "-"
         text = f"{address:#x}"
         return f'<a href="#{co_id(address)}">{text}</a>' if address in self.coroutines else text
+
+    def request_link(self, address):
+        if not address:
+            return "-"
+        text = f"{address:#x}"
+        return f'<a href="#req-{text}">{text}</a>' if address in self.requests else text
 
     def ctx_link(self, address):
         """A link to the AioContext's row, by its name."""
@@ -418,12 +426,13 @@ def node_details(p, raw, detail, names):
         out.append(f'<p class="error">{e(raw.error)}</p>')
     if detail is not None and (detail.requests or detail.request_error):
         rows = [[e(r.type), e(r.offset), e(r.bytes), e(r.serialising), p.co_link(r.co),
-                 p.co_link(r.waiting_for),
+                 p.request_link(r.waiting_for),
                  e(location_text(r.suspended_in)) if r.suspended_in else e(r.co_error or ""),
                  hexa(r.address) + error_cell(r)] for r in map(Shown, detail.requests)]
-        out.append(f"<p>{len(rows)} tracked requests:</p>" + table(
+        ids = [f' id="req-{r.address:#x}"' for r in detail.requests]
+        out.append(f"<details open><summary>{len(rows)} tracked requests</summary>" + table(
             ["TYPE", "OFFSET", "BYTES", "SERIALISING", "COROUTINE", "WAITING-FOR",
-             "SUSPENDED IN", "REQUEST"], rows, ("OFFSET", "BYTES")))
+             "SUSPENDED IN", "REQUEST"], rows, ("OFFSET", "BYTES"), ids) + "</details>")
         if detail.request_error:
             out.append(f'<p class="error">{e(detail.request_error)}</p>')
     elif detail is not None:

@@ -197,11 +197,14 @@ def test_graph_nodes_link_to_their_details(page):
         assert {"AioContext", "in flight", "children", "parents"} <= facts.keys()
         ctx = list(facts["AioContext"].iter("a"))
         assert ctx and target(page, ctx[0]).tag == "tr"   # the AioContexts table's row
-    for el in nodes:   # the coroutines behind the tracked requests
+    for el in nodes:   # tracked requests: the coroutines behind them, the requests they wait for
         for table in el.iter("table"):
             for a in table.iter("a"):
-                co = target(page, a)
-                assert co.tag == "details" and "coroutine" in co.classes()
+                to = target(page, a)
+                if a.href().startswith("#co-"):
+                    assert to.tag == "details" and "coroutine" in to.classes()
+                else:
+                    assert a.href().startswith("#req-") and to.tag == "tr"
 
 
 def test_jobs_link_to_their_coroutines(page):
