@@ -128,13 +128,14 @@ def _core(name):
 @pytest.mark.parametrize("fmt", list(COMPRESS))
 def test_coredumpctl_core_graph_equals_qmp(fmt, tmp_path, tmpdir_env):
     """A real qemu-storage-daemon core as systemd-coredump names and compresses it
-    (core.COMM.UID.BOOTID.PID.USEC.EXT under /var/lib/systemd/coredump): the block graph
-    equals QMP's x-debug-query-block-graph captured before the dump."""
+    (core.COMM.UID.BOOTID.PID.USEC.EXT under /var/lib/systemd/coredump, COMM cut to the
+    kernel's 15 characters): the block graph equals QMP's x-debug-query-block-graph
+    captured before the dump."""
     meta = _core("qsd-10.0-kernel")
     store = tmp_path / "var" / "lib" / "systemd" / "coredump"
     store.mkdir(parents=True)
     boot_id = "0123456789abcdef0123456789abcdef"
-    name = f"core.qemu-storage-d.0.{boot_id}.{meta['pid']}.1733120000000000{SUFFIX[fmt]}"
+    name = f"core.qemu-storage-da.0.{boot_id}.{meta['pid']}.1733120000000000{SUFFIX[fmt]}"
     core = compress(meta["core"], store / name, fmt)
     tmpdir, env = tmpdir_env
     status, out, err = cli("block-graph", core, "-e", meta["exe"], "-f", "qmp-json", env=env)
