@@ -12,6 +12,7 @@ qemu_aio_context) or the block layer's node list (block.c all_bdrv_states), in t
 info or the symbol table (.symtab, or MiniDebugInfo's for a Fedora binary).
 """
 
+import mmap
 import re
 
 from .target import TargetError
@@ -29,15 +30,14 @@ ROOT_FUNCTIONS = ("qemu_get_aio_context",)   # main-loop.c's, global: in every .
 
 def qemu_version(executable):
     """QEMU_FULL_VERSION from the executable's --version text, None when the file has no
-    such text (not QEMU, or not readable)."""
-    from corefile.elf import ElfImage   # standard library only, loaded when asked
-    from corefile.errors import CorefileError
+    such text (not QEMU, or not readable). The file is searched as it is, not parsed: the
+    text is in .rodata, early in the file."""
     try:
-        img = ElfImage(executable)
-    except (CorefileError, TypeError):
+        with open(executable, "rb") as f:
+            data = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
+    except (OSError, TypeError, ValueError):   # no file, no path, an empty file
         return None
-    try:
-        data = img.section_data(".rodata") or img.data
+    with data:
         at = data.find(COPYRIGHT)
         for _ in range(MAX_COPYRIGHTS):
             if at < 0:
@@ -47,9 +47,7 @@ def qemu_version(executable):
             if m:
                 return m.group(1).decode("utf-8", "replace")
             at = data.find(COPYRIGHT, at + 1)
-        return None
-    finally:
-        img.close()
+    return None
 
 
 def has_qemu_roots(target):
