@@ -5,6 +5,7 @@ Every command of qemugdb.commands.REGISTRY becomes `qemu-coredump NAME CORE [opt
 items unreadable, marked in the output), 2 bad input, 3 an internal error (a bug of ours).
 """
 
+import json
 import os
 import shutil
 import sys
@@ -17,6 +18,7 @@ import corefile
 from qemugdb import cmd as declarations
 from qemugdb.commands import REGISTRY, to_plain
 from qemugdb.identity import not_qemu
+from qemugdb.signature import crash_signature
 from qemugdb.target import MissingDebugInfo, TargetError
 
 from .graph import DotMissing, render_dot
@@ -102,6 +104,20 @@ def picture(dot, fmt, output):
         fail(str(e))
 
 
+def failure(e):
+    """(one line, exit status) for an exception met reading a core: bad input (a bad core,
+    malformed or missing debug info, the wrong program, a walker's "no such node/context"
+    LookupError), partial (TargetError) or, re-raised with QEMUGDB_DEBUG set, a bug of ours."""
+    if isinstance(e, (BadInput, corefile.CorefileError, MissingDebugInfo)) or type(e) is LookupError:
+        return str(e), EXIT_BAD_INPUT
+    if isinstance(e, TargetError):
+        return str(e), EXIT_PARTIAL
+    if os.environ.get("QEMUGDB_DEBUG"):  # a bug of ours: one line unless asked
+        raise e
+    return (f"internal error: {type(e).__name__}: {e} (QEMUGDB_DEBUG=1 shows the traceback)",
+            EXIT_INTERNAL)
+
+
 def fail(message, status=EXIT_BAD_INPUT):
     click.echo(f"qemu-coredump: {message}", err=True)
     sys.exit(status)
@@ -159,17 +175,8 @@ def bind(command):
                 for value, act in extra_values:
                     if value:
                         act(session.target, records, args, value)
-        except (BadInput, corefile.CorefileError, MissingDebugInfo) as e:
-            fail(str(e))  # a bad core, malformed or missing debug info, the wrong program
-        except TargetError as e:
-            fail(str(e), EXIT_PARTIAL)
         except Exception as e:
-            if type(e) is LookupError:  # a walker's "no such node/context": bad input
-                fail(str(e))
-            if os.environ.get("QEMUGDB_DEBUG"):  # a bug of ours: one line unless asked
-                raise
-            fail(f"internal error: {type(e).__name__}: {e} (QEMUGDB_DEBUG=1 shows the traceback)",
-                 EXIT_INTERNAL)
+            fail(*failure(e))
         emit(text, output, terminal_text=fmt == "text")
         for reason in reasons:  # what the output lacks, and why
             click.echo(f"qemu-coredump: partial: {reason}", err=True)
@@ -246,3 +253,43 @@ def gdb_command(core, pid, no_stop, exe, sysroot, debug_dirs, offline):
 
 main.add_command(click.Command("gdb", callback=gdb_command, params=core_params(),
                                help=gdb_command.__doc__))
+
+
+def signature_command(cores, sysroot, debug_dirs, offline, as_json):
+    """Print each core's crash signature, then the core's path, then the signature's text
+    (TAB-separated): cores with the same signature are the same bug. A core of a process
+    that did not crash (alive, gcore'd, killed from outside) has `-`. The exit status is
+    the worst of the cores'; a core that cannot be read is one line on stderr."""
+    status, found = 0, []
+    for core in cores:
+        try:
+            with open_session(core, sysroot=sysroot, debug_dirs=debug_dirs,
+                              offline=offline) as session:
+                sig = crash_signature(session.target)
+                reasons = session.reasons + (sig.partial if sig else [])
+        except Exception as e:
+            message, code = failure(e)
+            where = "" if message.startswith(core) else f"{core}: "
+            click.echo(f"qemu-coredump: {where}{message}", err=True)
+            status = max(status, code)
+            continue
+        for reason in reasons:
+            click.echo(f"qemu-coredump: {core}: partial: {reason}", err=True)
+        status = max(status, EXIT_PARTIAL if reasons else 0)
+        if as_json:
+            found.append({"core": core, "signature": to_plain(sig)})
+        elif sig is None:
+            click.echo(f"-\t{core}\tno crash")
+        else:
+            click.echo(f"{sig.hash}\t{core}\t{visible(sig.text)}")
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+    sys.exit(status)
+
+
+main.add_command(click.Command(
+    "signature", callback=signature_command, help=signature_command.__doc__,
+    params=[click.Argument(["cores"], nargs=-1, required=True, type=EXISTING_FILE),
+            *[p for p in core_params() if p.name in ("sysroot", "debug_dirs", "offline")],
+            click.Option(["--json", "as_json"], is_flag=True,
+                         help="A JSON list of {core, signature} instead.")]))

@@ -4,7 +4,9 @@ docs/reference.md`; a test fails when the file and the registry disagree."""
 
 from qemugdb.commands import REGISTRY
 
-from .main import EXTRA_OPTIONS
+import click
+
+from .main import EXTRA_OPTIONS, main
 
 HEADER = """# Command reference
 
@@ -60,6 +62,15 @@ def reference():
             out.append(f"- {what}: {a.help}{default}")
         for option, _ in EXTRA_OPTIONS.get(name, []):
             out.append(f"- {', '.join(f'`{o}`' for o in option.opts)} (qemu-coredump only): {option.help}")
+        out.append("")
+    for name in sorted(set(main.commands) - set(REGISTRY)):   # the CLI's own commands
+        command = main.commands[name]
+        usage = command.collect_usage_pieces(click.Context(command, info_name=name))
+        out.append(f"## `{name}` (qemu-coredump only)\n")
+        out.append(" ".join(command.help.split()) + "\n")
+        out.append(f"- qemu-coredump: `qemu-coredump {name} {' '.join(usage)}`")
+        out += [f"- {', '.join(f'`{o}`' for o in p.opts)}: {p.help}"
+                for p in command.params if isinstance(p, click.Option)]
         out.append("")
     return "\n".join(out)
 

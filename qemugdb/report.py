@@ -6,9 +6,9 @@ import re
 import signal as signals
 from dataclasses import dataclass, field
 
-from . import coroutine
+from . import coroutine, signature
 from .identity import qemu_version
-from .obj import find_member
+from .obj import find_member, read_c_string
 from .target import MissingDebugInfo, TargetError
 
 # QEMU's thread bodies: the outermost of these on a thread's stack tells its role.
@@ -59,6 +59,7 @@ class Report:
     partial: list = field(default_factory=list)  # what could not be read: the report is partial
     not_applicable: list = field(default_factory=list)  # sections the program does not have
     diagnosis: str | None = None  # what a process that did not crash is stuck on (waits.py)
+    signature: object = None      # signature.Signature of a crash, to group cores of one bug
     live: object = None           # a running process: how it was stopped (Process.live)
 
 
@@ -69,16 +70,30 @@ def signal_name(number):
         return f"signal {number}"
 
 
+def is_crash(process):
+    """Whether the process died of a signal it raised itself: not alive, gcore'd or killed
+    from outside to dump it."""
+    return (process.signal is not None and process.crashed_thread is not None
+            and process.signal_code != SI_USER)
+
+
 def abort_message(target):
-    """glibc's __abort_msg (set by assert() and abort messages), or None."""
+    """glibc's __abort_msg (set by assert() and abort messages), else glib's
+    __glib_assert_msg (set by g_assert()), or None."""
     try:
         pointer = target.variable("__abort_msg")
-        if not pointer.value_():
-            return None
-        msg = pointer.deref_()
-        if find_member(msg.type_, "msg") is None:
-            return None
-        return msg.msg.string_().rstrip("\n")
+        if pointer.value_():
+            msg = pointer.deref_()
+            if find_member(msg.type_, "msg") is not None:
+                return msg.msg.string_().rstrip("\n")
+    except TargetError:
+        pass
+    try:
+        address = target.function_address("__glib_assert_msg")  # a char *, by ELF symbol
+        pointer = target.read_pointer(address) if address else 0
+        if pointer:
+            return read_c_string(target, pointer).decode("utf-8", "backslashreplace").rstrip("\n")
+        return None
     except TargetError:
         return None
 
@@ -181,6 +196,10 @@ def report(target, source_dir=None, sections=()):
             rep.focus, rep.focus_why = bt, "Crashing thread"
         elif rep.focus is None and role == "main loop" and p.crashed_thread is None:
             rep.focus, rep.focus_why = bt, "Main loop thread"
+    if is_crash(p):
+        rep.signature = signature.signature(rep.signal, rep.abort_message, rep.focus.frames,
+                                            p.executable)
+        rep.partial += [f"Signature: {why}" for why in rep.signature.partial]
     if rep.focus is not None and source_dir:
         frames = list(rep.focus.frames)
         for c in rep.focus.callers:

@@ -165,3 +165,24 @@ def test_internal_error_exits_3(commands, monkeypatch):
         assert result.exit_code == 3, (name, result.stderr)
         assert result.stderr == ("qemu-coredump: internal error: ZeroDivisionError: a bug "
                                  "(QEMUGDB_DEBUG=1 shows the traceback)\n"), result.stderr
+
+
+def test_signature_command_statuses(monkeypatch, tmp_path):
+    """`signature CORE...`, the CLI's own command: 0 on cores it reads whole, 2 with a file
+    that is no core among them, 3 when reading one raises what no walker raises
+    (tests/test_signature.py: 1 for a stripped build without its symbols)."""
+    from qemu_coredump import main as cli
+    crash = core("crash-segv-kernel")["core"]
+    junk = tmp_path / "junk"
+    junk.write_bytes(b"not a core at all" * 10)
+    assert run("signature", crash, core(QSD)["core"]).returncode == 0
+    proc = run("signature", junk, crash)
+    assert proc.returncode == 2 and one_line(proc) and proc.stdout.count("\n") == 1
+
+    def broken(target):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.delenv("QEMUGDB_DEBUG", raising=False)
+    monkeypatch.setattr(cli, "crash_signature", broken)
+    result = CliRunner().invoke(cli.main, ["signature", crash])
+    assert result.exit_code == 3 and "internal error: ZeroDivisionError: a bug" in result.stderr

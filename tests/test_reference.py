@@ -17,7 +17,7 @@ def test_reference_matches_registry():
 
 
 def test_every_command_bound_in_the_cli():
-    want = {name for name, c in REGISTRY.items() if not c.gdb_only} | {"gdb"}
+    want = {name for name, c in REGISTRY.items() if not c.gdb_only} | {"gdb", "signature"}
     assert set(cli.commands) == want
 
 

@@ -20,6 +20,7 @@ def _text(rep, args):
 
 
 @command("report", "One page to paste into a bug: program, version, signal and assertion, "
+         "the crash signature (to group cores of one bug), "
          "the crashing thread with its coroutine chain, every thread by role, AioContexts, "
          "pending bottom halves, jobs and the block graph.",
          arguments=[Arg("source_dir", "QEMU source tree, to show source lines",

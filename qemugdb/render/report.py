@@ -32,6 +32,8 @@ def render_report(rep, args=None, section_renderers=None):
                           "none (a snapshot of a running process)"))
     if rep.abort_message:
         out.append(_field("abort", rep.abort_message))
+    if rep.signature is not None:
+        out.append(_field("signature", f"{rep.signature.hash}  {rep.signature.text}"))
     if rep.focus is not None:
         bt = rep.focus
         out += ["", f"== {rep.focus_why} {bt.num} (LWP {bt.tid})", *thread_body(bt)]
