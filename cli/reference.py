@@ -17,7 +17,11 @@ this file and the registry disagree. Every command runs in gdb as `qemu NAME ...
 `qemu-coredump NAME CORE ...`.
 
 Common to every `qemu-coredump` command: `CORE` (a core file; systemd-coredump's
-compressed cores, zstd, xz, lz4 or gzip, are read as they are), `-e/--exe FILE` (found from
+compressed cores, zstd, xz, lz4 or gzip, are read as they are) or `--pid PID` (a running
+process instead, read through /proc and ptrace: every thread is stopped a few milliseconds
+while the pages the command needs are copied, and the output says how long; `--no-stop`
+never stops the whole process, the answer may then be inconsistent; see
+[guide](guide.md#a-hung-vm-in-production)), `-e/--exe FILE` (found from
 the core when not given; matched to the core's executable by build-id),
 `--sysroot DIR` (a core from another machine), `--debug-dir DIR` (repeatable), `--offline`
 (no debuginfod: otherwise what is missing locally is fetched by build-id from the servers
