@@ -4,7 +4,7 @@ import os
 from pathlib import Path
 
 CACHE = Path(os.environ.get("QEMUGDB_CACHE", Path.home() / ".cache" / "qemugdb"))
-VERSIONS = {"7.2": "qemu-7.2+*", "10.0": "qemu-10.0*"}
+VERSIONS = {"7.2": "qemu-7.2+*", "10.0": "qemu-10.0*", "10.2": "qemu-10.2*"}
 
 
 def qemu_bin(version, program="qemu-storage-daemon"):
@@ -13,7 +13,7 @@ def qemu_bin(version, program="qemu-storage-daemon"):
         if (d / "DONE").exists() and (d / "bin" / program).exists():
             return d / "bin"
     raise AssertionError(f"no QEMU {version} {program} under {CACHE}: run "
-                         "`fixtures/build-qemu.sh bookworm trixie` (tests/run.sh does)")
+                         "`fixtures/build-qemu.sh bookworm trixie sid` (tests/run.sh does)")
 
 
 def qemu_dir(version):

@@ -8,8 +8,10 @@ Fixtures:
   synthetic                         fixtures/synthetic/ compiled and dumped once per session:
                                     {"exe", "kernel_core", "gcore", "source", "expected"}
   corrupt                           fixtures/corrupt/ likewise: {"exe", "kernel_core", "gcore"}
-  gdb_batch                         run(exe, core=None, commands=(), script=None) -> stdout of
-                                    `gdb -batch -nx`; SCRIPT is Python run inside gdb.
+  gdb_batch                         run(exe, core=None, commands=(), script=None,
+                                    debug_dirs=None) -> stdout of `gdb -batch -nx`; SCRIPT is
+                                    Python run inside gdb; DEBUG_DIRS gdb's
+                                    debug-file-directory (corelist.gdb_debug_dirs()).
 """
 import importlib.util
 import subprocess
@@ -96,9 +98,12 @@ def corrupt(tmp_path_factory):
     return _build("corrupt", tmp_path_factory)
 
 
-def run_gdb(exe, core=None, commands=(), script=None, timeout=120):
-    """stdout of `gdb -batch -nx EXE [CORE]` running COMMANDS, then SCRIPT (Python)."""
+def run_gdb(exe, core=None, commands=(), script=None, timeout=120, debug_dirs=None):
+    """stdout of `gdb -batch -nx EXE [CORE]` running COMMANDS, then SCRIPT (Python); gdb
+    reads separate debug info from DEBUG_DIRS (":"-separated) when given."""
     argv = ["gdb", "-batch", "-nx", "-ex", "set pagination off", "-ex", "set width 0"]
+    if debug_dirs:
+        argv += ["-iex", f"set debug-file-directory {debug_dirs}"]
     for c in commands:
         argv += ["-ex", c]
     if script is not None:

@@ -19,7 +19,7 @@ QEMU_ORACLE = ["x-debug-query-block-graph.json", "query-named-block-nodes.json",
                "gdb-bt.txt", "maps.txt", "tids.json"]
 CRASH_ORACLE = ["gdb-bt.txt", "maps.txt", "tids.json", "expected.json"]
 META_KEYS = {"name", "exe", "core", "kind", "program", "qemu_version", "pid", "tids", "argv",
-             "key", "created"}
+             "distro", "debug_dir", "key", "created"}
 
 # Run inside gdb: QEMU's node and job lists, walked with gdb expressions only.
 COUNT_SCRIPT = """
@@ -68,7 +68,8 @@ def test_meta(any_core):
 
 
 def test_core_opens_in_gdb(any_core, gdb_batch):
-    out = gdb_batch(any_core["exe"], any_core["core"], ["info threads"])
+    out = gdb_batch(any_core["exe"], any_core["core"], ["info threads"],
+                    debug_dirs=corelist.gdb_debug_dirs(any_core["debug_dir"]))
     lwps = sorted(int(t) for t in re.findall(r"^\*?\s+\d+\s+(?:Thread 0x\w+ \()?LWP (\d+)", out, re.M))
     assert lwps == sorted(any_core["tids"])
 
@@ -108,7 +109,8 @@ def test_qemu_oracle_parses(qemu_core):
 
 
 def test_gdb_lists_match_oracle(qemu_core, gdb_batch):
-    got = result(gdb_batch(qemu_core["exe"], qemu_core["core"], script=COUNT_SCRIPT))
+    got = result(gdb_batch(qemu_core["exe"], qemu_core["core"], script=COUNT_SCRIPT,
+                           debug_dirs=corelist.gdb_debug_dirs(qemu_core["debug_dir"])))
     nodes = oracle(qemu_core, "query-named-block-nodes.json")
     jobs = oracle(qemu_core, "query-jobs.json")
     assert len(got["nodes"]) == len(nodes)
@@ -138,7 +140,8 @@ print("RESULT " + json.dumps(out))
 
 def test_qsd_reads_parked_in_throttle_queues(qsd_core, gdb_batch):
     """The NBD clients' reads wait in both throttle groups (main loop and iothread0)."""
-    got = result(gdb_batch(qsd_core["exe"], qsd_core["core"], script=THROTTLE_SCRIPT))
+    got = result(gdb_batch(qsd_core["exe"], qsd_core["core"], script=THROTTLE_SCRIPT,
+                           debug_dirs=corelist.gdb_debug_dirs(qsd_core["debug_dir"])))
     assert set(got) == {"a-throttle", "b-throttle"}
     for node, q in got.items():
         assert q["pending"] > 1 and q["queued"], (node, q)
