@@ -1,14 +1,23 @@
 """Source lines through pygments: ANSI colour for a terminal, HTML for the report page.
 pygments is imported on first use (most runs show no source)."""
 
+import functools
+import os
+
+
+# The languages of QEMU's sources by file name suffix, C unless listed. (pygments' lookup
+# by file name loads every installed pygments plugin first: IPython's takes seconds.)
+LANGUAGES = {".rs": "rust"}
+
 
 def _lexer(filename):
-    from pygments.lexers import CLexer, get_lexer_for_filename
-    from pygments.util import ClassNotFound
-    try:
-        return get_lexer_for_filename(filename, stripnl=False, stripall=False)
-    except ClassNotFound:
-        return CLexer(stripnl=False)
+    return _lexer_named(LANGUAGES.get(os.path.splitext(filename)[1], "c"))
+
+
+@functools.lru_cache
+def _lexer_named(name):
+    from pygments.lexers import get_lexer_by_name
+    return get_lexer_by_name(name, stripnl=False)
 
 
 def terminal(code, filename):

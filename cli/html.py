@@ -194,12 +194,13 @@ class Page:
         return f'<a href="#{self.graph_ids[address]}">{text}</a>'
 
     def source(self, frame):
-        """SourceLines of the frame's innermost location with a source file found, or None."""
+        """(SourceLines, its highlighted HTML) of the frame's innermost location with a
+        source file found, or None; once per pc (coroutines share frames)."""
         if not self.source_dir:
             return None
         if frame.pc not in self._sources:
             found = source_lines([frame], self.source_dir, limit=1)
-            self._sources[frame.pc] = found[0] if found else None
+            self._sources[frame.pc] = (found[0], code(found[0])) if found else None
         return self._sources[frame.pc]
 
     # ------------------------------------------------------------ stacks
@@ -208,7 +209,7 @@ class Page:
         """Frames as gdb's bt prints them; a frame whose source is found opens to it."""
         lines, level = [], 0
         for frame in frames:
-            src = self.source(frame)
+            src, highlighted = self.source(frame) or (None, None)
             for i, loc in enumerate([*frame.location.inlined, frame.location]):
                 pc = f'<span class="pc">{frame.pc:#018x}</span> in ' if i == 0 else ""
                 where = location_text(loc)[len(loc.function or "??"):]
@@ -217,7 +218,7 @@ class Page:
                 if src is not None and (loc.file, loc.line) == (src.file, src.line):
                     opened = " open" if (src.file, src.line) in open_sources else ""
                     lines.append(f'<details class="frame"{opened}><summary>{line}</summary>'
-                                 f'<div class="src">{code(src)}</div></details>')
+                                 f'<div class="src">{highlighted}</div></details>')
                 else:
                     lines.append(f'<div class="frame">{line}</div>')
                 level += 1
