@@ -14,11 +14,17 @@ Fixtures:
                                     debug-file-directory (corelist.gdb_debug_dirs()).
 """
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+# The machine's own debuginfod settings (Debian's profile script sets DEBUGINFOD_URLS)
+# would make every test read over the network: the tests that use debuginfod set their own.
+for _name in [n for n in os.environ if n.startswith("DEBUGINFOD_")]:
+    del os.environ[_name]
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
