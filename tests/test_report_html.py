@@ -120,6 +120,8 @@ def test_self_contained_without_script(page):
     assert not re.search(r"https?://", text), "the page refers to the network"
     assert not re.search(r"<(script|link|iframe|img|object|embed)\b", text, re.I)
     assert not re.search(r"\s(src|srcset)\s*=", text, re.I)
+    ids = [el.attrs["id"] for el in page["dom"].root.iter() if "id" in el.attrs]
+    assert len(ids) == len(set(ids)), "an id twice: a link would be ambiguous"
 
 
 def test_contents_list_every_section(page):
