@@ -16,6 +16,7 @@ import pytest
 
 import corelist
 import distro
+from json_paths import documented, output_paths
 from builds import qemu_bin
 from make_cores import core_limit, kernel_core_path
 
@@ -143,6 +144,7 @@ def test_signature_parts_are_qemus_and_gdbs(cores, name):
     meta = cores[name]
     rep = json.loads(run("report", meta["core"], "--json").stdout) if meta["stderr"] else None
     proc = run("signature", meta["core"], "--json")
+    assert output_paths(proc.stdout) <= documented()["signature"]
     sig = json.loads(proc.stdout)[0]["signature"]
     assert sig["functions"] == [f.split(".")[0] for f in gdb_functions(meta)][:3]
     assert sig["partial"] == []
@@ -150,6 +152,7 @@ def test_signature_parts_are_qemus_and_gdbs(cores, name):
         assert sig["reason"] == "SIGSEGV"
         return
     assert rep["signature"] == sig
+    assert output_paths(json.dumps(rep)) <= documented()["report"]
     assert rep["abort_message"] == meta["stderr"]
     assert sig["text"] == f"{sig['reason']} in {' < '.join(sig['functions'])}"
     said = meta["stderr"]
