@@ -42,8 +42,11 @@ for expr in ASK.get("values", []):
     facts["values"][expr] = int(gdb.parse_and_eval(expr))
 for name in ASK.get("nodes", []):
     bs = node(name)
+    ctx = bs["aio_context"].dereference()
     facts["nodes"][name] = {"in_flight": int(bs["in_flight"]),
-                            "quiesce_counter": int(bs["quiesce_counter"])}
+                            "quiesce_counter": int(bs["quiesce_counter"]),
+                            "aio_context_lock": int(ctx["lock"].address)
+                            if "lock" in [f.name for f in ctx.type.fields()] else None}
 if "qcow2_lock" in ASK:
     lock = node(ASK["qcow2_lock"])["opaque"].cast(
         gdb.lookup_type("BDRVQcow2State").pointer())["lock"]
@@ -59,7 +62,9 @@ def gdb_facts(exe, target, ask, tmp_path):
     """gdb's facts on TARGET (["core"] or ["-p", pid]) as a dict, for ASK."""
     script = tmp_path / "facts.py"
     script.write_text(f"ASK = {json.dumps(ask)!r}\nimport json; ASK = json.loads(ASK)\n"
-                      + GDB_FACTS)
+                      + GDB_FACTS
+                      + (hangs.GDB_HOME_THREAD.replace("NODE", repr(ask["home"]))
+                         if "home" in ask else ""))
     r = subprocess.run(["gdb", "-batch", "-nx", "-ex", "set pagination off",
                         "-ex", f"source {script}", str(exe), *map(str, target)],
                        capture_output=True, text=True, timeout=300)
@@ -67,23 +72,33 @@ def gdb_facts(exe, target, ask, tmp_path):
     assert lines, f"gdb gave no facts:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
     facts = json.loads(lines[0][len("FACTS "):])
     facts["threads"] = {int(t): f for t, f in facts["threads"].items()}
+    if "home" in ask:
+        facts["home_thread"] = hangs.home_thread(r.stdout)
     return facts
 
 
 def ask_for(truth):
     """What gdb must evaluate to check TRUTH."""
-    ask = {"values": []}
+    ask = {"values": [], "nodes": []}
     for lock in truth["locks"]:
         if lock["kind"] == "mutex":
-            ask["values"] += [f"&{lock['name']}", f"{lock['name']}.__data.__owner"
-                              if truth["program"] == "hang-cycle"
-                              else f"{lock['name']}.lock.__data.__owner"]
+            ask["values"].append(owner_expr(lock))
+            if "context" not in lock:
+                ask["values"].append(f"(long) &{lock['name']}")
         else:
             ask["qcow2_lock"] = lock["node"]
     for b in truth["blocked"]:
         if b["waits_for"]["kind"] == "drain":
-            ask["nodes"] = b["waits_for"]["nodes"]
+            ask["nodes"] += b["waits_for"]["nodes"]
+    if "export" in truth:
+        ask["home"] = truth["export"]["node"]
+        ask["nodes"] = sorted(set(ask["nodes"]) | {ask["home"]})
     return ask
+
+
+def owner_expr(lock):
+    """gdb expression: glibc's owner tid of the pthread mutex (first member of a QemuMutex)."""
+    return f"((pthread_mutex_t *) {lock['address']})->__data.__owner"
 
 
 def check(truth, facts):
@@ -93,10 +108,14 @@ def check(truth, facts):
         assert tid in threads, f"thread {tid} of the truth is not in gdb's threads"
     for lock in truth["locks"]:
         if lock["kind"] == "mutex":
-            name = lock["name"]
-            assert facts["values"][f"&{name}"] == lock["address"]
-            owner = [v for k, v in facts["values"].items() if k.startswith(name + ".")]
-            assert owner == [lock["owner"]], f"{name}'s __owner is {owner}, not {lock['owner']}"
+            owner = facts["values"][owner_expr(lock)]
+            assert owner == lock["owner"], f"{lock['name']}'s __owner is {owner}"
+            if "context" in lock:  # the AioContext of the export's node, in that IOThread
+                assert lock["context"] == truth["export"]["iothread"]
+                node = facts["nodes"][truth["export"]["node"]]
+                assert node["aio_context_lock"] == lock["address"], node
+            else:
+                assert facts["values"][f"(long) &{lock['name']}"] == lock["address"]
         else:
             got = facts["qcow2_lock"]
             assert got["locked"] == lock["locked"]
@@ -129,8 +148,8 @@ def check(truth, facts):
         cycle = truth["cycle"]
         for i, tid in enumerate(cycle):
             assert owners[waits[tid]] == cycle[(i + 1) % len(cycle)]
-    if "iothread0" in truth["threads"]:
-        assert "iothread_run" in threads[truth["threads"]["iothread0"]]
+    if "export" in truth:
+        assert facts["home_thread"] == truth["threads"][truth["export"]["iothread"]]
 
 
 def scenario_frames(truth, facts):
@@ -145,6 +164,10 @@ def scenario_frames(truth, facts):
     elif truth["scenario"] in ("drain-iothread", "comutex"):
         for s in truth["stalled"]:
             assert {"worker_thread", "handle_aiocb_rw"} <= set(threads[s["tid"]])
+        assert "iothread_run" in threads[truth["threads"]["iothread0"]]
+    elif truth["scenario"] == "drain-iothread-stuck":
+        assert "bdrv_drain_all_begin" in threads[role["main loop"]]
+        assert {"laio_co_submit", "nbd_trip"} <= set(threads[role["iothread0"]])
     elif truth["scenario"] == "pthread-cycle":
         assert "evict_thread" in threads[role["evict"]]
         assert "flush_thread" in threads[role["flush"]]
