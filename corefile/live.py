@@ -262,7 +262,7 @@ class LiveProcess:
             if not block or time.monotonic() > deadline:
                 return None
             time.sleep(delay)
-            delay = min(delay * 2, 1e-3)
+            delay = min(delay * 2, 2e-4)
 
     def _seize(self, tid: int) -> bool:
         """Seize and interrupt tid; False if it is gone."""
@@ -283,16 +283,26 @@ class LiveProcess:
     def _stop(self, tids, held: dict, notes: list):
         """Seize and stop these threads: held[tid] = the signal to give back on detach
         (0, or the signal a signal-delivery stop caught)."""
-        for tid in [t for t in tids if self._seize(t)]:
+        seized = []
+        try:
+            for tid in tids:
+                if self._seize(tid):
+                    seized.append(tid)
+        finally:        # an error seizing one: still wait for the others, to detach them
+            self._wait_stopped(seized, held, notes)
+
+    def _wait_stopped(self, seized, held: dict, notes: list):
+        """Wait for each seized thread to stop (see _stop)."""
+        for tid in seized:
             status = self._wait(tid, block=True)
             if status is None:
                 self._stuck.add(tid)
                 notes.append(f"thread {tid} did not stop within {STOP_TIMEOUT:g} s "
                              f"(uninterruptible sleep?): no registers")
             elif status != "gone":
-                sig = os.WSTOPSIG(status)
-                held[tid] = 0 if status >> 16 == PTRACE_EVENT_STOP or \
-                    sig == signal.SIGTRAP else sig
+                # PTRACE_EVENT_STOP: our interrupt (or a group-stop); else a signal
+                # arrived first (a signal-delivery stop): it is given back on detach.
+                held[tid] = 0 if status >> 16 == PTRACE_EVENT_STOP else os.WSTOPSIG(status)
 
     def _stop_all(self, held: dict, notes: list):
         """Stop every thread, those created meanwhile too (task/ is scanned again until
