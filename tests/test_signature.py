@@ -177,3 +177,14 @@ def test_statuses(cores, tmp_path):
     assert proc.returncode == 1 and "no function names" in proc.stderr
     alive = corelist.core("qsd-10.0-gcore")
     assert run("signature", alive["core"]).stdout == f"-\t{alive['core']}\tno crash\n"
+
+
+def test_gdb_report_has_the_same_signature(cores, signatures):
+    """`qemu report` in gdb (gdb's unwinder and symbols, the same walker) gives the same
+    signature line as the CLI."""
+    from gdbrun import run_gdb
+    for name in ("ide-10.2-a", "outb-10.0"):
+        meta = cores[name]
+        (text,), err = run_gdb([meta["exe"], meta["core"]], ["qemu report"])
+        line = next(line for line in text.splitlines() if line.startswith("signature:"))
+        assert line.split()[1:] == [signatures[name][0], *signatures[name][1].split()], err
