@@ -7,7 +7,6 @@ crash fixtures (assert and SIGSEGV in our C programs) as other bugs. Oracles: QE
 stderr (the assertion it printed) and gdb's frames of the crashing thread."""
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
