@@ -117,7 +117,7 @@ def test_partial_exits_1(commands, tmp_path):
 
 def test_bad_input_exits_2(commands, tmp_path):
     """Not a core, a core of a program that is not QEMU (every command but bt, locks and
-    waits), an unwritable -o: exit 2 and one line."""
+    waits), an unwritable -o (or report's --html): exit 2 and one line."""
     junk = tmp_path / "junk"
     junk.write_bytes(b"not a core at all" * 10)
     crash = core("crash-assert-kernel")
@@ -126,6 +126,8 @@ def test_bad_input_exits_2(commands, tmp_path):
         cases = [[junk, *args], [meta["core"], *args, "-o", tmp_path / "no" / "dir"]]
         if name not in ANY_PROGRAM:
             cases.append([crash["core"], *args])
+        if name == "report":
+            cases.append([meta["core"], "--html", tmp_path / "no" / "page.html"])
         for case in cases:
             proc = run(name, *case)
             assert proc.returncode == 2 and one_line(proc), (name, case, proc.stderr)
