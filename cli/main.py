@@ -44,7 +44,7 @@ def core_params():
     """CORE and the options that say how to read it, first in every subcommand."""
     return [
         click.Argument(["core"], type=EXISTING_FILE, required=False),
-        click.Option(["--pid"], type=int,
+        click.Option(["--pid"], type=int, metavar="PID",
                      help="A running process instead of CORE (/proc and ptrace; its threads "
                           "are stopped a few milliseconds, see --no-stop)."),
         click.Option(["--no-stop"], is_flag=True,

@@ -103,6 +103,8 @@ def open_session(core, exe=None, sysroot=None, debug_dirs=(), offline=False, pid
         raise BadInput("give a CORE file or --pid PID (one of them)")
     if no_stop and pid is None:
         raise BadInput("--no-stop goes with --pid PID")
+    if sysroot and pid is not None:
+        raise BadInput("--sysroot is for a core from another machine: a process's files are here")
     try:
         if pid is not None:
             program = corefile.attach(pid, exe=exe, debug_dirs=tuple(debug_dirs),

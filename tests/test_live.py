@@ -228,7 +228,9 @@ def test_bad_pids(tmp_path):
     for args, message in [(["--pid", "999999999"], "no process 999999999"),
                           ([], "give a CORE file or --pid PID (one of them)"),
                           (["--pid", "1", __file__], "give a CORE file or --pid PID (one of them)"),
-                          ([__file__, "--no-stop"], "--no-stop goes with --pid PID")]:
+                          ([__file__, "--no-stop"], "--no-stop goes with --pid PID"),
+                          (["--pid", "1", "--sysroot", "/"], "--sysroot is for a core from "
+                           "another machine: a process's files are here")]:
         r = run("bt", *args)
         assert (r.returncode, r.stderr) == (2, f"qemu-coredump: {message}\n")
 
