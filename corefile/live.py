@@ -389,12 +389,17 @@ class LiveProcess:
             self.sample()
             return fn()
         pages = ()
-        for _ in range(ROUNDS):
+        for n in range(1, ROUNDS + 1):
             self.stop(pages)
-            result = fn()
-            if not self.memory.misses:
-                self.pause.consistent = True
-                return result
+            try:
+                result = fn()
+            except Exception:   # torn data read from the running process: once more
+                if not self.memory.misses or n == ROUNDS:
+                    raise
+            else:
+                if not self.memory.misses:
+                    self.pause.consistent = True
+                    return result
             pages = set(self.memory.pages)
         self.partial_reasons.append(
             f"the walk still read {len(self.memory.misses)} pages of the running process after "
