@@ -368,6 +368,8 @@ def _who(node):
 def _step(graph, nodes, index):
     """`WAITER waits for WHAT, released by HOLDER (and N more)` for edge `index`."""
     edge = graph.edges[index]
+    if edge.kind == "runs-on":
+        return f"{_who(nodes[edge.waiter])} {edge.what}"
     text = f"{_who(nodes[edge.waiter])} waits for {edge.what}"
     if not edge.holder or edge.kind in ("mutex", "join", *LOCK_WAITS):
         return text
