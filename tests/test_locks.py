@@ -60,9 +60,8 @@ def test_hang_matches_its_truth(name, backend):
     check_truth(truth, got["locks"], got["waits"])
 
 
-# A live hang of each kind, in gdb attached to it (the C program; QEMU 10.0's scenarios).
-LIVE = [("pthread-cycle", None), ("bql-held", "10.0"), ("drain-iothread", "10.0"),
-        ("comutex", "10.0")]
+# Every hang scenario on every version, live, in gdb attached to it.
+LIVE = [(s, v) for s, sc in hangs.SCENARIOS.items() for v in sc.versions]
 
 
 @pytest.mark.parametrize("scenario,version", LIVE)
