@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from . import aio, block, coroutine, system
 from .obj import Object, find_member, first_variable, strip_typedefs
 from .queue import qlist_foreach, qsimpleq_foreach, qtailq_foreach
-from .report import thread_role
+from .report import iothread_ids, thread_role
 from .target import MissingDebugInfo, TargetError
 
 # Lock types found by their DWARF type name inside known objects.
@@ -273,6 +273,7 @@ def thread_states(target, threads=None, names=None):
     facts = arch(target)
     executable = target.process().executable
     by_tid = {th.tid: th.num for th in threads}
+    iothreads = iothread_ids(target)
     try:
         flag, _ = first_variable(target, system.BQL_FLAGS, ("cpus.c",))
     except MissingDebugInfo:
@@ -287,12 +288,27 @@ def thread_states(target, threads=None, names=None):
             fr = target.unwind(th.registers)
             functions = list(_functions(fr))
             st.role = "kernel worker" if coroutine.kernel_worker(target, th) else thread_role(fr)
+            if st.role == "coroutine":   # its stack goes on in the co->caller chain
+                st.role = thread_role(fr + _caller_frames(target, threads, th))
+            if st.role == "iothread" and th.tid in iothreads:   # as the report names it
+                st.role = f"iothread {iothreads[th.tid]}"
             _classify(target, facts, st, th.registers, functions, executable, names)
         except TargetError as e:
             st.error = str(e)
         if st.waits_for and st.waits_for.owner_tid:
             st.waits_for.owner_thread = by_tid.get(st.waits_for.owner_tid)
     return out
+
+
+def _caller_frames(target, threads, thread):
+    """The frames of the coroutines in the co->caller chain of the thread's current one,
+    down to the thread's own stack (its leader's); [] when unreadable."""
+    try:
+        guard = coroutine.pointer_guard(target, threads)
+        _, chain = coroutine.thread_coroutine_chain(target, thread, guard)
+    except TargetError:
+        return []
+    return [f for rec in chain for f in rec.frames]
 
 
 def _classify(target, facts, st, regs, functions, executable, names):

@@ -327,8 +327,8 @@ def describe_end(node, graph, edges):
     call = f" ({node.syscall})" if node.syscall and node.state != "idle" else ""
     if node.state == "blocked":
         waits = [graph.edges[i].what for i in edges]
-        return f"{node.id} is blocked{call}{where}" + (f" on {waits[0]}" if waits else "")
-    return f"{node.id} {STATES.get(node.state, node.state)}{call}{where}"
+        return f"{_who(node)} is blocked{call}{where}" + (f" on {waits[0]}" if waits else "")
+    return f"{_who(node)} {STATES.get(node.state, node.state)}{call}{where}"
 
 
 def diagnosis(graph):

@@ -99,7 +99,7 @@ def test_a_free_mutex_waited_for_has_no_holder():
     graph = waits.wait_graph(t)
     [edge] = graph.edges
     assert edge.holder is None and "free" in edge.what
-    assert graph.chains[0].end.startswith("thread 1 is blocked")
+    assert graph.chains[0].end.startswith("main loop thread 1 is blocked")
 
 
 def test_idle_event_loops_are_not_blocked():
