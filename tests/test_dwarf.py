@@ -3,6 +3,7 @@
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -21,15 +22,19 @@ def before_dwz(binary, gdb=False):
     """The oracle's copy of binary: the program as linked, before dwz, for pyelftools
     (it does not follow dwz links) and, when dwz wrote DWARF 5's forms, for gdb too (gdb 13:
     "Cannot handle DW_FORM_strp_sup"). The code, and so every address, is the same."""
+    binary = Path(binary)
     orig = binary.with_name(binary.name + ".before-dwz")
     if orig.exists() and (not gdb or ElfImage(str(binary)).section(".debug_sup")):
         return orig
     return binary
 
 
-def gdb_batch(binary, commands, timeout=300):
-    """stdout of gdb -batch running commands on binary (stderr dropped)."""
+def gdb_batch(binary, commands, timeout=300, debug_dirs=None):
+    """stdout of gdb -batch running commands on binary (stderr dropped); debug_dirs: gdb's
+    debug-file-directory (a distribution-shaped binary's debug root)."""
     args = ["gdb", "-nx", "-batch", "-ex", "set width 0", "-ex", "set height 0"]
+    if debug_dirs:
+        args += ["-iex", f"set debug-file-directory {debug_dirs}"]
     for c in commands:
         args += ["-ex", c]
     args.append(str(before_dwz(binary, gdb=True)))
@@ -37,14 +42,14 @@ def gdb_batch(binary, commands, timeout=300):
                           check=False).stdout
 
 
-def ptype_o(binary, names):
+def ptype_o(binary, names, debug_dirs=None):
     """{type expression: (total size, [(offset, bit, size, name)])} from gdb's ptype/o.
 
     Each ptype output starts with "type = "; rows are members in print order, offset None
     for union members, name None for an expanded struct/union member (gdb prints its name
     on the closing line).
     """
-    out = gdb_batch(binary, [f"ptype/o {n}" for n in names])
+    out = gdb_batch(binary, [f"ptype/o {n}" for n in names], debug_dirs=debug_dirs)
     blocks = re.split(r"^(?:/\* offset\s+\|\s+size \*/\s+)?type = .*$", out, flags=re.M)[1:]
     if len(blocks) != len(names):
         raise AssertionError(f"gdb printed {len(blocks)} types for {len(names)}:\n{out}")
@@ -424,9 +429,9 @@ def test_lines_equal_gdb_info_line(program, di):
     assert_lines_equal_gdb(program, di, pcs)
 
 
-def assert_lines_equal_gdb(binary, di, pcs):
+def assert_lines_equal_gdb(binary, di, pcs, debug_dirs=None):
     """locate(pc)'s file and line equal gdb's `info line *pc` for every pc."""
-    out = gdb_batch(binary, [f"info line *{pc:#x}" for pc in pcs])
+    out = gdb_batch(binary, [f"info line *{pc:#x}" for pc in pcs], debug_dirs=debug_dirs)
     lines = [ln for ln in out.splitlines() if ln.startswith(("Line ", "No line"))]
     assert len(lines) == len(pcs)
     for pc, line in zip(pcs, lines):

@@ -1,5 +1,7 @@
 """corefile.dwarf on real QEMU builds (slow tier): layouts, variables, functions and lines
-equal what gdb reads from the same binary."""
+equal what gdb reads from the same binary, as built and as distributions ship it (stripped,
+debug info split off and processed by dwz: fixtures/distro.py), gdb then reading the same
+debug root."""
 
 import os
 import re
@@ -9,9 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from builds import qemu_bin
 from corefile.dwarf import DebugInfo
+from corefile.elf import ElfImage, find_alt_file, find_debug_file
 from test_dwarf import assert_lines_equal_gdb, gdb_batch, our_rows, ptype_o
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "fixtures"))
+import corelist  # noqa: E402
+from make_cores import qemu_install  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -33,26 +39,40 @@ SYSTEM_TYPES = ["CPUState", "MemoryRegion", "AddressSpace", "FlatView", "DeviceS
                 "MachineState", "struct KVMState", "RAMBlock"]
 
 
-def binary(version, program="qemu-storage-daemon"):
-    return qemu_bin(version, program) / program
+def debug_info(path, debug_dir, cache_dir):
+    """DebugInfo of the ELF file at path as Module.dwarf finds it: its separate debug file
+    (under debug_dir, then the system's) and the dwz supplementary file that names."""
+    dirs = [debug_dir] if debug_dir else []
+    debug = find_debug_file(ElfImage(path), dirs) or path
+    link = ElfImage(debug).debugaltlink()
+    alt = find_alt_file(*link, debug, dirs) if link else None
+    assert not link or alt, f"{path}: dwz file {link} not found"
+    return DebugInfo(debug, None, cache_dir=str(cache_dir), alt_path=alt)
 
 
-BINARIES = [("7.2", "qemu-storage-daemon", QEMU_TYPES),
-            ("10.0", "qemu-storage-daemon", QEMU_TYPES),
-            ("10.0", "qemu-system-x86_64", QEMU_TYPES[:20] + SYSTEM_TYPES)]
+QSD, SYSTEM = "qemu-storage-daemon", "qemu-system-x86_64"
+BINARIES = [(v, QSD, None, QEMU_TYPES) for v in ("7.2", "10.0", "10.2")] + \
+    [(v, SYSTEM, None, QEMU_TYPES[:20] + SYSTEM_TYPES) for v in ("10.0", "10.2")] + \
+    [("7.2", QSD, "debian", QEMU_TYPES), ("10.0", QSD, "debian", QEMU_TYPES),
+     ("10.0", QSD, "fedora", QEMU_TYPES),
+     ("10.0", SYSTEM, "debian", QEMU_TYPES[:20] + SYSTEM_TYPES)]
 
 
-@pytest.fixture(scope="module", params=BINARIES, ids=lambda b: f"{b[1]}-{b[0]}")
+@pytest.fixture(scope="module", params=BINARIES,
+                ids=lambda b: "-".join(filter(None, (b[1], b[0], b[2]))))
 def target(request, tmp_path_factory):
-    version, program, types = request.param
-    exe = binary(version, program)
-    return exe, types, DebugInfo(str(exe), None,
-                                 cache_dir=str(tmp_path_factory.mktemp("cache")))
+    """(stripped or plain executable, types, DebugInfo, gdb's debug-file-directory)."""
+    version, program, shape, types = request.param
+    install = qemu_install(version, shape)
+    exe = install["bin"] / program
+    debug_dir = install["debug_dir"]
+    return (exe, types, debug_info(str(exe), debug_dir, tmp_path_factory.mktemp("cache")),
+            corelist.gdb_debug_dirs(debug_dir))
 
 
 def test_layouts_equal_gdb(target):
-    exe, types, di = target
-    expected = ptype_o(exe, types)
+    exe, types, di, dirs = target
+    expected = ptype_o(exe, types, debug_dirs=dirs)
     for name in types:
         t = di.find_type(name)
         assert t is not None, name
@@ -60,10 +80,11 @@ def test_layouts_equal_gdb(target):
 
 
 def test_variables_and_functions_equal_gdb(target):
-    exe, _types, di = target
+    exe, _types, di, dirs = target
     out = gdb_batch(exe, ["info address co_tls_current", "p &all_bdrv_states",
                           "p &qemu_aio_context", "info address aio_poll",
-                          "info address qemu_coroutine_switch", "info address main"])
+                          "info address qemu_coroutine_switch", "info address main"],
+                    debug_dirs=dirs)
     tls = int(re.search(r"thread-local variable at offset (0x[0-9a-f]+)", out).group(1), 16)
     addrs = [int(a, 16) for a in re.findall(r"\) (0x[0-9a-f]+) <", out)]
     funcs = [int(a, 16) for a in re.findall(r"is a function at address (0x[0-9a-f]+)", out)]
@@ -76,19 +97,16 @@ def test_variables_and_functions_equal_gdb(target):
 
 
 def test_lines_equal_gdb(target):
-    exe, _types, di = target
+    exe, _types, di, dirs = target
     pcs = []
     for name in ("aio_poll", "qemu_coroutine_switch", "bdrv_open", "coroutine_trampoline"):
         start = di.find_function(name)
         pcs += [start + d for d in range(0, 400, 7)]
-    assert_lines_equal_gdb(exe, di, pcs)
+    assert_lines_equal_gdb(exe, di, pcs, debug_dirs=dirs)
 
 
 # ---------------------------------------------------------------------------------------
 # locate() against gdb's `thread apply all bt` captured on every fixture core
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "fixtures"))
-import corelist  # noqa: E402
 
 _FRAME = re.compile(r"^#(\d+)\s+(?:(0x[0-9a-f]+) in )?(\S+) \(.*\)(?: at (\S+):(\d+)| from \S+)?$")
 
@@ -97,16 +115,6 @@ def _build_id(path):
     out = subprocess.run(["readelf", "-n", path], capture_output=True, text=True).stdout
     m = re.search(r"Build ID: ([0-9a-f]+)", out)
     return m.group(1) if m else None
-
-
-def _with_dwarf(path):
-    """path's separate debug file under /usr/lib/debug/.build-id, else path itself."""
-    bid = _build_id(path)
-    if bid:
-        debug = Path(f"/usr/lib/debug/.build-id/{bid[:2]}/{bid[2:]}.debug")
-        if debug.is_file():
-            return str(debug)
-    return path
 
 
 def _gdb_threads(text):
@@ -130,10 +138,12 @@ def _gdb_threads(text):
     return threads
 
 
-@pytest.mark.parametrize("name", corelist.NAMES)
+@pytest.mark.parametrize("name", corelist.ALL_NAMES)
 def test_locate_equals_gdb_backtraces(name, tmp_path):
     """Every frame gdb printed with debug info: same function names (inline chain
-    included), files and lines, looking up pc - 1 in caller frames as gdb does."""
+    included), files and lines, looking up pc - 1 in caller frames as gdb does (for a
+    distribution-shaped core, both reading its debug root: inline chains and lines of
+    functions whose DIEs dwz moved to partial units)."""
     meta = corelist.core(name)
     oracle = Path(meta["oracle"])
     starts = {}
@@ -146,7 +156,7 @@ def test_locate_equals_gdb_backtraces(name, tmp_path):
     def module(pc):
         path, start = max(((p, s) for p, s in starts.items() if s <= pc), key=lambda x: x[1])
         if path not in modules:
-            modules[path] = DebugInfo(_with_dwarf(path), None, cache_dir=str(tmp_path))
+            modules[path] = debug_info(path, meta.get("debug_dir"), tmp_path)
         return start, modules[path]
 
     checked = tail_calls = 0
@@ -179,13 +189,13 @@ WALKER_VARIABLES = [
 
 
 def test_walker_variables_equal_gdb(target):
-    exe, _types, di = target
+    exe, _types, di, dirs = target
     commands = []
     for name, file in WALKER_VARIABLES:
         commands += ["echo @@\\n",
                      f"info address {name}" if file is None
                      else f"p &'{os.path.basename(file)}'::{name}"]
-    answers = gdb_batch(exe, commands).split("@@\n")[1:]
+    answers = gdb_batch(exe, commands, debug_dirs=dirs).split("@@\n")[1:]
     assert len(answers) == len(WALKER_VARIABLES)
     for (name, file), answer in zip(WALKER_VARIABLES, answers):
         m = re.search(r"static storage at address (0x[0-9a-f]+)|\) (0x[0-9a-f]+) <", answer)
@@ -202,8 +212,8 @@ def test_glibc_separate_debug_file_equals_gdb(tmp_path):
     """Debian's libc6-dbg: a separate, SHF_COMPRESSED .debug file found by build-id (gdb
     loads the same one for libc.so.6)."""
     libc = "/lib/x86_64-linux-gnu/libc.so.6"
-    debug = _with_dwarf(libc)
-    assert debug != libc, "libc6-dbg is not installed (fixtures/deps.sh installs it)"
+    debug = find_debug_file(ElfImage(libc))
+    assert debug, "libc6-dbg is not installed (fixtures/deps.sh installs it)"
     di = DebugInfo(debug, _build_id(libc), cache_dir=str(tmp_path))
     expected = ptype_o(libc, GLIBC_TYPES)
     for name in GLIBC_TYPES:
