@@ -170,6 +170,8 @@ class ProcessMemory(AddressSpace):
             i = j
 
     def read(self, addr: int, size: int, core_only: bool = False) -> bytes:
+        """size bytes at addr (from `pages`, a miss read now); FaultError(first unreadable
+        address) otherwise. core_only means nothing here: all is the process's memory."""
         if size <= 0:
             return b""
         if addr < 0 or addr + size > OFFSET_LIMIT:
@@ -228,10 +230,6 @@ class LiveProcess:
     memory: ProcessMemory | None = None
     _stuck: set = field(default_factory=set)        # tids seized that never stopped
     _notes: list = field(default_factory=list)      # the last stop's partial reasons
-
-    @property
-    def path(self):
-        return f"process {self.pid}"
 
     def close(self):
         for tid in list(self._stuck):   # a thread that stopped at last can go on
