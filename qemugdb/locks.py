@@ -266,14 +266,14 @@ def _tls_flag(target, flag, thread):
         return None
 
 
-def thread_states(target, threads=None, names=None):
-    """ThreadState of each thread."""
+def thread_states(target, threads=None, names=None, iothreads=None):
+    """ThreadState of each thread; `iothreads` is {tid: IOThread id} when known."""
     threads = threads if threads is not None else target.threads()
     names = names or Names(target)
     facts = arch(target)
     executable = target.process().executable
     by_tid = {th.tid: th.num for th in threads}
-    iothreads = iothread_ids(target)
+    iothreads = iothread_ids(target) if iothreads is None else iothreads
     try:
         flag, _ = first_variable(target, system.BQL_FLAGS, ("cpus.c",))
     except MissingDebugInfo:
@@ -617,7 +617,9 @@ def all_locks(target, threads=None, contexts=None):
         result.missing.append(f"AioContexts: {e}")
     for label, obj in objects:
         names.add(label, obj)
-    result.threads = thread_states(target, threads, names)
+    iothreads = {r["tid"]: label.removeprefix("iothread ") for _, labels, runners in contexts
+                 for label in labels[:1] if label.startswith("iothread ") for r in runners}
+    result.threads = thread_states(target, threads, names, iothreads)
     try:
         result.bql_flag = first_variable(target, system.BQL_FLAGS, ("cpus.c",))[0] \
             .removeprefix("co_tls_")
