@@ -130,3 +130,24 @@ def test_cycles_found_once_each_and_tails_left_out():
                    for c in waits.cycles(g))
     assert found == [[("a", "b"), ("b", "c"), ("c", "a")], [("c", "e"), ("e", "c")]]
     assert waits.cycles(_graph([("a", "b"), ("b", None)])) == []
+
+
+def test_coroutines_queued_on_a_comutex_are_counted_and_followed():
+    nodes = [waits.Node("coroutine 0x1", "coroutine", "suspended"),
+             waits.Node("coroutine 0x2", "coroutine", "suspended"),
+             waits.Node("coroutine 0x9", "coroutine", "suspended", where="thread_pool_submit_co"),
+             waits.Node("thread 5", "thread", "sleeping", where="handle_aiocb_rw_linear",
+                        label="worker", syscall="pause")]
+    lock = "CoMutex node qcow0 BDRVQcow2State.lock held by coroutine 0x9"
+    edges = [waits.Edge("coroutine 0x1", "comutex", lock, "coroutine 0x9"),
+             waits.Edge("coroutine 0x2", "comutex", lock, "coroutine 0x9"),
+             waits.Edge("coroutine 0x9", "io-completion", "I/O completion (thread pool)",
+                        "thread 5")]
+    g = waits.WaitGraph(nodes, edges)
+    g.chains = waits.chains(g, ["coroutine 0x1", "coroutine 0x2"])
+    assert [c.path for c in g.chains] == [["coroutine 0x1", "coroutine 0x9", "thread 5"],
+                                          ["coroutine 0x2", "coroutine 0x9", "thread 5"]]
+    assert waits.diagnosis(g) == (
+        f"2 coroutines wait for {lock}; coroutine 0x9 waits for I/O completion (thread "
+        "pool), released by thread 5; worker thread 5 is sleeping (pause) in "
+        "handle_aiocb_rw_linear.")
