@@ -174,7 +174,7 @@ def wait_graph(target):
         elif w.kind == "mutex":
             owner = f"thread {w.owner_thread}" if w.owner_thread else None
             held = (f"held by {owner}" if owner else
-                    f"held by LWP {w.owner_tid}" if w.owner_tid else "free")
+                    f"held by LWP {w.owner_tid}" if w.owner_tid else FREE)
             b.edge(me, "mutex", f"mutex {_named(w)} ({held})", owner, w.address)
         elif w.kind in ("drain", "aio-wait"):
             _drain_edges(b, me, w)
@@ -331,6 +331,19 @@ def describe_end(node, graph, edges):
     return f"{_who(node)} {STATES.get(node.state, node.state)}{call}{where}"
 
 
+FREE = "free"   # a mutex without owner, as a mutex edge says it: "mutex NAME (free)"
+
+
+def _hand_over(graph, chain):
+    """The chain is one thread waiting for a mutex nobody holds: a hand-over caught at the
+    instant of the dump (the owner unlocked it and the waiter was not yet woken)."""
+    edges = _out_edges(graph).get(chain.path[0], [])
+    if len(chain.path) != 1 or len(edges) != 1:
+        return False
+    edge = graph.edges[edges[0]]
+    return edge.kind == "mutex" and edge.what.endswith(f"({FREE})")
+
+
 def diagnosis(graph):
     """One or two sentences: what the process is stuck on, or that nothing is blocked."""
     nodes = {n.id: n for n in graph.nodes}
@@ -350,13 +363,14 @@ def diagnosis(graph):
         same = [c for c in graph.chains if graph.edges[c.edges[0]].what == what]
         if len(same) > 1:
             steps[0] = f"{len(same)} coroutines wait for {what}"
-    text = "; ".join(steps) if steps else f"{_who(nodes[chain.path[0]])} waits"
-    if not steps:
-        edges = _out_edges(graph).get(chain.path[0], [])
-        text += f" for {graph.edges[edges[0]].what}" if edges else ""
     others = len(threads) - 1
     tail = f" ({others} more blocked thread{'s' if others > 1 else ''})" if others > 0 else ""
-    return f"{text}; {chain.end}{tail}."
+    if len(chain.path) == 1:   # nobody to follow: where it ends says what it waits for
+        if _hand_over(graph, chain) and not others:
+            return (f"Nothing is stuck: {chain.end}, which nobody holds (the lock was being "
+                    f"handed over when the process was dumped).")
+        return f"{chain.end}{tail}."
+    return f"{'; '.join(steps)}; {chain.end}{tail}."
 
 
 def _who(node):

@@ -100,6 +100,10 @@ def test_a_free_mutex_waited_for_has_no_holder():
     [edge] = graph.edges
     assert edge.holder is None and "free" in edge.what
     assert graph.chains[0].end.startswith("main loop thread 1 is blocked")
+    assert waits.diagnosis(graph) == (
+        "Nothing is stuck: main loop thread 1 is blocked (futex) in main on mutex "
+        "lost_wakeup (free), which nobody holds (the lock was being handed over when the "
+        "process was dumped).")
 
 
 def test_idle_event_loops_are_not_blocked():
