@@ -1,4 +1,5 @@
-"""Readers of the oracle files captured beside each fixture core (never our own output)."""
+"""Readers of the oracle files captured beside each fixture core, and gdb's own walks of a
+core (never our own output)."""
 
 import json
 import re
@@ -44,3 +45,39 @@ def named_block_graph(graph):
     return sorted(names.values()), sorted(
         (names[e["parent"]], names[e["child"]], e["name"], tuple(sorted(e["perm"])),
          tuple(sorted(e["shared-perm"]))) for e in graph["edges"])
+
+
+_EVENT_LOOP_SCRIPT = """
+import json
+def sym(v):
+    s = str(v)
+    return s[s.index("<") + 1:s.rindex(">")] if "<" in s else None
+out = {"bhs": {}, "handlers": {}, "timers": {}}
+for ctx in CONTEXTS:
+    c = gdb.parse_and_eval("*(AioContext *)%d" % ctx)
+    bh = c["bh_list"]["slh_first"]
+    while int(bh):
+        out["bhs"][int(bh)] = [sym(bh["cb"]), int(bh["opaque"]), int(bh["flags"])]
+        bh = bh["next"]["sle_next"]
+    h = c["aio_handlers"]["lh_first"]
+    while int(h):
+        out["handlers"][int(h)] = [int(h["pfd"]["fd"]), sym(h["io_read"]), sym(h["io_write"]),
+                                   int(h["opaque"])]
+        h = h["node"]["le_next"]
+for a in TIMERS:
+    t = gdb.parse_and_eval("*(QEMUTimer *)%d" % a)
+    out["timers"][a] = [sym(t["cb"]), int(t["opaque"]), int(t["expire_time"]), int(t["scale"])]
+print("@@" + json.dumps(out))
+"""
+
+
+def gdb_event_loop(core, contexts, timers, gdb_batch):
+    """gdb's own walk of the core: {"bhs": {address: [cb symbol, opaque, flags]} of each
+    AioContext's bh_list in CONTEXTS, "handlers": {address: [fd, io_read, io_write,
+    opaque]} of their aio_handlers, "timers": {address: [cb, opaque, expire_time, scale]}
+    of the QEMUTimers at TIMERS}; a symbol is None where gdb names no function."""
+    script = _EVENT_LOOP_SCRIPT.replace("CONTEXTS", repr(sorted(contexts))).replace(
+        "TIMERS", repr(sorted(timers)))
+    stdout = gdb_batch(core["exe"], core["core"], script=script, timeout=300)
+    out = json.loads(stdout.split("@@", 1)[1])
+    return {kind: {int(a): v for a, v in records.items()} for kind, records in out.items()}

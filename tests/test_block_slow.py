@@ -14,6 +14,7 @@ import pytest
 
 import corefile
 from gdbrun import run_gdb
+from oracle import gdb_event_loop
 from qemugdb import cmd
 from qemugdb.commands import REGISTRY
 
@@ -198,10 +199,22 @@ def test_sleeping_jobs_have_their_sleep_timer_armed(core):
     assert all(t["error"] is None and t["expire_time"] > 0 for t in timers["items"])
 
 
-def test_bhs_list_reads_cleanly(core):
+_GDB_EVENT_LOOP = {}  # core name -> gdb's walk of its AioContexts (one gdb run per core)
+
+
+def test_bhs_equal_gdbs_walk_of_each_bh_list(core, gdb_batch):
+    """Every AioContext's bh_list, as gdb walks it: the same BHs, each with its callback's
+    function name (gdb's), opaque and flags."""
     bhs = core["out"]["bhs"]
     assert not bhs["errors"] and all(b["error"] is None for b in bhs["items"])
-    assert all(b["cb_symbol"] for b in bhs["items"])
+    if core["name"] not in _GDB_EVENT_LOOP:
+        _GDB_EVENT_LOOP[core["name"]] = gdb_event_loop(
+            core, [c["address"] for c in core["out"]["aio"]], [], gdb_batch)
+    theirs = _GDB_EVENT_LOOP[core["name"]]["bhs"]
+    assert all(cb for cb, _, _ in theirs.values()), theirs  # gdb names every callback
+    ours = {b["address"]: [b["cb_symbol"], b["opaque"], b["flags"]]
+            for b in bhs["items"] if b["slice"] is None}
+    assert ours == theirs
 
 
 def test_dot_is_accepted_by_graphviz(core):

@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import pytest
 
 import corefile
+import oracle
 from qemugdb import cmd
 from qemugdb.commands import REGISTRY
 from qemugdb.core_target import CoreTarget
@@ -129,38 +130,6 @@ def check_fields(full, hidden, names):
         assert without(h, *names) == without(f, *names)
 
 
-GDB_SCRIPT = """
-import json
-def sym(v):
-    s = str(v)
-    return s[s.index("<") + 1:s.rindex(">")] if "<" in s else None
-out = {"bhs": {}, "handlers": {}, "timers": {}}
-for ctx in CONTEXTS:
-    c = gdb.parse_and_eval("*(AioContext *)%d" % ctx)
-    bh = c["bh_list"]["slh_first"]
-    while int(bh):
-        out["bhs"][int(bh)] = [sym(bh["cb"]), int(bh["opaque"]), int(bh["flags"])]
-        bh = bh["next"]["sle_next"]
-    h = c["aio_handlers"]["lh_first"]
-    while int(h):
-        out["handlers"][int(h)] = [int(h["pfd"]["fd"]), sym(h["io_read"]), sym(h["io_write"]),
-                                   int(h["opaque"])]
-        h = h["node"]["le_next"]
-for a in TIMERS:
-    t = gdb.parse_and_eval("*(QEMUTimer *)%d" % a)
-    out["timers"][a] = [sym(t["cb"]), int(t["opaque"]), int(t["expire_time"]), int(t["scale"])]
-print("@@" + json.dumps(out))
-"""
-
-
-def gdb_view(core, contexts, timers, gdb_batch):
-    script = GDB_SCRIPT.replace("CONTEXTS", repr(sorted(contexts))).replace(
-        "TIMERS", repr(sorted(timers)))
-    stdout = gdb_batch(core["exe"], core["core"], script=script, timeout=300)
-    out = json.loads(stdout.split("@@", 1)[1])
-    return {kind: {int(a): v for a, v in records.items()} for kind, records in out.items()}
-
-
 def test_event_loop_records_without_a_member_equal_gdbs(outputs, gdb_batch):
     full, hidden = outputs["full"], outputs["hidden"]
     check_fields(full["bhs"]["items"], hidden["bhs"]["items"], ["name"])
@@ -168,8 +137,8 @@ def test_event_loop_records_without_a_member_equal_gdbs(outputs, gdb_batch):
     check_fields(full["timers"]["items"], hidden["timers"]["items"], ["scale"])
     assert hidden["handlers"]["items"] and hidden["timers"]["items"]
     contexts = {h["ctx"] for h in hidden["handlers"]["items"]}
-    gdb = gdb_view(outputs, contexts, [t["address"] for t in hidden["timers"]["items"]],
-                   gdb_batch)
+    gdb = oracle.gdb_event_loop(outputs, contexts,
+                                [t["address"] for t in hidden["timers"]["items"]], gdb_batch)
     bhs = [b for b in hidden["bhs"]["items"] if b["slice"] is None]
     assert {b["address"]: [b["cb_symbol"], b["opaque"], b["flags"]] for b in bhs} == gdb["bhs"]
     assert {h["address"]: [full_h["fd"], h["callbacks"].get("io_read"),
