@@ -263,14 +263,21 @@ class LiveProcess:
             delay = min(delay * 2, 2e-4)
 
     def _seize(self, tid: int) -> bool:
-        """Seize and interrupt tid; False if it is gone."""
+        """Seize and interrupt tid; False if it is gone (or exiting: EPERM then)."""
         err = _ptrace(PTRACE_SEIZE, tid)
-        if err == errno.ESRCH:
+        if err == errno.ESRCH or err == errno.EPERM and self._exiting(tid):
             return False
         if err:
             raise _refused(self.pid, "ptrace", err)
         _ptrace(PTRACE_INTERRUPT, tid)
         return True
+
+    def _exiting(self, tid: int) -> bool:
+        try:
+            with open(f"/proc/{self.pid}/task/{tid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] in "ZX"
+        except (OSError, IndexError):
+            return True
 
     def _registers(self, tid: int) -> dict | None:
         regs = (ctypes.c_ulong * len(self.arch.USER_REGS))()
