@@ -5,6 +5,8 @@ import json
 import re
 from pathlib import Path
 
+import corelist  # fixtures/, on sys.path through conftest.py
+
 _THREAD = re.compile(r"^Thread (\d+) ")
 # gdb prints "in  () at LIB" (an empty name) for some pcs without a symbol in gcore cores.
 _FRAME = re.compile(r"^#(\d+)\s+(?:(0x[0-9a-f]+) in )?(<signal handler called>|\S*)")
@@ -81,3 +83,41 @@ def gdb_event_loop(core, contexts, timers, gdb_batch):
     stdout = gdb_batch(core["exe"], core["core"], script=script, timeout=300)
     out = json.loads(stdout.split("@@", 1)[1])
     return {kind: {int(a): v for a, v in records.items()} for kind, records in out.items()}
+
+
+# bs->opaque of a throttle filter node is its ThrottleGroupMember; tgm->throttle_state is
+# &ThrottleGroup.ts; each throttled_reqs[direction] is a CoQueue of Coroutines (co_queue_next).
+_THROTTLE_SCRIPT = """
+import json
+tgm_t = gdb.lookup_type("ThrottleGroupMember").pointer()
+tg_t = gdb.lookup_type("ThrottleGroup")
+ts_offset = next(f.bitpos // 8 for f in tg_t.fields() if f.name == "ts")
+out = {}
+bs = gdb.parse_and_eval("'block.c'::all_bdrv_states")["tqh_first"]
+while bs:
+    if bs["drv"] and bs["drv"]["format_name"].string() == "throttle":
+        tgm = bs["opaque"].cast(tgm_t)
+        tg = gdb.Value(int(tgm["throttle_state"]) - ts_offset).cast(tg_t.pointer())
+        reqs = tgm["throttled_reqs"]
+        queued = []
+        for i in range(reqs.type.range()[1] + 1):
+            cos, co = [], reqs[i]["entries"]["sqh_first"]
+            while co and len(cos) < 100000:
+                cos.append(int(co))
+                co = co["co_queue_next"]["sqe_next"]
+            queued.append(cos)
+        out[bs["node_name"].string()] = {
+            "group": tg["name"].string(), "queued": queued,
+            "pending": [int(tgm["pending_reqs"][i]) for i in range(len(queued))]}
+    bs = bs["bs_list"]["tqe_next"]
+print("@@" + json.dumps(out))
+"""
+
+
+def gdb_throttle_nodes(core, gdb_batch):
+    """gdb's walk of the core's throttle filter nodes: {node name: {"group": its throttle
+    group's name, "queued": [[coroutine address] per direction], "pending": [pending_reqs
+    per direction]}}."""
+    stdout = gdb_batch(core["exe"], core["core"], script=_THROTTLE_SCRIPT, timeout=300,
+                       debug_dirs=corelist.gdb_debug_dirs(core.get("debug_dir")))
+    return json.loads(stdout.split("@@", 1)[1])

@@ -12,6 +12,7 @@ import pytest
 
 import builds
 import corelist  # fixtures/, on sys.path through conftest.py
+from oracle import gdb_throttle_nodes
 from qmp import QMP, QMPError
 
 QEMU_ORACLE = ["x-debug-query-block-graph.json", "query-named-block-nodes.json",
@@ -126,31 +127,12 @@ def test_gdb_lists_match_oracle(qemu_core, gdb_batch):
     assert {j["status"] for j in got["jobs"]} == {"JOB_STATUS_RUNNING"}
 
 
-# Run inside gdb: the throttle filters' queues (bs->opaque of a throttle node is its
-# ThrottleGroupMember).
-THROTTLE_SCRIPT = """
-import json
-tgm_t = gdb.lookup_type("ThrottleGroupMember").pointer()
-out = {}
-bs = gdb.parse_and_eval("'block.c'::all_bdrv_states")["tqh_first"]
-while bs:
-    if bs["drv"] and bs["drv"]["format_name"].string() == "throttle":
-        tgm = bs["opaque"].cast(tgm_t)
-        out[bs["node_name"].string()] = {
-            "pending": int(tgm["pending_reqs"][0]),
-            "queued": bool(tgm["throttled_reqs"][0]["entries"]["sqh_first"])}
-    bs = bs["bs_list"]["tqe_next"]
-print("RESULT " + json.dumps(out))
-"""
-
-
 def test_qsd_reads_parked_in_throttle_queues(qsd_core, gdb_batch):
     """The NBD clients' reads wait in both throttle groups (main loop and iothread0)."""
-    got = result(gdb_batch(qsd_core["exe"], qsd_core["core"], script=THROTTLE_SCRIPT,
-                           debug_dirs=corelist.gdb_debug_dirs(qsd_core["debug_dir"])))
+    got = gdb_throttle_nodes(qsd_core, gdb_batch)
     assert set(got) == {"a-throttle", "b-throttle"}
     for node, q in got.items():
-        assert q["pending"] > 1 and q["queued"], (node, q)
+        assert q["pending"][0] > 1 and q["queued"][0], (node, q)
 
 
 # ---------------------------------------------------------------- our crash programs (slow)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from gdbrun import frame_names, run_gdb
+from oracle import gdb_throttle_nodes
 from test_gdb_live import assert_same_through_corefile, expanded_names, to_trampoline
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
@@ -40,25 +41,32 @@ def core(request):
     return m
 
 
-def test_every_running_job_and_throttled_request_has_its_coroutine(core):
+def test_every_running_job_and_throttled_request_has_its_coroutine(core, gdb_batch):
+    """The jobs' coroutines are query-jobs' jobs (ids, statuses, types); the throttled
+    coroutines are those gdb finds queued in each throttle node's throttled_reqs."""
     found = core["coroutines"]
     assert found["errors"] == []
     assert "Traceback" not in core["stderr"]
-    jobs = [j for j in oracle(core, "query-jobs.json") if j["status"] == "running"]
-    assert jobs
+    jobs = oracle(core, "query-jobs.json")
+    waits = {w: c for c in found["coroutines"] for w in c["waits"]}
+    ours = {m.groups() for m in (re.match(r"job (\S+) \((\w+)\)$", w) for w in waits) if m}
+    assert ours == {(j["id"], f"JOB_STATUS_{j['status'].upper()}") for j in jobs}
     for job in jobs:
-        mine = [c for c in found["coroutines"]
-                if f"job {job['id']} (JOB_STATUS_RUNNING)" in c["waits"]]
-        assert len(mine) == 1, job
-        names = expanded_names(mine[0]["frames"])
+        names = expanded_names(waits[f"job {job['id']} (JOB_STATUS_RUNNING)"]["frames"])
         assert names[0] == "qemu_coroutine_switch" and names[-1] == "coroutine_trampoline"
         assert f"{job['type']}_run" in names and "job_co_entry" in names
-    throttled = [c for c in found["coroutines"]
-                 if any(w.startswith("throttled ") for w in c["waits"])]
-    assert throttled
-    for c in throttled:
-        assert "throttle_group_co_io_limits_intercept" in expanded_names(c["frames"])
-        assert any(w.startswith("tracked request on node ") for w in c["waits"])
+    throttled = {(c["address"], m.group(1), m.group(2)) for c in found["coroutines"]
+                 for m in (re.match(r"throttled (\w+) in throttle group (\S+)$", w)
+                           for w in c["waits"]) if m}
+    direction = ["read", "write"]  # THROTTLE_READ/WRITE, is_write before 8.1
+    theirs = {(co, direction[i], node["group"]) for node in
+              gdb_throttle_nodes(core, gdb_batch).values()
+              for i, cos in enumerate(node["queued"]) for co in cos}
+    assert theirs and throttled == theirs
+    for c in found["coroutines"]:
+        if any(w.startswith("throttled ") for w in c["waits"]):
+            assert "throttle_group_co_io_limits_intercept" in expanded_names(c["frames"])
+            assert any(w.startswith("tracked request on node ") for w in c["waits"])
 
 
 def test_thread_stacks_equal_gdb_bt_oracle(core):
