@@ -61,7 +61,11 @@ class Session:
 
 @contextlib.contextmanager
 def progress(message, after=1.0):
-    """Say `message` on stderr if the block takes longer than `after` seconds."""
+    """Say `message` on stderr if the block takes longer than `after` seconds and stderr is
+    a terminal (a script or a log gets only what the command has to say)."""
+    if not sys.stderr.isatty():
+        yield
+        return
     timer = threading.Timer(after, lambda: print(f"qemu-coredump: {message}", file=sys.stderr))
     timer.daemon = True
     timer.start()

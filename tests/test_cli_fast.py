@@ -1,12 +1,16 @@
 """The CLI's own pieces that need no core: progress on stderr, terminal safety, colour."""
 
+import sys
 import time
 
 from qemu_coredump.session import progress
 from qemu_coredump.style import colour, visible
 
 
-def test_progress_only_when_slow(capsys):
+def test_progress_only_when_slow_on_a_terminal(capsys, monkeypatch):
+    with progress("reading slowly, not to a terminal", after=0.1):
+        time.sleep(0.3)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     with progress("reading slowly", after=0.1):
         time.sleep(0.3)
     with progress("reading quickly", after=0.5):
