@@ -121,3 +121,20 @@ def gdb_throttle_nodes(core, gdb_batch):
     stdout = gdb_batch(core["exe"], core["core"], script=_THROTTLE_SCRIPT, timeout=300,
                        debug_dirs=corelist.gdb_debug_dirs(core.get("debug_dir")))
     return json.loads(stdout.split("@@", 1)[1])
+
+
+_EXPORTS_SCRIPT = """
+import json
+out, exp = {}, gdb.parse_and_eval("'export.c'::block_exports")["lh_first"]
+while exp and len(out) < 10000:
+    out[exp["id"].string()] = int(exp["blk"])
+    exp = exp["next"]["le_next"]
+print("@@" + json.dumps(out))
+"""
+
+
+def gdb_block_exports(core, gdb_batch):
+    """gdb's walk of export.c's block_exports: {export id: its BlockBackend's address}."""
+    stdout = gdb_batch(core["exe"], core["core"], script=_EXPORTS_SCRIPT, timeout=300,
+                       debug_dirs=corelist.gdb_debug_dirs(core.get("debug_dir")))
+    return json.loads(stdout.split("@@", 1)[1])

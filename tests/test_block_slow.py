@@ -14,7 +14,7 @@ import pytest
 
 import corefile
 from gdbrun import run_gdb
-from oracle import gdb_event_loop
+from oracle import gdb_block_exports, gdb_event_loop
 from qemugdb import cmd
 from qemugdb.commands import REGISTRY
 
@@ -226,16 +226,24 @@ def test_dot_is_accepted_by_graphviz(core):
         assert f">{n['node-name']}<" in svg, n["node-name"]
 
 
-def test_backends_agree_with_query_block(core):
+def test_backends_agree_with_query_block(core, gdb_batch):
+    graph = core["out"]["graph"]
+    nodes = {n["id"]: n for n in graph["nodes"]}
     path = os.path.join(core["oracle"], "query-block.json")
-    if not os.path.exists(path):  # qemu-storage-daemon has no query-block
+    if not os.path.exists(path):
+        # qemu-storage-daemon has no query-block: its backends are its exports'. Each
+        # export's BlockBackend (gdb walks block_exports) is one of ours, its root the node
+        # query-block-exports names (blk_bs(), implicit filters included).
         assert core["program"] == "qemu-storage-daemon"
+        blks = gdb_block_exports(core, gdb_batch)
+        ours = {(eid, nodes[f"{blk:#x}"]["type"], nodes[nodes[f"{blk:#x}"]["root"]]["name"])
+                for eid, blk in blks.items()}
+        assert ours == {(e["id"], "block-backend", e["node-name"])
+                        for e in oracle(core, "query-block-exports")}
         return
     with open(path) as f:
         theirs = {(b["device"], b.get("qdev"), b.get("inserted", {}).get("node-name"))
                   for b in json.load(f)}
-    graph = core["out"]["graph"]
-    nodes = {n["id"]: n for n in graph["nodes"]}
     filtered = {e["parent"]: e["child"] for e in graph["edges"] if "filtered" in e["role"]}
 
     def shown(node_id):  # bdrv_skip_implicit_filters()
