@@ -5,7 +5,18 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 import corelist  # fixtures/, on sys.path through conftest.py
+
+def fixture_core(name):
+    """The meta dict of fixture core NAME; a core not made yet fails the test, saying how
+    to make it."""
+    try:
+        return corelist.core(name)
+    except corelist.CoreMissing as e:
+        pytest.fail(str(e), pytrace=False)
+
 
 _THREAD = re.compile(r"^Thread (\d+) ")
 # gdb prints "in  () at LIB" (an empty name) for some pcs without a symbol in gcore cores.
@@ -138,3 +149,33 @@ def gdb_block_exports(core, gdb_batch):
     stdout = gdb_batch(core["exe"], core["core"], script=_EXPORTS_SCRIPT, timeout=300,
                        debug_dirs=corelist.gdb_debug_dirs(core.get("debug_dir")))
     return json.loads(stdout.split("@@", 1)[1])
+
+
+# util/qemu-timer.c: every QEMUTimerList of a clock is on qemu_clocks[type].timerlists
+# (main_loop_tlg's and each AioContext's alike), its active_timers chained by next.
+_TIMERS_SCRIPT = """
+import json
+def sym(v):
+    s = str(v)
+    return s[s.index("<") + 1:s.rindex(">")] if "<" in s else None
+clocks = gdb.parse_and_eval("'qemu-timer.c'::qemu_clocks")
+out = {}
+for i in range(clocks.type.range()[1] + 1):
+    clock = str(clocks[i]["type"]).removeprefix("QEMU_CLOCK_").lower()
+    tl = clocks[i]["timerlists"]["lh_first"]
+    while tl:
+        t = tl["active_timers"]
+        while t and len(out) < 100000:
+            out[int(t)] = [clock, sym(t["cb"]), int(t["opaque"]), int(t["expire_time"])]
+            t = t["next"]
+        tl = tl["list"]["le_next"]
+print("@@" + json.dumps(out))
+"""
+
+
+def gdb_timers(core, gdb_batch):
+    """gdb's walk of every clock's timer lists: {QEMUTimer address: [clock ("realtime",
+    "virtual"...), cb symbol, opaque, expire_time]}."""
+    stdout = gdb_batch(core["exe"], core["core"], script=_TIMERS_SCRIPT, timeout=300,
+                       debug_dirs=corelist.gdb_debug_dirs(core.get("debug_dir")))
+    return {int(a): v for a, v in json.loads(stdout.split("@@", 1)[1]).items()}

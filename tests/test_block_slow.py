@@ -14,7 +14,7 @@ import pytest
 
 import corefile
 from gdbrun import run_gdb
-from oracle import gdb_block_exports, gdb_event_loop
+from oracle import gdb_block_exports, gdb_event_loop, gdb_timers
 from qemugdb import cmd
 from qemugdb.commands import REGISTRY
 
@@ -197,6 +197,21 @@ def test_sleeping_jobs_have_their_sleep_timer_armed(core):
             assert j["address"] in armed, j
             assert armed[j["address"]]["clock"] == "realtime"
     assert all(t["error"] is None and t["expire_time"] > 0 for t in timers["items"])
+
+
+_GDB_TIMERS = {}  # core name -> gdb's walk of its timer lists (one gdb run per core)
+
+
+def test_timers_equal_gdbs_walk_of_every_clocks_timer_lists(core, gdb_batch):
+    """The active timers of main_loop_tlg and every AioContext are those gdb finds on each
+    clock's list of timer lists (qemu_clocks[].timerlists), with the same clock, callback,
+    opaque and expiry."""
+    if core["name"] not in _GDB_TIMERS:
+        _GDB_TIMERS[core["name"]] = gdb_timers(core, gdb_batch)
+    theirs = _GDB_TIMERS[core["name"]]
+    ours = {t["address"]: [t["clock"], t["cb_symbol"], t["opaque"], t["expire_time"]]
+            for t in core["out"]["timers"]["items"]}
+    assert theirs and ours == theirs
 
 
 _GDB_EVENT_LOOP = {}  # core name -> gdb's walk of its AioContexts (one gdb run per core)
