@@ -217,19 +217,32 @@ def test_timers_equal_gdbs_walk_of_every_clocks_timer_lists(core, gdb_batch):
 _GDB_EVENT_LOOP = {}  # core name -> gdb's walk of its AioContexts (one gdb run per core)
 
 
+def gdb_event_loop_of(core, gdb_batch):
+    if core["name"] not in _GDB_EVENT_LOOP:
+        _GDB_EVENT_LOOP[core["name"]] = gdb_event_loop(
+            core, [c["address"] for c in core["out"]["aio"]], [], gdb_batch)
+    return _GDB_EVENT_LOOP[core["name"]]
+
+
 def test_bhs_equal_gdbs_walk_of_each_bh_list(core, gdb_batch):
     """Every AioContext's bh_list, as gdb walks it: the same BHs, each with its callback's
     function name (gdb's), opaque and flags."""
     bhs = core["out"]["bhs"]
     assert not bhs["errors"] and all(b["error"] is None for b in bhs["items"])
-    if core["name"] not in _GDB_EVENT_LOOP:
-        _GDB_EVENT_LOOP[core["name"]] = gdb_event_loop(
-            core, [c["address"] for c in core["out"]["aio"]], [], gdb_batch)
-    theirs = _GDB_EVENT_LOOP[core["name"]]["bhs"]
+    theirs = gdb_event_loop_of(core, gdb_batch)["bhs"]
     assert all(cb for cb, _, _ in theirs.values()), theirs  # gdb names every callback
     ours = {b["address"]: [b["cb_symbol"], b["opaque"], b["flags"]]
             for b in bhs["items"] if b["slice"] is None}
     assert ours == theirs
+
+
+def test_handlers_equal_gdbs_walk_of_each_aio_handlers_list(core, gdb_batch):
+    """Every AioContext's aio_handlers, as gdb walks them: fd, io_read, io_write, opaque."""
+    theirs = gdb_event_loop_of(core, gdb_batch)["handlers"]
+    ours = {h["address"]: [h["fd"], h["callbacks"].get("io_read"),
+                           h["callbacks"].get("io_write"), h["opaque"]]
+            for h in core["out"]["handlers"]["items"]}
+    assert theirs and ours == theirs
 
 
 def test_dot_is_accepted_by_graphviz(core):
