@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
 sys.path.insert(0, str(FIXTURES))
 import corelist  # noqa: E402
+from oracle import fixture_core  # noqa: E402
 
 CORE_SETS = {
     "qemu_core": corelist.QEMU_NAMES,
@@ -47,11 +48,7 @@ def pytest_generate_tests(metafunc):
                 indirect=True)
 
 
-def _core(name):
-    try:
-        return corelist.core(name)
-    except corelist.CoreMissing as e:
-        pytest.fail(str(e), pytrace=False)
+_core = fixture_core
 
 
 @pytest.fixture

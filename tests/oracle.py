@@ -91,7 +91,8 @@ def gdb_event_loop(core, contexts, timers, gdb_batch):
     of the QEMUTimers at TIMERS}; a symbol is None where gdb names no function."""
     script = _EVENT_LOOP_SCRIPT.replace("CONTEXTS", repr(sorted(contexts))).replace(
         "TIMERS", repr(sorted(timers)))
-    stdout = gdb_batch(core["exe"], core["core"], script=script, timeout=300)
+    stdout = gdb_batch(core["exe"], core["core"], script=script, timeout=300,
+                       debug_dirs=corelist.gdb_debug_dirs(core.get("debug_dir")))
     out = json.loads(stdout.split("@@", 1)[1])
     return {kind: {int(a): v for a, v in records.items()} for kind, records in out.items()}
 

@@ -11,18 +11,13 @@ from pathlib import Path
 
 import pytest
 
-import corelist
-from oracle import gdb_bt, qmp
+from oracle import fixture_core, gdb_bt, qmp
 
 pytestmark = pytest.mark.slow
 CLI = shutil.which("qemu-coredump")
 
 
-def core(name):
-    try:
-        return corelist.core(name)
-    except corelist.CoreMissing as e:
-        pytest.fail(str(e), pytrace=False)
+core = fixture_core
 
 
 def run(*args, check=True):

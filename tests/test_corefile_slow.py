@@ -12,7 +12,7 @@ import corefile
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "fixtures"))
 import corelist  # noqa: E402
-from oracle import parse_gdb_bt  # noqa: E402
+from oracle import fixture_core, parse_gdb_bt  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -49,10 +49,7 @@ def assert_backtraces_match(prog, gdb_text):
 
 @pytest.mark.parametrize("name", corelist.NAMES)
 def test_backtraces_equal_gdb(name, tmp_path):
-    try:
-        meta = corelist.core(name)
-    except corelist.CoreMissing as e:
-        pytest.fail(str(e))
+    meta = fixture_core(name)
     with open(os.path.join(meta["oracle"], "gdb-bt.txt")) as f:
         gdb_text = f.read()
     with corefile.open(meta["core"], exe=meta["exe"], cache_dir=str(tmp_path)) as prog:
@@ -64,10 +61,7 @@ def test_backtraces_equal_gdb(name, tmp_path):
 def test_tls_and_globals_equal_gdb(name, tmp_path):
     """co_tls_current (a static __thread of util/coroutine-ucontext.c) in every thread,
     and the address of a global, equal gdb's `p &...` on the same core."""
-    try:
-        meta = corelist.core(name)
-    except corelist.CoreMissing as e:
-        pytest.fail(str(e))
+    meta = fixture_core(name)
     with corefile.open(meta["core"], exe=meta["exe"], cache_dir=str(tmp_path)) as prog:
         # A KVM core can hold a kernel worker thread with no user-level state (rip and
         # rsp zero): no TLS (gdb: "Cannot find user-level thread").

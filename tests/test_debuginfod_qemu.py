@@ -17,18 +17,14 @@ import corelist
 from corefile.debuginfod import Client
 from corefile.elf import ElfImage, find_alt_file, find_debug_file
 from debuginfod_server import debuginfod, down
-from oracle import gdb_bt, named_block_graph, parse_gdb_bt, qmp
+from oracle import fixture_core, gdb_bt, named_block_graph, parse_gdb_bt, qmp
 
 pytestmark = pytest.mark.slow
 CLI = shutil.which("qemu-coredump")
 DISTRO = corelist.CACHE / "distro"
 
 
-def _core(name):
-    try:
-        return corelist.core(name)
-    except corelist.CoreMissing as e:
-        pytest.fail(str(e), pytrace=False)
+_core = fixture_core
 
 
 def _env(cache, *urls):

@@ -17,6 +17,7 @@ import corelist
 import test_cli
 import test_fixtures
 from gdbrun import run_gdb
+from oracle import fixture_core  # noqa: E402
 
 pytestmark = pytest.mark.slow
 RUN_CLI = test_cli.run
@@ -26,11 +27,7 @@ def names(part):
     return [n for n in corelist.DISTRO_NAMES if part in n.split("-")]
 
 
-def meta(name):
-    try:
-        return corelist.core(name)
-    except corelist.CoreMissing as e:
-        pytest.fail(str(e), pytrace=False)
+meta = fixture_core
 
 
 def debug_dir_iex(m):

@@ -10,7 +10,7 @@ import pytest
 import corelist
 import test_block_slow
 from test_block_slow import (  # noqa: F401 (collected here, on these cores)
-    COMMANDS, test_backends_agree_with_query_block, test_bhs_list_reads_cleanly,
+    COMMANDS, test_backends_agree_with_query_block, test_bhs_equal_gdbs_walk_of_each_bh_list,
     test_dot_is_accepted_by_graphviz, test_edges_decode_roles_for_every_child,
     test_every_aio_context_has_its_own_event_notifier_handler,
     test_every_aio_context_is_run_by_a_thread_of_the_process,
@@ -18,7 +18,8 @@ from test_block_slow import (  # noqa: F401 (collected here, on these cores)
     test_jobs_agree_with_query_block_jobs_and_query_jobs,
     test_nodes_agree_with_query_named_block_nodes,
     test_qmp_block_graph_equals_x_debug_query_block_graph,
-    test_sleeping_jobs_have_their_sleep_timer_armed)
+    test_sleeping_jobs_have_their_sleep_timer_armed,
+    test_timers_equal_gdbs_walk_of_every_clocks_timer_lists)
 from test_distro import cli, gdb_reads_debug_dir, meta
 
 pytestmark = pytest.mark.slow

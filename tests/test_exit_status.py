@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 import corelist
-from oracle import qmp
+from oracle import fixture_core, qmp
 
 pytestmark = pytest.mark.slow
 CLI = shutil.which("qemu-coredump")
@@ -26,11 +26,7 @@ SYSTEM_ONLY = ("mtree", "tcg-lock-status")
 ANY_PROGRAM = ("bt", "locks", "waits")
 
 
-def core(name):
-    try:
-        return corelist.core(name)
-    except corelist.CoreMissing as e:
-        pytest.fail(str(e), pytrace=False)
+core = fixture_core
 
 
 def run(*args):

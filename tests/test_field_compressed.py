@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-import corelist
-from oracle import qmp
+from oracle import fixture_core, qmp
 
 ROOT = Path(__file__).resolve().parent.parent
 # The compressor as systemd-coredump's formats are made from the command line.
@@ -117,11 +116,7 @@ def _named_graph(graph):
          tuple(sorted(e["shared-perm"]))) for e in graph["edges"])
 
 
-def _core(name):
-    try:
-        return corelist.core(name)
-    except corelist.CoreMissing as e:
-        pytest.fail(str(e), pytrace=False)
+_core = fixture_core
 
 
 @pytest.mark.slow

@@ -20,6 +20,7 @@ import pytest
 import corelist
 from make_cores import kernel_core_path
 from qemugdb.identity import qemu_version
+from oracle import fixture_core  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
@@ -206,11 +207,7 @@ def test_missing_executable_read_from_its_debug_file(corrupt, tmp_path):
 
 # ---------------------------------------------------------------- real QEMU
 
-def _core(name):
-    try:
-        return corelist.core(name)
-    except corelist.CoreMissing as e:
-        pytest.fail(str(e), pytrace=False)
+_core = fixture_core
 
 
 def full_version(answer):

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-import corelist
 from fuzz import fuzz_core
+from oracle import fixture_core  # noqa: E402
 
 CORPUS = sorted((Path(__file__).parent / "fuzz" / "corpus").glob("*.json"))
 
@@ -28,10 +28,7 @@ def seed_for(synthetic, request):
         if name.startswith("synthetic-"):
             core = synthetic["kernel_core" if name == "synthetic-kernel" else "gcore"]
             return fuzz_core.Seed(name, core, synthetic["exe"])
-        try:
-            meta = corelist.core(name)
-        except corelist.CoreMissing as e:
-            pytest.fail(str(e), pytrace=False)
+        meta = fixture_core(name)
         return fuzz_core.Seed(name, meta["core"], meta["exe"])
     return seed
 

@@ -8,9 +8,8 @@ import json
 
 import pytest
 
-import corelist
 from gdbrun import run_gdb
-from oracle import qmp
+from oracle import fixture_core, qmp
 from qemugdb import cmd
 from qemugdb.commands import REGISTRY
 
@@ -20,10 +19,7 @@ QSD = "qsd-10.0-kernel"
 
 
 def core(name=QSD):
-    try:
-        return corelist.core(name)
-    except corelist.CoreMissing as e:
-        pytest.fail(str(e), pytrace=False)
+    return fixture_core(name)
 
 
 def gdb(commands, name=QSD):

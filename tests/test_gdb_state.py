@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-import corelist
 from gdbrun import LOAD, run_gdb
+from oracle import fixture_core  # noqa: E402
 
 STATE = ("python f = gdb.selected_frame(); print('STATE', gdb.selected_thread().num, "
          "f.level(), hex(f.pc()), gdb.parameter('backtrace past-main'), "
@@ -63,10 +63,7 @@ def test_state_after_errors_on_a_core(synthetic, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["qsd-10.0-kernel", "qsd-7.2-gcore"])
 def test_state_after_select_and_errors_on_qemu(name, tmp_path):
-    try:
-        meta = corelist.core(name)
-    except corelist.CoreMissing as e:
-        pytest.fail(str(e), pytrace=False)
+    meta = fixture_core(name)
     target = [meta["exe"], meta["core"]]
     (listing,), _ = run_gdb(target, ["qemu coroutines --format json"])
     co = next(c for c in json.loads(listing)["coroutines"] if c["state"] != "running")

@@ -22,9 +22,8 @@ from pathlib import Path
 
 import pytest
 
-import corelist
 from gdbrun import frame_names, run_gdb
-from oracle import gdb_bt
+from oracle import fixture_core, gdb_bt
 
 pytestmark = pytest.mark.slow
 
@@ -152,10 +151,7 @@ def install(how, dists, tmp_path):
 
 @pytest.mark.parametrize("how", ["pip install .", "wheel", "sdist", "pipx"])
 def test_installed(how, dists, tmp_path):
-    try:
-        meta = corelist.core(CORE)
-    except corelist.CoreMissing as e:
-        pytest.fail(str(e), pytrace=False)
+    meta = fixture_core(CORE)
     bindir, env_root, log = install(how, dists, tmp_path)
     assert not WARNING.search(log), [line for line in log.splitlines() if WARNING.search(line)]
     cli = bindir / "qemu-coredump"

@@ -10,6 +10,7 @@ import corelist
 from json_paths import documented, output_paths
 from qemugdb import cmd
 from qemugdb.commands import REGISTRY
+from oracle import fixture_core  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -41,10 +42,7 @@ CASES = [(command, name) for command in COMMANDS for name in corelist.QEMU_NAMES
 
 @pytest.mark.parametrize("command,name", CASES)
 def test_json_paths_are_documented(command, name):
-    try:
-        core = corelist.core(name)
-    except corelist.CoreMissing as e:
-        pytest.fail(str(e), pytrace=False)
+    core = fixture_core(name)
     doc = documented().get(command)
     assert doc, f"docs/json.md does not document `{command}`"
     got = output_paths(run(command, core["core"], *arguments(command, core)))

@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 import builds
-import corelist
-from oracle import gdb_bt, qmp
+from oracle import fixture_core, gdb_bt, qmp
 
 pytestmark = pytest.mark.slow
 CORES = ("qsd-10.0-kernel", "system-10.0-gcore")
@@ -89,10 +88,7 @@ def chromium_dom(page):
 
 @pytest.fixture(scope="module", params=CORES)
 def page(request, tmp_path_factory):
-    try:
-        meta = corelist.core(request.param)
-    except corelist.CoreMissing as e:
-        pytest.fail(str(e), pytrace=False)
+    meta = fixture_core(request.param)
     source_dir = Path(builds.qemu_dir(".".join(meta["qemu_version"].split(".")[:2]))) / "src"
     out = tmp_path_factory.mktemp("page") / "report.html"
     cli = shutil.which("qemu-coredump")

@@ -18,6 +18,7 @@ import distro
 from json_paths import documented, output_paths
 from builds import qemu_bin
 from make_cores import core_limit, kernel_core_path
+from oracle import fixture_core  # noqa: E402
 
 pytestmark = pytest.mark.slow
 CLI = shutil.which("qemu-coredump")
@@ -70,10 +71,7 @@ def cores(tmp_path_factory):
         "port-10.2": crash(system["10.2"], OUTB_BAD_PORT, tmp / "port-10.2"),
     }
     for name in corelist.CRASH_NAMES:
-        try:
-            meta = corelist.core(name)
-        except corelist.CoreMissing as e:
-            pytest.fail(str(e), pytrace=False)
+        meta = fixture_core(name)
         made[name] = {"core": meta["core"], "exe": meta["exe"], "stderr": None}
     return made
 
