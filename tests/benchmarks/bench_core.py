@@ -82,6 +82,26 @@ except drgn.MissingDebugInfoError:
     pass  # libraries without debug info: unwinding still uses their .eh_frame
 """
 
+# What the walking scripts (bench_report, bench_waits) share: a pc's symbol, a list's items.
+DRGN_WALK = DRGN_OPEN + r"""
+from drgn import Object
+
+
+def symbol(address):
+    try:
+        return prog.symbol(address).name
+    except LookupError:
+        return None
+
+
+def chain(first, *link):
+    p = first
+    while p.value_():
+        yield p
+        for name in link:
+            p = p.member_(name)
+"""
+
 DRGN = DRGN_OPEN + r"""
 for name in {types!r}:
     drgn.sizeof(prog.type(name))

@@ -27,29 +27,11 @@ import shutil
 import sys
 import tempfile
 
-from bench_core import DRGN_OPEN, ROOT, debug_dirs, gdb_argv, measure, print_tables
+from bench_core import DRGN_WALK, ROOT, debug_dirs, gdb_argv, measure, print_tables
 
-DRGN = DRGN_OPEN + r"""
-from drgn import Object
-
-
+DRGN = DRGN_WALK + r"""
 def text(p):
     return p.string_().decode(errors="replace") if p.value_() else None
-
-
-def symbol(pc):
-    try:
-        return prog.symbol(pc).name
-    except LookupError:
-        return None
-
-
-def chain(first, *link):
-    p = first
-    while p.value_():
-        yield p
-        for name in link:
-            p = p.member_(name)
 
 
 work = 0

@@ -23,27 +23,9 @@ import shutil
 import sys
 import tempfile
 
-from bench_core import DRGN_OPEN, ROOT, debug_dirs, gdb_argv, measure, print_tables
+from bench_core import DRGN_WALK, ROOT, debug_dirs, gdb_argv, measure, print_tables
 
-DRGN = DRGN_OPEN + r"""
-from drgn import Object
-
-
-def symbol(address):
-    try:
-        return prog.symbol(address).name
-    except LookupError:
-        return None
-
-
-def chain(first, *link):
-    p = first
-    while p.value_():
-        yield p
-        for name in link:
-            p = p.member_(name)
-
-
+DRGN = DRGN_WALK + r"""
 work = 0
 guard = None
 for th in prog.threads():
