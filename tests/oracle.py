@@ -180,3 +180,32 @@ def gdb_timers(core, gdb_batch):
     stdout = gdb_batch(core["exe"], core["core"], script=_TIMERS_SCRIPT, timeout=300,
                        debug_dirs=corelist.gdb_debug_dirs(core.get("debug_dir")))
     return {int(a): v for a, v in json.loads(stdout.split("@@", 1)[1]).items()}
+
+
+# Each node's children (bs->children, linked by next), the role's bits named by gdb from
+# enum BdrvChildRoleBits' own enumerators (single bits only: BDRV_CHILD_IMAGE is
+# DATA | METADATA).
+_CHILD_ROLES_SCRIPT = """
+import json
+bits = [(f.name, f.enumval) for f in gdb.lookup_type("enum BdrvChildRoleBits").fields()
+        if f.enumval and not f.enumval & (f.enumval - 1)]
+out = []
+bs = gdb.parse_and_eval("'block.c'::all_bdrv_states")["tqh_first"]
+while bs:
+    c = bs["children"]["lh_first"]
+    while c:
+        role = int(c["role"])
+        out.append([int(bs), c["name"].string(), int(c["bs"]),
+                    sorted(n.removeprefix("BDRV_CHILD_").lower() for n, v in bits if role & v)])
+        c = c["next"]["le_next"]
+    bs = bs["bs_list"]["tqe_next"]
+print("@@" + json.dumps(out))
+"""
+
+
+def gdb_child_roles(core, gdb_batch):
+    """gdb's walk of every node's children: [(parent address, child name, child node's
+    address, [role bits, lower case without BDRV_CHILD_])]."""
+    stdout = gdb_batch(core["exe"], core["core"], script=_CHILD_ROLES_SCRIPT, timeout=300,
+                       debug_dirs=corelist.gdb_debug_dirs(core.get("debug_dir")))
+    return [tuple(c) for c in json.loads(stdout.split("@@", 1)[1])]
