@@ -20,7 +20,7 @@ SYSTEM_ONLY = {"mtree", "tcg-lock-status"}  # qemu-storage-daemon: exit 2, teste
 def run(*args):
     proc = subprocess.run(["qemu-coredump", *map(str, args), "--json"], capture_output=True,
                           text=True, timeout=600)
-    assert proc.returncode in (0, 1), proc.stderr
+    assert proc.returncode == 0, proc.stderr   # complete on every fixture QEMU core
     return proc.stdout
 
 
