@@ -95,6 +95,8 @@ class DebugInfo:
         self.build_id = build_id
         self.cache_dir = cache_dir or cache.default_dir()
         self.alt_id = None
+        self._sections = None
+        self._link = None
         self._reader = None
         self._index = None
         self._types = {}
@@ -105,21 +107,32 @@ class DebugInfo:
 
     @property
     @_checked
-    def reader(self):
-        if self._reader is None:
+    def sections(self):
+        """The file's ElfSections (headers only until a section is read), and the dwz
+        supplementary file it names (alt_id)."""
+        if self._sections is None:
             sections = ElfSections(self.path, self._cache_prefix())
             if ".debug_info" not in sections:
                 raise DwarfError(f"{self.path}: no debug information (.debug_info)")
-            self._reader = Reader(sections, alt=self._alt_reader(sections))
+            self._link = parse_altlink(sections.get(".gnu_debugaltlink"),
+                                       sections.get(".debug_sup"))
+            self.alt_id = self._link[1].hex() if self._link else None
+            self._sections = sections
+        return self._sections
+
+    @property
+    @_checked
+    def reader(self):
+        if self._reader is None:
+            sections = self.sections
+            self._reader = Reader(sections, alt=self._alt_reader())
         return self._reader
 
-    def _alt_reader(self, sections):
-        """The Reader of the dwz supplementary file sections refer to, or None."""
-        link = parse_altlink(sections.get(".gnu_debugaltlink"), sections.get(".debug_sup"))
-        if link is None:
+    def _alt_reader(self):
+        """The Reader of the dwz supplementary file the sections refer to, or None."""
+        if self._link is None:
             return None
-        name, alt_id = link
-        self.alt_id = alt_id.hex()
+        name, alt_id = self._link
         if self.alt_path is None:
             raise DwarfError(f"{self.path}: its debug info needs the dwz supplementary "
                              f"file {name} (build-id {alt_id.hex()}), which was not found")
@@ -137,9 +150,9 @@ class DebugInfo:
             prefix = self._cache_prefix()
             path = None if prefix is None else prefix + ".index"
             index = None
-            reader = self.reader
-            # where the section lies in the file, and which supplementary file was read
-            size = (reader.info_start, reader.info_end, self.alt_id)
+            # Where the section lies in the file, and which supplementary file was read:
+            # from the headers, so that a name the index lacks costs no section read.
+            size = (self.sections.header(".debug_info"), self.alt_id)
             data = cache.load(path)
             if data is not None:
                 try:
@@ -414,9 +427,12 @@ class DebugInfo:
         module's TLS block). With file, only the unit whose name ends with file is searched
         (e.g. file="util/coroutine-ucontext.c" for a static variable of that file).
         """
+        offsets = dies(self.index.variables, name.encode())
+        if not offsets:
+            return None
         reader = self.reader
         best = None
-        for off in dies(self.index.variables, name.encode()):
+        for off in offsets:
             unit = reader.unit_at(off)
             if file is not None and not _unit_matches(unit, file):
                 continue
@@ -450,9 +466,12 @@ class DebugInfo:
         An out-of-line copy named after it through DW_AT_abstract_origin (a .constprop or
         .part clone) is used only when no DIE carries the name itself.
         """
+        offsets = dies(self.index.functions, name.encode())
+        if not offsets:
+            return None
         reader = self.reader
         best = None
-        for off in dies(self.index.functions, name.encode()):
+        for off in offsets:
             unit = reader.unit_at(off)
             _tag, attrs, _c, _n = reader.read_die(unit, off)
             rank = (F.AT_name in attrs or F.AT_specification in attrs,

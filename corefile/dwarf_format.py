@@ -245,6 +245,11 @@ class ElfSections:
     def __contains__(self, name):
         return name in self._headers
 
+    def header(self, name):
+        """(flags, file offset, size) of section name, or None: where it lies in the file,
+        known without reading (or inflating) it."""
+        return self._headers.get(name)
+
     def view(self, name):
         """(buffer, start, end) holding section name at buffer[start:end]: the file's own
         mmap (no copy) for a stored section, the inflated bytes for a compressed one."""

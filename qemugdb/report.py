@@ -176,7 +176,8 @@ def report(target, source_dir=None, sections=()):
     rep = Report(executable=p.executable, qemu_version=qemu_version(p.executable),
                  build_id=p.build_id, pid=p.pid,
                  signal=signal_name(p.signal) if p.signal else None,
-                 fault_address=p.fault_address, abort_message=abort_message(target),
+                 fault_address=p.fault_address,
+                 abort_message=abort_message(target) if p.signal == signals.SIGABRT else None,
                  partial=list(p.partial), live=p.live)
     threads = target.threads()
     traces = coroutine.backtraces(target, threads)
