@@ -34,7 +34,7 @@ def outputs(meta, backend):
         for command in commands:
             proc = subprocess.run(["qemu-coredump", command, meta["core"], "--exe", meta["exe"],
                                    "--json"], capture_output=True, text=True, timeout=600)
-            assert proc.returncode in (0, 1), proc.stderr
+            assert proc.returncode == 0, proc.stderr   # complete: the cores are read whole
             out[command] = json.loads(proc.stdout)
         return out
     parts, stderr = run_gdb([meta["exe"], meta["core"]],
