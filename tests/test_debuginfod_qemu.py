@@ -57,7 +57,7 @@ def test_qsd_debug_info_only_from_debuginfod(tmp_path):
 
     with debuginfod(served, tmp_path) as url:
         r = _cli("block-graph", meta["core"], "-e", exe, "-f", "qmp-json", env=_env(cache, url))
-    assert r.returncode in (0, 1), r.stderr
+    assert r.returncode == 0, r.stderr
     assert "Downloading debug info" in r.stderr
     assert named_block_graph(json.loads(r.stdout)) == \
         named_block_graph(qmp(meta, "x-debug-query-block-graph"))
@@ -78,7 +78,7 @@ def test_debian_core_debug_info_and_dwz_file_from_debuginfod(tmp_path):
     cache = tmp_path / "cache"
     with debuginfod(meta["debug_dir"], tmp_path) as url:
         r = _cli("block-graph", meta["core"], "-f", "qmp-json", env=_env(cache, url))
-    assert r.returncode in (0, 1), r.stderr
+    assert r.returncode == 0, r.stderr
     assert named_block_graph(json.loads(r.stdout)) == \
         named_block_graph(qmp(meta, "x-debug-query-block-graph"))
     exe = ElfImage(meta["exe"])
@@ -145,7 +145,7 @@ def test_fedora_core_minidebuginfo_stacks_equal_gdb(tmp_path):
                           "-ex", "set width 0", "-ex", "thread apply all bt", meta["exe"],
                           meta["core"]], capture_output=True, text=True, timeout=600).stdout
     r = _cli("bt", "--all", meta["core"], "--offline", env=_env(tmp_path / "cache"))
-    assert r.returncode in (0, 1), r.stderr
+    assert r.returncode == 0, r.stderr
     want, got = parse_gdb_bt(gdb), parse_gdb_bt(r.stdout)
     assert sorted(want) == sorted(got) and any(
         name == "qemu_poll_ns" for frames in got.values() for name, _ in frames)
