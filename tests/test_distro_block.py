@@ -14,6 +14,7 @@ from test_block_slow import (  # noqa: F401 (collected here, on these cores)
     test_dot_is_accepted_by_graphviz, test_edges_decode_roles_for_every_child,
     test_every_aio_context_has_its_own_event_notifier_handler,
     test_every_aio_context_is_run_by_a_thread_of_the_process,
+    test_handlers_equal_gdbs_walk_of_each_aio_handlers_list,
     test_iothreads_agree_with_qom_and_the_thread_list,
     test_jobs_agree_with_query_block_jobs_and_query_jobs,
     test_nodes_agree_with_query_named_block_nodes,
