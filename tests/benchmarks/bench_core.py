@@ -158,6 +158,44 @@ def gdb_argv(meta, *commands):
     return argv + [meta["exe"], meta["core"]]
 
 
+def command_argv(meta, command):
+    """`qemu-coredump COMMAND` on a fixture core, with its executable and debug dirs."""
+    script = os.path.join(os.path.dirname(sys.executable), "qemu-coredump")
+    argv = [script] if os.path.exists(script) else \
+        [sys.executable, "-c", "from qemu_coredump.main import main; main()"]
+    argv += [command, meta["core"], "--exe", meta["exe"]]
+    for d in debug_dirs(meta):
+        argv += ["--debug-dir", d]
+    return argv
+
+
+def bench_command(meta, runs, command, drgn):
+    """`qemu-coredump COMMAND` cold (an empty cache each run) and warm, gdb -batch running
+    `qemu COMMAND` with qemugdb loaded, and the drgn script DRGN doing that work."""
+    results, dirs = [], []
+
+    def fresh_cache(_i=None):
+        d = tempfile.mkdtemp(prefix="qemugdb-bench-")
+        dirs.append(d)
+        return dict(os.environ, XDG_CACHE_HOME=d)
+
+    argv = lambda: command_argv(meta, command)  # noqa: E731
+    results.append(measure(f"qemu-coredump {command} cold", argv, runs, fresh_cache,
+                           ok=(0, 1)))
+    warm_env = fresh_cache()
+    measure("prime", argv, 1, lambda i: warm_env, ok=(0, 1))
+    results.append(measure(f"qemu-coredump {command} warm", argv, runs, lambda i: warm_env,
+                           ok=(0, 1)))
+    load = os.path.join(ROOT, "qemugdb", "gdb_load.py")
+    results.append(measure(f"gdb -batch qemu {command}",
+                           lambda: gdb_argv(meta, f"source {load}", f"qemu {command}"), runs))
+    script = drgn.format(core=meta["core"], exe=meta["exe"], debug_dirs=debug_dirs(meta))
+    results.append(measure("drgn 0.3 script", lambda: [sys.executable, "-c", script], runs))
+    for d in dirs:
+        shutil.rmtree(d, ignore_errors=True)
+    return results
+
+
 def compile_sources():
     """Byte-compile this project's modules first, as an installation does: without it a run
     whose environment sets PYTHONDONTWRITEBYTECODE compiles them from source every time."""

@@ -22,12 +22,7 @@ Each run is a fresh process; wall time is the median of --runs, peak RSS the lar
     python3 tests/benchmarks/bench_report.py [--runs 5] [CORE-NAME ...]
 """
 
-import os
-import shutil
-import sys
-import tempfile
-
-from bench_core import DRGN_WALK, ROOT, debug_dirs, gdb_argv, measure, print_tables
+from bench_core import DRGN_WALK, bench_command, print_tables
 
 DRGN = DRGN_WALK + r"""
 def text(p):
@@ -139,41 +134,8 @@ print(len(contexts), work)
 """
 
 
-def report_argv(meta):
-    script = os.path.join(os.path.dirname(sys.executable), "qemu-coredump")
-    argv = [script] if os.path.exists(script) else \
-        [sys.executable, "-c", "from qemu_coredump.main import main; main()"]
-    argv += ["report", meta["core"]]
-    for d in debug_dirs(meta):
-        argv += ["--debug-dir", d]
-    return argv
-
-
 def bench(meta, runs):
-    core, exe = meta["core"], meta["exe"]
-    results = []
-    dirs = []
-
-    def fresh_cache(_i=None):
-        d = tempfile.mkdtemp(prefix="qemugdb-bench-")
-        dirs.append(d)
-        return dict(os.environ, XDG_CACHE_HOME=d)
-
-    corefile_argv = lambda: report_argv(meta)  # noqa: E731
-    results.append(measure("qemu-coredump report cold", corefile_argv, runs, fresh_cache,
-                           ok=(0, 1)))
-    warm_env = fresh_cache()
-    measure("prime", corefile_argv, 1, lambda i: warm_env, ok=(0, 1))
-    results.append(measure("qemu-coredump report warm", corefile_argv, runs,
-                           lambda i: warm_env, ok=(0, 1)))
-    load = os.path.join(ROOT, "qemugdb", "gdb_load.py")
-    results.append(measure("gdb -batch qemu report",
-                           lambda: gdb_argv(meta, f"source {load}", "qemu report"), runs))
-    drgn = DRGN.format(core=core, exe=exe, debug_dirs=debug_dirs(meta))
-    results.append(measure("drgn 0.3 script", lambda: [sys.executable, "-c", drgn], runs))
-    for d in dirs:
-        shutil.rmtree(d, ignore_errors=True)
-    return results
+    return bench_command(meta, runs, "report", DRGN)
 
 
 def main():

@@ -18,12 +18,7 @@ core, against gdb and drgn doing that walk.
     python3 tests/benchmarks/bench_waits.py [--runs 5] [CORE-NAME ...]
 """
 
-import os
-import shutil
-import sys
-import tempfile
-
-from bench_core import DRGN_WALK, ROOT, debug_dirs, gdb_argv, measure, print_tables
+from bench_core import DRGN_WALK, bench_command, print_tables
 
 DRGN = DRGN_WALK + r"""
 work = 0
@@ -93,38 +88,8 @@ print(len(list(prog.threads())), work)
 """
 
 
-def waits_argv(meta):
-    script = os.path.join(os.path.dirname(sys.executable), "qemu-coredump")
-    argv = [script] if os.path.exists(script) else \
-        [sys.executable, "-c", "from qemu_coredump.main import main; main()"]
-    argv += ["waits", meta["core"], "--exe", meta["exe"]]
-    for d in debug_dirs(meta):
-        argv += ["--debug-dir", d]
-    return argv
-
-
 def bench(meta, runs):
-    results, dirs = [], []
-
-    def fresh_cache(_i=None):
-        d = tempfile.mkdtemp(prefix="qemugdb-bench-")
-        dirs.append(d)
-        return dict(os.environ, XDG_CACHE_HOME=d)
-
-    argv = lambda: waits_argv(meta)  # noqa: E731
-    results.append(measure("qemu-coredump waits cold", argv, runs, fresh_cache, ok=(0, 1)))
-    warm_env = fresh_cache()
-    measure("prime", argv, 1, lambda i: warm_env, ok=(0, 1))
-    results.append(measure("qemu-coredump waits warm", argv, runs, lambda i: warm_env,
-                           ok=(0, 1)))
-    load = os.path.join(ROOT, "qemugdb", "gdb_load.py")
-    results.append(measure("gdb -batch qemu waits",
-                           lambda: gdb_argv(meta, f"source {load}", "qemu waits"), runs))
-    drgn = DRGN.format(core=meta["core"], exe=meta["exe"], debug_dirs=debug_dirs(meta))
-    results.append(measure("drgn 0.3 script", lambda: [sys.executable, "-c", drgn], runs))
-    for d in dirs:
-        shutil.rmtree(d, ignore_errors=True)
-    return results
+    return bench_command(meta, runs, "waits", DRGN)
 
 
 def main():
