@@ -9,6 +9,7 @@ import zlib
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from .dwarf_format import uleb
 from .errors import CorefileError
 
 PT_LOAD = 1
@@ -389,14 +390,10 @@ def _debug_sup(data) -> tuple[bool, str, bytes] | None:
     end = data.find(b"\0", 3)
     if len(data) < 4 or data[2] > 1 or end < 0:
         return None
-    n = shift = 0
-    pos = end + 1
-    while pos < len(data):
-        n |= (data[pos] & 0x7F) << shift
-        shift += 7
-        pos += 1
-        if not data[pos - 1] & 0x80:
-            break
+    try:
+        n, pos = uleb(data, end + 1)
+    except IndexError:   # the section ends inside the length: no checksum
+        n, pos = 0, len(data)
     return bool(data[2]), data[3:end].decode("utf-8", "surrogateescape"), data[pos:pos + n]
 
 
