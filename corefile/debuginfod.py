@@ -171,20 +171,17 @@ class Client:
         max_age = self._config(*MAX_UNUSED_AGE)
         now = time.time()
         for top, dirs, files in os.walk(self.cache, topdown=False):
-            for name in files:
-                path = os.path.join(top, name)
-                try:
-                    if CACHED_NAME.match(path) and now - os.stat(path).st_atime >= max_age:
-                        os.unlink(path)
-                except OSError:
-                    pass
-            for name in dirs:
-                path = os.path.join(top, name)
-                try:
-                    if CACHED_NAME.match(path) and now - os.stat(path).st_mtime >= max_age:
-                        os.rmdir(path)
-                except OSError:
-                    pass
+            # a file by when it was last read, a directory by when it last changed
+            for names, used, remove in ((files, "st_atime", os.unlink),
+                                        (dirs, "st_mtime", os.rmdir)):
+                for name in names:
+                    path = os.path.join(top, name)
+                    try:
+                        if CACHED_NAME.match(path) and \
+                                now - getattr(os.stat(path), used) >= max_age:
+                            remove(path)
+                    except OSError:
+                        pass
 
     # -- the servers ---------------------------------------------------------------
 
