@@ -491,36 +491,36 @@ def known_objects(target, contexts, errors, missing, cache):
             out += _pointed_objects(target, label, ctx, cache)
         except TargetError as e:
             errors.append(f"{label}: {e}")
-    try:
+    def nodes():
         for bs in block.all_bdrv_states(target):
             node = coroutine._node_name(bs)
-            out.append((f"node {node}", bs))
+            yield f"node {node}", bs
             state = driver_state(target, bs)
             if state is not None:
-                out.append((f"node {node} {state.type_.name}", state))
-    except MissingDebugInfo as e:
-        missing.append(f"block nodes: {e}")
-    except TargetError as e:
-        errors.append(f"block nodes: {e}")
-    try:
+                yield f"node {node} {state.type_.name}", state
+
+    def backends():
         for blk in block.block_backends(target):
             name = blk.name.string_() if blk.name.value_() else f"{blk.address_:#x}"
-            out.append((f"BlockBackend {name}", blk))
-    except MissingDebugInfo as e:
-        missing.append(f"BlockBackends: {e}")
-    except TargetError as e:
-        errors.append(f"BlockBackends: {e}")
-    try:
+            yield f"BlockBackend {name}", blk
+
+    def throttle_groups():
         groups = target.variable("throttle_groups", file="throttle-groups.c")
         for tg in qtailq_foreach(groups, "list"):
             gname = tg.name.string_()
-            out.append((f"throttle group {gname}", tg))
+            yield f"throttle group {gname}", tg
             for member in qlist_foreach(tg.head, "round_robin"):
-                out.append((f"throttle group {gname} member {member.address_:#x}", member))
-    except MissingDebugInfo as e:
-        missing.append(f"throttle groups: {e}")
-    except TargetError as e:
-        errors.append(f"throttle groups: {e}")
+                yield f"throttle group {gname} member {member.address_:#x}", member
+
+    for what, source in (("block nodes", nodes), ("BlockBackends", backends),
+                         ("throttle groups", throttle_groups)):
+        try:
+            for item in source():   # what a source gave before it broke is kept
+                out.append(item)
+        except MissingDebugInfo as e:
+            missing.append(f"{what}: {e}")
+        except TargetError as e:
+            errors.append(f"{what}: {e}")
     return out
 
 
