@@ -216,6 +216,9 @@ def test_refusals(live):
     finally:
         gdb.communicate(b"detach\nquit\n", timeout=120)
     src = Path(__file__).resolve().parents[1]
+    # nobody must reach the checkout to run the CLI (a `mktemp -d` clone is 0700)
+    for d in Path(__file__).resolve().parents:
+        os.chmod(d, os.stat(d).st_mode | 0o005)
     r = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
                         sys.executable, "-c", f"import sys; sys.path.insert(0, {str(src)!r}); "
                         "from cli.main import main; main()", "bt", "--pid", str(pid)],
