@@ -2,8 +2,10 @@
 $XDG_CACHE_HOME/qemugdb (never next to the inputs). Entries are marshal data; a missing,
 unreadable or malformed entry reads as None, and an unwritable cache only costs speed."""
 
+import errno
 import marshal
 import os
+import stat
 
 
 def default_dir():
@@ -13,14 +15,24 @@ def default_dir():
 
 
 def load(path):
-    """The data stored at path, or None."""
+    """The data stored at path, or None (also for an entry that is not a regular file)."""
     if path is None:
         return None
     try:
-        with open(path, "rb") as f:  # loads(read()): load(f) is ~10x slower
+        with open_regular(path) as f:  # loads(read()): load(f) is ~10x slower
             return marshal.loads(f.read())
     except (OSError, EOFError, ValueError, TypeError):
         return None
+
+
+def open_regular(path):
+    """path opened for binary reading if it is a regular file; OSError otherwise. An
+    entry replaced by a FIFO or a device (a symlink to /dev/zero) never blocks a reader."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", path)
+    return open(fd, "rb")
 
 
 def store(path, data):

@@ -13,6 +13,7 @@ import struct
 import zlib
 
 
+from . import cache
 from .errors import MissingDebugInfoError
 
 
@@ -302,7 +303,7 @@ class ElfSections:
                 ch_type, ch_size = struct.unpack_from("<II", header, 0)
             if ch_type != 1:
                 return None
-            with open(f"{self.cache_prefix}{name}", "rb") as f:
+            with cache.open_regular(f"{self.cache_prefix}{name}") as f:
                 inflated = f.read(ch_size + 1)
         except (OSError, struct.error):
             return None
@@ -322,7 +323,7 @@ class ElfSections:
         cached = f"{self.cache_prefix}{name}" if self.cache_prefix else None
         if cached:
             try:
-                with open(cached, "rb") as f:
+                with cache.open_regular(cached) as f:
                     inflated = f.read(ch_size + 1)
                 if len(inflated) == ch_size:
                     return inflated
