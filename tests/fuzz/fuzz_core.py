@@ -35,11 +35,11 @@ import tempfile
 import time
 import traceback
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-for p in (ROOT, ROOT / "fixtures"):
+for p in (ROOT, ROOT / "fixtures", ROOT / "tests"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
@@ -78,17 +78,27 @@ class Layout:
     phdrs: list     # (p_type, p_flags, p_offset, p_filesz) per program header
     notes: list     # file offset of each note header (all PT_NOTE segments)
     sections: dict  # name -> (shdr offset, sh_offset, sh_size)
+    loads: list = field(default_factory=list)   # (p_vaddr, p_offset, p_filesz) of PT_LOADs
+
+    def file_offset(self, vaddr, size=1):
+        """The core's file offset of virtual address vaddr (size bytes held in the file)."""
+        for p_vaddr, p_offset, p_filesz in self.loads:
+            if p_vaddr <= vaddr and vaddr + size <= p_vaddr + p_filesz:
+                return p_offset + vaddr - p_vaddr
+        raise RecipeError(f"{vaddr:#x} is not in the core's file")
 
 
 def layout(data) -> Layout:
     phoff, = struct.unpack_from("<Q", data, 32)
     shoff, = struct.unpack_from("<Q", data, 40)
     phentsize, phnum, shentsize, shnum, shstrndx = struct.unpack_from("<HHHHH", data, 54)
-    phdrs, notes = [], []
+    phdrs, notes, loads = [], [], []
     for i in range(phnum):
-        p_type, p_flags, p_offset, _, _, p_filesz = struct.unpack_from(
+        p_type, p_flags, p_offset, p_vaddr, _, p_filesz = struct.unpack_from(
             "<IIQQQQ", data, phoff + i * phentsize)
         phdrs.append((p_type, p_flags, p_offset, p_filesz))
+        if p_type == 1:
+            loads.append((p_vaddr, p_offset, p_filesz))
         if p_type == 4:
             off, end = p_offset, min(p_offset + p_filesz, len(data))
             while off + 12 <= end:
@@ -104,7 +114,7 @@ def layout(data) -> Layout:
             sh_offset, sh_size = struct.unpack_from("<QQ", data, base + 24)
             name = bytes(data[str_off + name_off:str_off + name_off + 64]).split(b"\0")[0]
             sections[name.decode("latin-1")] = (base, sh_offset, sh_size)
-    return Layout(phoff, phentsize, phdrs, notes, sections)
+    return Layout(phoff, phentsize, phdrs, notes, sections, loads)
 
 
 def _field(fields, name, base):
@@ -170,6 +180,22 @@ def resolve(op: dict, data, lay: Layout):
     raise RecipeError(f"unknown operation {kind!r}")
 
 
+def _resolve_object(op, data, lay, objects):
+    """The patch of an "object" operation (qemu_objects), in the core's file offsets."""
+    from fuzz import qemu_objects
+    if objects is None:
+        raise RecipeError("an object operation needs the seed's objects")
+
+    def read(vaddr, size):
+        off = lay.file_offset(vaddr, size)
+        return bytes(data[off:off + size])
+    try:
+        vaddr, b = qemu_objects.resolve(op, objects, read)
+    except qemu_objects.NotFound as e:
+        raise RecipeError(str(e)) from None
+    return [(lay.file_offset(vaddr, len(b)), b)]
+
+
 def _note(lay, index, data=None, ntype=None):
     """File offset of note `index`, or of the first note of type `ntype`."""
     if ntype is not None:
@@ -186,11 +212,13 @@ def _pack(fmt, value):
     return struct.pack("<" + fmt, value & ((1 << (8 * struct.calcsize(fmt))) - 1))
 
 
-def materialize(recipe: dict, target: str, seed_path: str, path: Path):
-    """Write the seed file with the recipe's operations on `target` ("core" or "exe")
-    applied to path (a copy: the seed is only read)."""
+def materialize(recipe: dict, target: str, seed_path: str, path: Path, objects=None):
+    """Write the seed file with the recipe's operations on `target` ("core", "exe", or a
+    separate debug file: "debug", "dwz") applied to path (a copy: the seed is only read).
+    objects (qemu_objects.SeedObjects of the seed) resolves "object" operations."""
     import mmap
-    ops = [op for op in recipe["ops"] if op.get("target", "core") == target]
+    ops = [op for op in recipe["ops"] if op.get("target", "core") == target
+           and op["op"] not in ("compress", "cache")]
     shutil.copyfile(seed_path, path)
     if not ops:
         return
@@ -201,7 +229,8 @@ def materialize(recipe: dict, target: str, seed_path: str, path: Path):
             cut = None
             for op in ops:
                 try:   # earlier operations may have broken what this one names
-                    r = resolve(op, data, lay)
+                    r = resolve(op, data, lay) if op["op"] != "object" else \
+                        _resolve_object(op, data, lay, objects)
                 except (struct.error, IndexError, ValueError) as e:
                     raise RecipeError(f"{op['op']}: {e}") from None
                 if isinstance(r, tuple):
@@ -224,6 +253,7 @@ class Seed:
     name: str
     core: str
     exe: str
+    debug_dir: str | None = None   # separate debug info (the distribution-shaped cores)
 
 
 def seeds(names, scratch: Path) -> dict:
@@ -241,7 +271,7 @@ def seeds(names, scratch: Path) -> dict:
                              synthetic["exe"])
         else:
             meta = corelist.core(name)
-            out[name] = Seed(name, meta["core"], meta["exe"])
+            out[name] = Seed(name, meta["core"], meta["exe"], meta.get("debug_dir"))
     return out
 
 
@@ -252,6 +282,307 @@ def build_synthetic(outdir: Path) -> dict:
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod.build(outdir)
+
+
+# -- the files of one input ------------------------------------------------------------
+
+COMPRESSORS = {"zstd": ["zstd", "-q", "-1", "-c"], "xz": ["xz", "-0", "-T1", "-c"],
+               "lz4": ["lz4", "-q", "-1", "-c"], "gzip": ["gzip", "-1", "-c"]}
+CACHE_ACTIONS = ("truncate", "empty", "corrupt", "foreign", "old-format", "symlink-zero",
+                 "symlink-fifo", "symlink-dir", "symlink-dangling", "symlink-loop",
+                 "two-writers")
+
+
+@dataclass
+class Inputs:
+    """What one recipe runs on (prepare()): the core (maybe compressed), the executable,
+    the debug directories and the cache home (XDG_CACHE_HOME). two_writers: run a second
+    reader at the same time on the same, initially empty, cache."""
+    core: str
+    exe: str
+    debug_dirs: list
+    cache_home: str
+    two_writers: bool = False
+
+
+def prepare(recipe: dict, seed: Seed, workdir: Path, cache_home: str, objects=None) -> Inputs:
+    """Make the files of recipe in workdir (emptied first): the mutated core (ELF and
+    QEMU-object operations, then "compress"), the mutated executable, a copy of the seed's
+    debug directory with its separate debug file or dwz file mutated, and a private cache
+    for anything whose build-id stays but whose bytes differ, or that "cache" operations
+    damage (a copy of cache_home, the warm shared cache, which is never touched)."""
+    workdir = Path(workdir)
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    ops = recipe["ops"]
+    targets = {op.get("target", "core") for op in ops}
+    core = workdir / "core"
+    materialize(recipe, "core", seed.core, core, objects)
+    exe, private = seed.exe, False
+    if "exe" in targets:
+        materialize(recipe, "exe", seed.exe, workdir / "exe")
+        exe, private = str(workdir / "exe"), True
+    debug_dirs = [seed.debug_dir] if seed.debug_dir else []
+    if targets & {"debug", "dwz"}:
+        debug_dirs, private = [str(mirror_debug_dir(recipe, seed, workdir / "debug"))], True
+    for op in ops:
+        if op["op"] == "compress":
+            core = compress(core, op)
+    cache_ops = [op for op in ops if op["op"] == "cache"]
+    two_writers = any(op["action"] == "two-writers" for op in cache_ops)
+    if cache_ops and not two_writers:
+        private_home = workdir / "cache"
+        shutil.copytree(cache_home, private_home, symlinks=True)
+        for op in cache_ops:
+            damage_cache(op, private_home / "qemugdb", seed)
+        cache_home = str(private_home)
+    elif private or two_writers:
+        cache_home = str(workdir / "cache")
+        os.mkdir(cache_home)
+    return Inputs(str(core), exe, debug_dirs, cache_home, two_writers)
+
+
+def debug_files(seed: Seed) -> dict:
+    """{"debug": the executable's separate debug file, "dwz": the dwz file its DWARF
+    refers to} as found in seed.debug_dir (either may be missing)."""
+    from corefile.elf import ElfImage, find_alt_file, find_debug_file, parse_altlink
+    out = {}
+    if not seed.debug_dir:
+        return out
+    img = ElfImage(seed.exe)
+    try:
+        debug = find_debug_file(img, [seed.debug_dir])
+    finally:
+        img.close()
+    if debug is None:
+        return out
+    out["debug"] = debug
+    dbg = ElfImage(debug)
+    try:
+        link = parse_altlink(dbg.section_data(".gnu_debugaltlink"),
+                             dbg.section_data(".debug_sup"))
+    finally:
+        dbg.close()
+    if link:
+        alt = find_alt_file(link[0], link[1], debug, [seed.debug_dir])
+        if alt:
+            out["dwz"] = alt
+    return out
+
+
+def mirror_debug_dir(recipe: dict, seed: Seed, dest: Path) -> Path:
+    """A copy of seed.debug_dir made of symlinks to its files, except the debug or dwz
+    file the recipe mutates (a real, mutated file in its place, under every name)."""
+    files = debug_files(seed)
+    mutated = {}
+    for role in ("debug", "dwz"):
+        if any(op.get("target") == role for op in recipe["ops"]):
+            if role not in files:
+                raise RecipeError(f"the seed has no {role} file")
+            path = dest.parent / f"mutated.{role}"
+            materialize(recipe, role, files[role], path)
+            mutated[os.path.realpath(files[role])] = path
+    src = Path(seed.debug_dir)
+    for dirpath, dirnames, filenames in os.walk(src):
+        out = dest / Path(dirpath).relative_to(src)
+        out.mkdir(parents=True, exist_ok=True)
+        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+            real = os.path.realpath(os.path.join(dirpath, name))
+            if real in mutated:
+                os.link(mutated[real], out / name)
+            else:
+                os.symlink(real, out / name)
+    return dest
+
+
+def compress(core: Path, op: dict) -> Path:
+    """core compressed with op["method"] (a systemd-coredump-style compressed core), then
+    op["damage"]: {"truncate": fraction} or {"at": fraction, "bytes": hex} or None."""
+    import subprocess
+    out = core.with_name(f"core.{op['method']}")
+    with open(core, "rb") as src, open(out, "wb") as dst:
+        subprocess.run(COMPRESSORS[op["method"]], stdin=src, stdout=dst, check=True)
+    core.unlink()
+    damage = op.get("damage")
+    if damage:
+        size = out.stat().st_size
+        with open(out, "r+b") as f:
+            if "truncate" in damage:
+                f.truncate(int(size * damage["truncate"]))
+            else:
+                f.seek(min(int(size * damage["at"]), max(size - 1, 0)))
+                f.write(bytes.fromhex(damage["bytes"]))
+    return out
+
+
+def cache_entries(cache_dir: Path, build_ids) -> list:
+    """The cache's files (paths relative to cache_dir, sorted) of these build-ids (hex)."""
+    out = []
+    for path in sorted(Path(cache_dir).rglob("*")):
+        rel = str(path.relative_to(cache_dir))
+        if path.is_file() and any(b in rel for b in build_ids):
+            out.append(rel)
+    return out
+
+
+def _entry_pattern(rel: str) -> str:
+    """A cache entry's path with build-ids (40 hex digits) as *: structural, so a recipe
+    names the same entry of a rebuilt seed."""
+    import re
+    return re.sub(r"[0-9a-f]{40}", "*", rel)
+
+
+def damage_cache(op: dict, cache_dir: Path, seed: Seed):
+    """Apply a "cache" operation to the private cache: op["entry"] a pattern (build-ids as
+    *), op["n"] which match (modulo), op["action"] one of CACHE_ACTIONS."""
+    import fnmatch
+    import marshal
+    entries = [e for e in cache_entries(cache_dir, seed_build_ids(seed))
+               if fnmatch.fnmatch(e, op["entry"])]
+    if not entries:
+        raise RecipeError(f"no cache entry {op['entry']}")
+    path = cache_dir / entries[op.get("n", 0) % len(entries)]
+    action = op["action"]
+    data = path.read_bytes()
+    if action in ("truncate", "empty"):
+        path.write_bytes(data[:int(len(data) * op.get("fraction", 0.5))] if action == "truncate" else b"")
+    elif action == "corrupt":
+        at = int(len(data) * op.get("at", 0.5))
+        path.write_bytes(data[:at] + bytes.fromhex(op["bytes"]) + data[at + len(op["bytes"]) // 2:])
+    elif action == "foreign":   # the same kind of entry of another build-id (version)
+        others = [e for e in cache_entries(cache_dir, [""])
+                  if fnmatch.fnmatch(e, op["entry"]) and cache_dir / e != path
+                  and e not in entries]
+        if not others:
+            raise RecipeError(f"no other build-id's {op['entry']} in the cache")
+        shutil.copyfile(cache_dir / others[op.get("n", 0) % len(others)], path)
+    elif action == "old-format":
+        path.write_bytes(marshal.dumps((0, "qemugdb cache of another version", [1, 2])))
+    else:
+        path.unlink()
+        if action == "symlink-zero":
+            os.symlink("/dev/zero", path)
+        elif action == "symlink-fifo":
+            os.mkfifo(path.with_name(path.name + ".fifo"))
+            os.symlink(path.name + ".fifo", path)
+        elif action == "symlink-dir":
+            os.symlink("/", path)
+        elif action == "symlink-dangling":
+            os.symlink("/nonexistent/qemugdb-cache-entry", path)
+        elif action == "symlink-loop":
+            os.symlink(path.name, path)
+        else:
+            raise RecipeError(f"unknown cache action {action}")
+
+
+_BUILD_IDS = {}
+
+
+def seed_build_ids(seed: Seed) -> list:
+    """Hex build-ids of the seed's executable and its debug and dwz files."""
+    if seed.name not in _BUILD_IDS:
+        from corefile.elf import ElfImage
+        ids = []
+        for path in [seed.exe, *debug_files(seed).values()]:
+            img = ElfImage(path)
+            bid = img.build_id
+            img.close()
+            if bid:
+                ids.append(bid.hex())
+        _BUILD_IDS[seed.name] = ids
+    return _BUILD_IDS[seed.name]
+
+
+# -- random recipes ---------------------------------------------------------------------
+
+@dataclass
+class SeedInfo:
+    """What random_recipe() needs of a seed, read once: the core's first MiB (headers and
+    notes), the executable's bytes (small seeds only), its QEMU objects
+    (qemu_objects.SeedObjects or None), the section layouts of its separate debug and
+    dwz files, and the cache entries its unmutated runs wrote (patterns)."""
+    seed: Seed
+    head: bytes
+    exe: bytes | None = None
+    objects: object = None
+    debug_layouts: dict = field(default_factory=dict)   # role -> Layout
+    cache_patterns: list = field(default_factory=list)
+
+
+FAMILIES = {"elf": 0.22, "object": 0.45, "dwarf": 0.07, "debug": 0.07, "compress": 0.08,
+            "cache": 0.11}
+
+
+def random_recipe(rng, info: SeedInfo, family: str | None = None) -> dict:
+    """A random recipe for the seed: family "elf" (headers, notes, segment bytes,
+    truncation: mutate()), "object" (1-3 QEMU object members), "dwarf" (the executable's
+    sections), "debug" (the separate debug file's or dwz file's sections), "compress" (a
+    core mutated by elf or object operations, compressed, maybe damaged) or "cache" (the
+    warm cache damaged, or two writers on an empty one). Families the seed cannot take
+    fall back to "elf"."""
+    possible = {f for f in FAMILIES
+                if not (f == "object" and not (info.objects and info.objects.kinds()))
+                and not (f == "dwarf" and info.exe is None)
+                and not (f == "debug" and not info.debug_layouts)
+                and not (f == "cache" and not info.cache_patterns)}
+    if family is None:
+        fams = sorted(possible)
+        family = rng.choices(fams, [FAMILIES[f] for f in fams])[0]
+    elif family not in possible:
+        family = "elf"
+    name = info.seed.name
+    if family == "dwarf":
+        return mutate_sections(rng, name, "exe", layout(info.exe), len(info.exe))
+    if family == "debug":
+        role = rng.choice(sorted(info.debug_layouts))
+        lay, size = info.debug_layouts[role]
+        return mutate_sections(rng, name, role, lay, size)
+    if family == "object":
+        from fuzz import qemu_objects
+        return {"seed": name, "ops": [qemu_objects.random_op(rng, info.objects)
+                                      for _ in range(rng.choice([1, 1, 1, 2, 3]))]}
+    if family == "compress":
+        inner = random_recipe(rng, info, rng.choice(["elf", "object"]))
+        method = rng.choice(sorted(COMPRESSORS))
+        damage = rng.choice([None, None, {"truncate": round(rng.random(), 3)},
+                             {"at": round(rng.random(), 3), "bytes": rng.randbytes(rng.choice([1, 4, 16])).hex()}])
+        ops = [op for op in inner["ops"] if op.get("target", "core") == "core"]
+        if rng.random() < 0.3:
+            ops = []
+        return {"seed": name, "ops": ops + [{"op": "compress", "method": method, "damage": damage}]}
+    if family == "cache":
+        action = rng.choice(CACHE_ACTIONS)
+        op = {"op": "cache", "action": action, "entry": rng.choice(info.cache_patterns),
+              "n": rng.randrange(64)}
+        if action in ("truncate",):
+            op["fraction"] = round(rng.random(), 3)
+        elif action == "corrupt":
+            op.update(at=round(rng.random(), 3), bytes=rng.randbytes(rng.choice([1, 8, 64])).hex())
+        return {"seed": name, "ops": [op]}
+    return mutate(rng, name, info.head, None)
+
+
+def mutate_sections(rng, seed_name, target, lay, size) -> dict:
+    """1-4 operations on the DWARF/CFI/symbol sections of an ELF file (target "exe",
+    "debug" or "dwz"): section bytes, or a section header field."""
+    names = [n for n in DWARF_SECTIONS + (".gnu_debugaltlink", ".debug_sup")
+             if n in lay.sections]
+    if not names:
+        raise RecipeError(f"no DWARF sections in the seed's {target}")
+    ops = []
+    for _ in range(rng.randint(1, 4)):
+        name = rng.choice(names)
+        if rng.random() < 0.25:
+            field_ = rng.choice(["sh_size", "sh_offset", "sh_type", "sh_flags"])
+            _, sh_offset, sh_size = lay.sections[name]
+            orig = sh_size if field_ == "sh_size" else sh_offset
+            ops.append({"op": "shdr", "target": target, "name": name, "field": field_,
+                        "value": interesting(rng, orig, size)})
+        else:
+            ops.append({"op": "section", "target": target, "name": name,
+                        "at": rng.getrandbits(32),
+                        "bytes": rng.randbytes(rng.choice([1, 1, 2, 4, 8, 16])).hex()})
+    return {"seed": seed_name, "ops": ops}
 
 
 # -- mutations --------------------------------------------------------------------------
@@ -420,6 +751,13 @@ def _where(e, exc_info=None):
 
 def run_child(core: str, exe: str, cache_home: str) -> dict:
     """Fork; the child runs exercise() under the alarm and memory limit."""
+    return call_in_child(lambda: exercise(core, exe), cache_home)
+
+
+def call_in_child(fn, cache_home: str, budget: int = BUDGET) -> dict:
+    """fn() (returning a JSON-able dict with an "outcome") in a forked child with
+    XDG_CACHE_HOME=cache_home, under a `budget` s alarm and the memory limit; a hang, a
+    MemoryError or a dead child is a "failure" outcome."""
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -430,17 +768,18 @@ def run_child(core: str, exe: str, cache_home: str) -> dict:
             resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
 
             def alarm(*_):
-                raise Hang(f"over {BUDGET} s")
+                raise Hang(f"over {budget} s")
             signal.signal(signal.SIGALRM, alarm)
-            signal.alarm(BUDGET)
+            signal.alarm(budget)
             try:
-                res = exercise(core, exe)
+                res = fn()
             except Hang as e:
                 res = {"outcome": "failure", "steps": [f"hang: {_where(e)}"]}
             except MemoryError as e:
                 res = {"outcome": "failure", "steps": [f"memory: {_where(e)}"]}
             signal.alarm(0)
-            os.write(w, json.dumps(res).encode())
+            with os.fdopen(w, "wb") as out:
+                out.write(json.dumps(res).encode())
         except BaseException:
             code = 1
         finally:
@@ -450,7 +789,7 @@ def run_child(core: str, exe: str, cache_home: str) -> dict:
     chunks = []
     with os.fdopen(r, "rb") as f:
         while True:
-            left = BUDGET + 5 - (time.monotonic() - start)
+            left = budget + 5 - (time.monotonic() - start)
             ready, _, _ = select.select([f], [], [], max(left, 0))
             if not ready:
                 os.kill(pid, signal.SIGKILL)

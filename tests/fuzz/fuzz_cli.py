@@ -1,0 +1,561 @@
+#!/usr/bin/env python3
+"""Fuzz every `qemu-coredump` command with mutated cores, debug files and caches.
+
+    nice -n 10 python3 tests/fuzz/fuzz_cli.py -n 10000 --seed 1 --jobs 2 --out /tmp/fuzz-cli/run
+
+An input is a recipe (tests/fuzz/fuzz_core.py: a seed and structural mutations, see
+fuzz_core.random_recipe for the families: ELF headers and notes, QEMU's objects, the
+executable's DWARF, separate debug and dwz files, compressed cores, the cache) plus a
+command variant: every command the CLI has at run time (click's group, `gdb` excepted), in
+each of its formats (text, --json, and block-graph's dot and qmp-json), each boolean switch,
+`report --html`, and `signature`. Variants are dealt round-robin (in shuffled rounds), so
+every variant gets the same number of inputs.
+
+Each input runs in a forked child (the CLI in-process through click's runner,
+QEMUGDB_DEBUG=1, under a 10 s alarm and a memory limit). Outcome by exit status: 0 success,
+1 partial, 2 error (the documented one-line bad-input exit); anything else, an exception,
+JSON output that does not parse, a hang or a dead child is a failure.
+
+Differential check: a --json input whose recipe only writes into QEMU objects is compared
+with the unmutated seed's output of the same variant, record by record (records keyed by
+their place in the JSON and their identity: address or id). Every record of another object
+must be identical, or mention the mutated object (a backend naming its root node), or be
+marked (error/partial/absent), or be missing from a listing marked broken; the mutated
+object's record must be identical, marked, or missing from a marked listing. A change that
+is not marked is "silent": expected in principle for plausible values (integers, char
+arrays, NULL, a pointer to another object of the same kind: qemu_objects.PLAUSIBLE), a
+mismatch for values a reader can tell are bad (unmapped, non-canonical, garbage pointers).
+
+Writes into --out: results.jsonl (one line per input), failures/*.json and
+mismatches/*.json (replayable recipes), baselines/ and summary.json.
+"""
+
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from fuzz import fuzz_core, qemu_objects  # noqa: E402
+from fuzz.fuzz_core import ROOT, RecipeError, Seed  # noqa: E402
+
+SKIP_COMMANDS = ("gdb",)               # starts gdb: the gdb backend's fuzzer covers gdb
+SKIP_FORMATS = ("svg", "png")          # graphviz's rendering of the DOT we check
+CORE_OPTIONS = ("core", "pid", "no_stop", "exe", "sysroot", "debug_dirs", "offline",
+                "output", "fmt", "as_json", "html_path", "source_dir")
+PLACEHOLDERS = {"node": ("BlockDriverState", "name"), "expr": ("Coroutine", "address"),
+                "ctx": ("AioContext", "address")}
+ENV = {"QEMUGDB_DEBUG": "1", "NO_COLOR": "1", "DEBUGINFOD_URLS": ""}
+
+
+# -- command variants -------------------------------------------------------------------
+
+def variants() -> dict:
+    """{name: argv after CORE} of every CLI command variant, read from the CLI itself.
+    Placeholders {node}, {expr}, {ctx} are filled from the seed's objects."""
+    from cli.main import main
+    out = {}
+    for name, cmd in sorted(main.commands.items()):
+        if name in SKIP_COMMANDS:
+            continue
+        params = {p.name: p for p in cmd.params}
+        positional = [f"{{{p.name}}}" for p in cmd.params
+                      if p.param_type_name == "argument" and p.name not in ("core", "cores")
+                      and p.required]
+        optional = [p.name for p in cmd.params if p.param_type_name == "argument"
+                    and p.name not in ("core", "cores") and not p.required]
+        fmt = params.get("fmt")
+        formats = [f for f in (fmt.type.choices if fmt else ()) if f not in SKIP_FORMATS]
+        if not formats:   # a command of the CLI's own (signature): text and --json
+            formats = ["text"] + (["json"] if "as_json" in params else [])
+        for f in formats:
+            tail = [] if f == "text" else ["--json"] if f == "json" else ["--format", f]
+            out[" ".join([name, *positional, *tail])] = [*positional, *tail]
+        flags = [p for p in cmd.params if getattr(p, "is_flag", False)
+                 and p.name not in CORE_OPTIONS]
+        for p in flags:
+            for tail in ([], ["--json"]):
+                out[" ".join([name, *positional, p.opts[-1], *tail])] = \
+                    [*positional, p.opts[-1], *tail]
+        for arg in optional:
+            out[" ".join([name, f"{{{arg}}}", "--json"])] = [f"{{{arg}}}", "--json"]
+        if "html_path" in params:
+            out[f"{name} --html"] = ["--html", "{html}"]
+    return out
+
+
+def argv(variant: str, args: list, inputs, objects, workdir: Path) -> list:
+    """The full argv of a variant on one input's files."""
+    name = variant.split()[0]
+    filled = []
+    for a in args:
+        if a == "{html}":
+            filled.append(str(workdir / "report.html"))
+        elif a.startswith("{") and a.strip("{}") in PLACEHOLDERS:
+            kind, what = PLACEHOLDERS[a.strip("{}")]
+            values = (objects.names if what == "name" else objects.addresses).get(kind, []) \
+                if objects else []
+            values = [v for v in values if v is not None]
+            filled.append("nonexistent" if not values else
+                          values[0] if what == "name" else f"{values[0]:#x}")
+        else:
+            filled.append(a)
+    dirs = [x for d in inputs.debug_dirs for x in ("--debug-dir", d)]
+    if name == "signature":
+        return [name, inputs.core, "--offline", *dirs, *filled]
+    return [name, inputs.core, "-e", inputs.exe, "--offline", *dirs, *filled]
+
+
+# -- running one input ------------------------------------------------------------------
+
+def run_cli(args: list, want_output: bool) -> dict:
+    """The CLI in-process (click's runner): outcome by exit status; output kept if asked
+    (and checked to parse when it is JSON)."""
+    from click.testing import CliRunner
+    from cli.main import main
+    run = CliRunner().invoke(main, args, env=ENV)
+    res = {"outcome": "success", "exit": run.exit_code, "steps": []}
+    if run.exception is not None and not isinstance(run.exception, SystemExit):
+        if isinstance(run.exception, fuzz_core.Hang):
+            raise run.exception
+        res.update(outcome="failure", steps=[fuzz_core._where(run.exception, run.exc_info)])
+        return res
+    res["outcome"] = {0: "success", 1: "partial", 2: "error"}.get(run.exit_code, "failure")
+    if run.exit_code == 1 and not run.stdout and run.stderr.count("\n") == 1:
+        res["outcome"] = "error"   # a walk that broke before any output (TargetError): one line
+    if "Traceback" in run.stderr:
+        res.update(outcome="failure", steps=[run.stderr[-400:]])
+    elif res["outcome"] == "failure":
+        res["steps"] = [f"exit {run.exit_code}: {run.stderr.strip()[-300:]}"]
+    elif res["outcome"] == "error":
+        res["steps"] = [run.stderr.strip()[:300]]
+    if res["outcome"] in ("success", "partial") and ("--json" in args or "qmp-json" in args):
+        try:
+            parsed = json.loads(run.stdout)
+        except ValueError as e:
+            res.update(outcome="failure", steps=[f"--json output does not parse: {e}"])
+        else:
+            if want_output:
+                res["json"] = parsed
+    return res
+
+
+def second_writer(args: list, cache_home: str):
+    """Another qemu-coredump process on the same command and cache (two writers)."""
+    env = {**os.environ, **ENV, "XDG_CACHE_HOME": cache_home, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-m", "cli.main", *args], env=env, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def run_input(recipe: dict, seed: Seed, objects, workdir: Path, cache_home: str,
+              child=True, want_output=False) -> dict:
+    """Prepare the recipe's files in workdir and run its command on them."""
+    inputs = fuzz_core.prepare(recipe, seed, workdir / "in", cache_home, objects)
+    args = argv(recipe["command"], load_variants()[recipe["command"]], inputs, objects, workdir)
+    other = second_writer(args, inputs.cache_home) if inputs.two_writers else None
+    if child:
+        res = fuzz_core.call_in_child(lambda: run_cli(args, want_output), inputs.cache_home)
+    else:
+        saved = os.environ.get("XDG_CACHE_HOME")
+        os.environ["XDG_CACHE_HOME"] = inputs.cache_home
+        try:
+            res = run_cli(args, want_output)
+        finally:
+            os.environ.pop("XDG_CACHE_HOME") if saved is None else \
+                os.environ.__setitem__("XDG_CACHE_HOME", saved)
+    if other is not None:
+        try:
+            _, err = other.communicate(timeout=fuzz_core.BUDGET + 20)
+        except subprocess.TimeoutExpired:
+            other.kill()
+            other.communicate()
+            res.update(outcome="failure", steps=res["steps"] + ["second writer: hang"])
+        else:
+            if other.returncode not in (0, 1, 2) or b"Traceback" in err:
+                res.update(outcome="failure", steps=res["steps"] + [
+                    f"second writer: exit {other.returncode}: {err.decode()[-300:]}"])
+    return res
+
+
+# -- the differential check -------------------------------------------------------------
+
+def identity(record: dict):
+    """A record's identity: its address or id (hex), else its thread id; None if none."""
+    for key in ("address", "id"):
+        value = record.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value:
+            return f"{value:#x}"
+        if isinstance(value, str) and value:
+            return value
+    if isinstance(record.get("tid"), int):
+        return f"tid {record['tid']}"
+    return None
+
+
+def records(tree) -> dict:
+    """{(JSON path without list indices, identity): record} of every identified record."""
+    out = {}
+
+    def walk(x, path):
+        if isinstance(x, dict):
+            ident = identity(x)
+            if ident is not None:
+                out.setdefault((path, ident), x)
+            for k, v in x.items():
+                walk(v, f"{path}.{k}")
+        elif isinstance(x, list):
+            for v in x:
+                walk(v, path)
+    walk(tree, "")
+    return out
+
+
+def marked(x) -> bool:
+    """Whether JSON carries an error, partial or absent marker anywhere."""
+    from cli.main import has_errors
+    if has_errors(x):
+        return True
+    if isinstance(x, dict):
+        return bool(x.get("absent") or x.get("missing")) or any(marked(v) for v in x.values())
+    if isinstance(x, list):
+        return any(marked(v) for v in x)
+    return False
+
+
+def mentions(record, addresses) -> bool:
+    text = json.dumps(record)
+    return any(f"{a:#x}" in text or str(a) in text for a in addresses)
+
+
+def differential(recipe: dict, objects, base, mut) -> Counter:
+    """Compare a --json output of a core with QEMU-object mutations (mut) with the
+    unmutated seed's (base): a Counter of verdicts per record (see the module's doc);
+    "mismatch ..." verdicts are the ones to investigate."""
+    ops = recipe["ops"]
+    mutated = {objects.addresses[op["kind"]][op["index"]]: op for op in ops}
+    must_mark = any(qemu_objects.must_be_marked(op, objects) for op in ops)
+    base_recs, mut_recs = records(base), records(mut)
+    tree_marked = marked(mut)
+    verdicts = Counter()
+    for key, b in base_recs.items():
+        m = mut_recs.get(key)
+        if m == b:
+            verdicts["same"] += 1
+            continue
+        ident = key[1]
+        is_mutated = any(ident == f"{a:#x}" for a in mutated)
+        if m is not None and marked(m) and m.get("absent") != b.get("absent") or \
+                m is not None and marked(m) and not marked(b):
+            verdicts["marked" if is_mutated else "other marked"] += 1
+        elif m is None and tree_marked:
+            verdicts["dropped from a marked listing"] += 1
+        elif is_mutated:
+            verdicts["mismatch: mutated object changed unmarked" if must_mark
+                     else "silent: plausible value"] += 1
+        elif mentions(b, mutated) or (m is not None and mentions(m, mutated)):
+            verdicts["refers to the mutated object"] += 1
+        elif m is None:
+            verdicts["mismatch: other object dropped unmarked"] += 1
+        elif not must_mark:
+            verdicts["silent: plausible value"] += 1
+        else:
+            verdicts["mismatch: other object changed"] += 1
+    return verdicts
+
+
+# -- seeds ------------------------------------------------------------------------------
+
+def seed_info(seed: Seed, scratch: Path, cache_home: str, baselines: Path) -> tuple:
+    """(fuzz_core.SeedInfo, {json variant: unmutated output}) of a seed: runs every
+    --json variant on the unmutated seed (kept in baselines/SEED/), locates its QEMU objects,
+    lists the cache entries it wrote."""
+    import corefile
+    from corefile.elf import ElfImage
+    outdir = baselines / seed.name
+    outdir.mkdir(parents=True, exist_ok=True)
+    cache_dir = Path(cache_home) / "qemugdb"
+    # Listings first: they name the objects the other variants' placeholders need.
+    listing = {v: a for v, a in VARIANTS.items()
+               if v.split()[0] in qemu_objects.LISTINGS and a == ["--json"]}
+    outputs, outcomes = {}, {}
+
+    def baseline(v, objects):
+        path = outdir / (v.replace(" ", "_").replace("/", "") + ".json")
+        if path.exists():
+            res = json.loads(path.read_text())
+        else:
+            res = run_input({"seed": seed.name, "ops": [], "command": v}, seed, objects,
+                            _slot(scratch, "base"), cache_home, want_output=True)
+            path.write_text(json.dumps(res))
+        outcomes[v] = res["outcome"]
+        if "json" in res:
+            outputs[v] = res["json"]
+    for v in listing:
+        baseline(v, None)
+    objects = None
+    try:
+        prog = corefile.open(seed.core, seed.exe, debug_dirs=[seed.debug_dir] if seed.debug_dir else ())
+        try:
+            objects = qemu_objects.locate({v.split()[0]: outputs.get(v) for v in listing}, prog)
+        finally:
+            prog.close()
+    except corefile.CorefileError:
+        objects = None
+    for v, args in VARIANTS.items():
+        if v not in listing and ("--json" in args or v.endswith("--html")):
+            baseline(v, objects)
+    with open(seed.core, "rb") as f:
+        head = f.read(fuzz_core.HEAD)
+    exe = Path(seed.exe).read_bytes() if os.path.getsize(seed.exe) < (8 << 20) else None
+    debug_layouts = {}
+    for role, path in fuzz_core.debug_files(seed).items():
+        img = ElfImage(path)
+        try:
+            debug_layouts[role] = (fuzz_core.layout(img.data), len(img.data))
+        finally:
+            img.close()
+    patterns = sorted({fuzz_core._entry_pattern(e) for e in fuzz_core.cache_entries(
+        cache_dir, fuzz_core.seed_build_ids(seed))})
+    info = fuzz_core.SeedInfo(seed, head, exe, objects, debug_layouts, patterns)
+    return info, outputs, outcomes
+
+
+def _slot(scratch, k):
+    d = Path(scratch) / f"slot-{k}"
+    d.mkdir(exist_ok=True)
+    return d
+
+
+VARIANTS = {}
+
+
+def load_variants() -> dict:
+    """VARIANTS, read from the CLI on first use."""
+    if not VARIANTS:
+        VARIANTS.update(variants())
+    return VARIANTS
+
+
+# -- the run ----------------------------------------------------------------------------
+
+def plan(rng, n, infos, weights) -> list:
+    """n recipes with their command variant: variants round-robin in shuffled rounds,
+    seeds by weight, families by fuzz_core.FAMILIES."""
+    names = sorted(infos)
+    out, deck = [], []
+    for i in range(n):
+        if not deck:
+            deck = sorted(VARIANTS)
+            rng.shuffle(deck)
+        variant = deck.pop()
+        seed = rng.choices(names, [weights.get(s, 1.0) for s in names])[0]
+        try:
+            recipe = fuzz_core.random_recipe(rng, infos[seed])
+        except RecipeError:
+            recipe = fuzz_core.random_recipe(rng, infos[seed], "elf")
+        recipe["command"] = variant
+        out.append((i, recipe))
+    return out
+
+
+def family(recipe) -> str:
+    ops = recipe["ops"]
+    kinds = {op["op"] for op in ops}
+    targets = {op.get("target", "core") for op in ops}
+    if "cache" in kinds:
+        return "cache"
+    if "compress" in kinds:
+        return "compress"
+    if targets & {"debug", "dwz"}:
+        return "debug"
+    if "exe" in targets:
+        return "dwarf"
+    if kinds == {"object"}:
+        return "object"
+    return "elf"
+
+
+def work(item, infos, bases, scratch, cache_home, slot):
+    """Run one planned input; its result line."""
+    i, recipe = item
+    info = infos[recipe["seed"]]
+    diff = family(recipe) == "object" and recipe["command"] in bases[recipe["seed"]]
+    t0 = time.monotonic()
+    try:
+        res = run_input(recipe, info.seed, info.objects, slot, cache_home, want_output=diff)
+    except RecipeError as e:
+        res = {"outcome": "skipped", "steps": [str(e)]}
+    except Exception as e:   # a bug of the harness: say so, keep going
+        res = {"outcome": "skipped", "steps": [f"harness: {fuzz_core._where(e)}"]}
+    res["seconds"] = round(time.monotonic() - t0, 3)
+    out = res.pop("json", None)
+    if diff and out is not None:
+        res["differential"] = dict(differential(recipe, info.objects,
+                                                bases[recipe["seed"]][recipe["command"]], out))
+    return {"i": i, "seed": recipe["seed"], "command": recipe["command"],
+            "family": family(recipe), "recipe": recipe, **res}
+
+
+def run_all(pending, infos, bases, scratch, cache_home, jobs, on_result):
+    """Run the planned inputs, `jobs` worker processes at a time."""
+    import multiprocessing as mp
+    ctx = mp.get_context("fork")
+    q_in, q_out = ctx.Queue(), ctx.Queue()
+
+    def worker(k):
+        slot = _slot(scratch, k)
+        while (item := q_in.get()) is not None:
+            q_out.put(work(item, infos, bases, scratch, cache_home, slot))
+
+    procs = [ctx.Process(target=worker, args=(k,)) for k in range(jobs)]
+    for p in procs:
+        p.start()
+    for item in pending:
+        q_in.put(item)
+    for _ in procs:
+        q_in.put(None)
+    for _ in pending:
+        on_result(q_out.get())
+    for p in procs:
+        p.join()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("-n", "--inputs", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=1, help="random seed")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--out", default="/tmp/fuzz-cli/run")
+    ap.add_argument("--seeds", nargs="*", default=["synthetic-kernel", "corrupt-kernel"],
+                    help="seed names: fixture cores (corelist), synthetic-kernel/-gcore, "
+                         "corrupt-kernel/-gcore (fixtures/corrupt)")
+    ap.add_argument("--weight", action="append", default=[], metavar="SEED=W",
+                    help="relative weight of a seed (default 1)")
+    ap.add_argument("--replay", metavar="DIR", help="run the recipes DIR/*.json instead")
+    args = ap.parse_args()
+    load_variants()
+    out = Path(args.out)
+    for d in ("failures", "mismatches", "baselines"):
+        (out / d).mkdir(parents=True, exist_ok=True)
+    replay = [json.loads(p.read_text()) for p in sorted(Path(args.replay).glob("*.json"))] \
+        if args.replay else None
+    if replay:
+        args.seeds = sorted({r["seed"] for r in replay})
+    scratch = Path(tempfile.mkdtemp(prefix="qemugdb-fuzz-cli-",
+                                    dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
+    cache_home = str(out / "cache")   # warm, shared, never damaged (prepare() copies it)
+    weights = {k: float(v) for k, v in (w.split("=") for w in args.weight)}
+    try:
+        all_seeds = seeds(args.seeds, scratch)
+        infos, bases = {}, {}
+        for name, s in all_seeds.items():
+            t0 = time.monotonic()
+            infos[name], bases[name], outcomes = seed_info(s, scratch, cache_home,
+                                                           out / "baselines")
+            objs = infos[name].objects
+            print(f"seed {name}: {round(time.monotonic() - t0, 1)} s, baselines "
+                  f"{dict(Counter(outcomes.values()))}, objects "
+                  f"{ {k: len(v) for k, v in objs.addresses.items()} if objs else None}, "
+                  f"debug files {sorted(infos[name].debug_layouts)}, "
+                  f"cache entries {len(infos[name].cache_patterns)}", flush=True)
+        rng = random.Random(args.seed)
+        pending = list(enumerate(replay)) if replay else plan(rng, args.inputs, infos, weights)
+        # Inputs of one seed together, in blocks: a worker's files stay warm.
+        pending.sort(key=lambda item: (item[0] // 200, item[1]["seed"]))
+        summary = Summary(out, " ".join(["python3", *sys.argv]), len(pending))
+        with open(out / "results.jsonl", "w") as log:
+            def on_result(line):
+                log.write(json.dumps(line) + "\n")
+                log.flush()
+                summary.add(line)
+            run_all(pending, infos, bases, scratch, cache_home, args.jobs, on_result)
+        summary.write()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def seeds(names, scratch: Path) -> dict:
+    """fuzz_core.seeds(), plus corrupt-kernel/-gcore (fixtures/corrupt, built here)."""
+    out = {}
+    corrupt = [n for n in names if n.startswith("corrupt-")]
+    if corrupt:
+        built = _build("corrupt", scratch / "corrupt")
+        for n in corrupt:
+            out[n] = Seed(n, built["kernel_core" if n.endswith("kernel") else "gcore"],
+                          built["exe"])
+    out.update(fuzz_core.seeds([n for n in names if n not in out], scratch))
+    return out
+
+
+def _build(name, outdir):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(f"{name}_build",
+                                                  ROOT / "fixtures" / name / "build.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.build(outdir)
+
+
+class Summary:
+    """Counts per command variant, seed and family; failures, mismatches, the slowest."""
+
+    def __init__(self, out, command, total):
+        self.out, self.command, self.total = out, command, total
+        self.by_variant = defaultdict(Counter)
+        self.by_seed = defaultdict(Counter)
+        self.by_family = defaultdict(Counter)
+        self.verdicts = Counter()
+        self.failures = defaultdict(list)
+        self.mismatches = []
+        self.slowest = []
+        self.started = time.monotonic()
+        self.n = 0
+
+    def add(self, line):
+        o = line["outcome"]
+        self.by_variant[line["command"]][o] += 1
+        self.by_seed[line["seed"]][o] += 1
+        self.by_family[line["family"]][o] += 1
+        self.slowest = sorted(self.slowest + [(line["seconds"], line["i"], line["seed"],
+                                               line["command"])], reverse=True)[:5]
+        recipe = {**line["recipe"], "why": line["steps"]}
+        if o == "failure":
+            self.failures[fuzz_core.failure_class(line)].append(line["i"])
+            (self.out / "failures" / f"{line['i']:06d}.json").write_text(json.dumps(recipe, indent=1))
+        diff = line.get("differential") or {}
+        self.verdicts.update(diff)
+        if any(k.startswith("mismatch") for k in diff):
+            self.mismatches.append(line["i"])
+            (self.out / "mismatches" / f"{line['i']:06d}.json").write_text(
+                json.dumps({**recipe, "differential": diff}, indent=1))
+        self.n += 1
+        if self.n % 250 == 0:
+            print(f"{self.n}/{self.total} inputs, {round(time.monotonic() - self.started)} s: "
+                  f"{dict(sum(self.by_seed.values(), Counter()))}, "
+                  f"{len(self.mismatches)} mismatches", flush=True)
+            self.write()
+
+    def write(self):
+        total = sum(self.by_seed.values(), Counter())
+        summary = {"command": self.command, "inputs": self.n, "planned": self.total,
+                   "seconds": round(time.monotonic() - self.started, 1),
+                   "outcomes": dict(total),
+                   "by_variant": {k: dict(v) for k, v in sorted(self.by_variant.items())},
+                   "by_seed": {k: dict(v) for k, v in sorted(self.by_seed.items())},
+                   "by_family": {k: dict(v) for k, v in sorted(self.by_family.items())},
+                   "differential": dict(self.verdicts), "mismatch_inputs": self.mismatches,
+                   "failure_classes": {k: v[:5] for k, v in self.failures.items()},
+                   "slowest": self.slowest}
+        (self.out / "summary.json").write_text(json.dumps(summary, indent=1))
+        return summary
+
+
+if __name__ == "__main__":
+    main()
