@@ -8,11 +8,11 @@ import html
 import os
 from dataclasses import dataclass, field
 
-from qemugdb import block, coroutine
+from qemugdb.walkers import block, coroutine
 from qemugdb.render.block import parent_names, render_graph_dot
 from qemugdb.render.coroutine import coroutine_header, location_text
 from qemugdb.render.table import Shown, absent_notes, cell, hexa, visible
-from qemugdb.report import source_lines
+from qemugdb.walkers.report import source_lines
 from qemugdb.target import MissingDebugInfo, TargetError
 
 from . import highlight

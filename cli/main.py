@@ -17,8 +17,8 @@ import corefile
 
 from qemugdb import cmd as declarations
 from qemugdb.commands import REGISTRY, to_plain
-from qemugdb.identity import not_qemu
-from qemugdb.signature import crash_signature
+from qemugdb.walkers.identity import not_qemu
+from qemugdb.walkers.signature import crash_signature
 from qemugdb.target import MissingDebugInfo, TargetError
 
 from .graph import DotMissing, render_dot

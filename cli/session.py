@@ -6,7 +6,7 @@ import sys
 import threading
 
 import corefile
-from qemugdb.core_target import CoreTarget
+from qemugdb.core.target import CoreTarget
 
 
 class BadInput(Exception):

@@ -1,7 +1,10 @@
 """qemugdb: QEMU's coroutines, event loop and block layer, read from a live process or a core.
 
-Layers: a read-only Target (target.py; over gdb in gdb_target.py, over corefile in
-core_target.py) -> typed Objects (obj.py) -> walkers that yield records (coroutine.py, aio.py,
-block.py, ...) -> renderers (render/) -> commands declared once (commands.py, cmd/) and bound
-in gdb (gdb_commands.py) and in the CLI (cli/).
+Layers, each importing only those below it (docs/design.md):
+  target.py, arch/   the read-only Target protocol and the architecture facts
+  gdb/, core/        its backends: inside gdb (and gdb's commands and unwinder), over corefile
+  obj.py             typed Objects over a Target
+  walkers/           QEMU's structures, read into records (roots, coroutine, aio, block, ...)
+  render/            records as text, DOT and QMP JSON
+  commands.py, cmd/  every command declared once, bound in gdb (gdb/) and in the CLI (cli/)
 """

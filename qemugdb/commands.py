@@ -1,4 +1,4 @@
-"""The one registry of commands, bound twice: as `qemu NAME` in gdb (qemugdb.gdb_commands)
+"""The one registry of commands, bound twice: as `qemu NAME` in gdb (qemugdb.gdb.commands)
 and as `qemu-coredump NAME` (the CLI).
 
 A command is declared once with its arguments, its help, a `run(target, args)` that returns

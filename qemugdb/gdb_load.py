@@ -25,10 +25,11 @@ for _name in ("corefile", "qemugdb"):
         sys.modules[_name] = importlib.util.module_from_spec(_spec)
         _spec.loader.exec_module(sys.modules[_name])
 
-from qemugdb import cmd, gdb_commands, gdb_unwinder  # noqa: E402
+from qemugdb import cmd  # noqa: E402
+from qemugdb.gdb import commands, unwinder  # noqa: E402
 
 cmd.load()
-gdb_commands.register()
-gdb_unwinder.install()
+commands.register()
+unwinder.install()
 # QEMU signals itself with SIGUSR1 all the time (as upstream's script sets it).
 gdb.execute("handle SIGUSR1 pass noprint nostop", to_string=True)

@@ -2,8 +2,8 @@
 
 A Target answers five questions about a QEMU process or core: what bytes are at an address,
 what a type looks like (also the enum defining an enumerator), where a variable or function is, which threads there are (with their
-registers), and what a pc means (symbolize/unwind). Two implementations: qemugdb.gdb_target
-(inside gdb) and qemugdb.core_target (over corefile, for qemu-coredump). Walkers take a Target
+registers), and what a pc means (symbolize/unwind). Two implementations: qemugdb.gdb.target
+(inside gdb) and qemugdb.core.target (over corefile, for qemu-coredump). Walkers take a Target
 explicitly and never import gdb or corefile.
 
 Types are described by duck-typed objects with the attributes of corefile.types.Type:

@@ -1,7 +1,7 @@
 """Walk every list of the synthetic fixture (fixtures/synthetic/expected.json) with
 qemugdb's queue walkers on any Target; importable inside gdb (standard library only)."""
 
-from qemugdb import queue
+from qemugdb.walkers import queue
 from qemugdb.target import CorruptError, FaultError
 
 WALKERS = {"QLIST": queue.qlist_foreach, "QSLIST": queue.qslist_foreach,

@@ -7,7 +7,7 @@ import pytest
 from mock_heap import Heap, layout
 from mock_target import (CHAR, INT, UINT64, MockTarget, array, enum, integer, member, pointer,
                          struct as mstruct, typedef)
-from qemugdb import aio
+from qemugdb.walkers import aio
 from qemugdb.render.aio import (render_bhs_text, render_contexts_text, render_handlers_text,
                                 render_timers_text)
 from qemugdb.target import Location, MissingDebugInfo

@@ -9,7 +9,7 @@ import pytest
 from mock_heap import Heap, layout
 from mock_target import (INT, UINT64, CHAR, BOOL, MockTarget, array, enum, member, pointer,
                          struct as mstruct, typedef)
-from qemugdb import block, job
+from qemugdb.walkers import block, job
 from qemugdb.render.block import dot_string, graph_plain, render_graph_dot, render_graph_text
 from qemugdb.render.qmp import qmp_block_graph
 

@@ -55,7 +55,7 @@ def _gdb_outputs(meta):
 
 
 def _corefile_outputs(meta, cache_dir):
-    from qemugdb.core_target import CoreTarget
+    from qemugdb.core.target import CoreTarget
     cmd.load()
     out = {}
     with corefile.open(meta["core"], exe=meta["exe"], cache_dir=str(cache_dir)) as program:

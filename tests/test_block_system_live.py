@@ -13,7 +13,7 @@ import pytest
 import corefile
 from builds import qemu_bin
 from gdbrun import run_gdb
-from qemugdb import aio, block, iothread
+from qemugdb.walkers import aio, block, iothread
 from qemugdb.render.qmp import qmp_block_graph
 from qsd_live import QMP
 
@@ -81,7 +81,7 @@ def test_iothreads_in_gdb_equal_query_iothreads(vm):
 
 
 def test_the_same_through_corefile_on_a_gcore(vm):
-    from qemugdb.core_target import CoreTarget
+    from qemugdb.core.target import CoreTarget
     with corefile.open(vm["core"], exe=vm["exe"], cache_dir=vm["cache"]) as program:
         t = CoreTarget(program)
         assert qmp_block_graph(block.block_graph(t)) == vm["graph"]

@@ -7,7 +7,7 @@ import pytest
 
 from corefile.arch import x86_64
 from mock_target import UINT64, MockTarget, array, integer, member, pointer, struct as mstruct
-from qemugdb import coroutine as co
+from qemugdb.walkers import coroutine as co
 from qemugdb.target import CorruptError, Frame, Location, Thread
 
 GUARD = 0x1122334455667788

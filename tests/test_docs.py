@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 OURS = ["guide.md", "design.md", "versions.md", "index.md"]
 # design.md's worked example of adding a command: shown and verified there, not shipped.
-EXAMPLE = {"qemugdb/throttle.py", "qemugdb/render/throttle.py", "qemugdb/cmd/throttle.py",
+EXAMPLE = {"qemugdb/walkers/throttle.py", "qemugdb/render/throttle.py", "qemugdb/cmd/throttle.py",
            "tests/test_throttle.py"}
 # Written by other sessions; links to them are checked once they exist.
 ELSEWHERE = {"performance.md", "robustness.md"}

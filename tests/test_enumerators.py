@@ -61,7 +61,7 @@ def gdb_ptype(binary, names):
     return result
 
 
-GDB_PROBE = ("python import json; from qemugdb.gdb_target import GdbTarget; t = GdbTarget(); "
+GDB_PROBE = ("python import json; from qemugdb.gdb.target import GdbTarget; t = GdbTarget(); "
              "from qemugdb.target import MissingDebugInfo\n"
              "def probe(n):\n"
              "    try:\n"

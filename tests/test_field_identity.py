@@ -19,7 +19,7 @@ import pytest
 
 import corelist
 from make_cores import kernel_core_path
-from qemugdb.identity import qemu_version
+from qemugdb.walkers.identity import qemu_version
 from oracle import fixture_core  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -184,9 +184,9 @@ def assert_same_through_corefile(core, exe, from_gdb):
     """The coroutine walkers through the corefile backend find the same coroutines, states,
     reasons and frames as through gdb."""
     import corefile
-    from qemugdb import coroutine
+    from qemugdb.walkers import coroutine
     from qemugdb.commands import to_plain
-    from qemugdb.core_target import CoreTarget
+    from qemugdb.core.target import CoreTarget
     ours = to_plain(coroutine.all_coroutines(CoreTarget(corefile.open(core, exe))))
 
     def key(found):

@@ -9,14 +9,14 @@ import pytest
 
 import corefile
 from list_walk import walk_all
-from qemugdb.core_target import CoreTarget
+from qemugdb.core.target import CoreTarget
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
 GDB_SCRIPT = f"""
 import json, sys
 sys.path[:0] = [{str(ROOT)!r}, {str(TESTS)!r}]
-from qemugdb.gdb_target import GdbTarget
+from qemugdb.gdb.target import GdbTarget
 from list_walk import walk_all
 lists = json.load(open({str(ROOT / "fixtures" / "synthetic" / "expected.json")!r}))["lists"]
 print("WALK " + json.dumps(walk_all(GdbTarget(), lists)))

@@ -108,10 +108,14 @@ def check_truth(truth, locks, waits):
             assert edges and all(f"{n} (in_flight " in e["what"] for n in want["nodes"]
                                  for e in edges)
             # The drain waits for request coroutines whose I/O the stalled workers hold, or
-            # that run on the stalled IOThread.
+            # that run on the stalled IOThread, or that wait (coqueue) for a serialising
+            # request of such a coroutine.
             for e in edges:
                 assert e["holder"].startswith("coroutine ")
                 io = [x for x in waits["edges"] if x["waiter"] == e["holder"]]
+                serialising = {x["holder"] for x in io if x["kind"] == "coqueue"}
+                if serialising:
+                    io = [x for x in waits["edges"] if x["waiter"] in serialising]
                 assert io and {x["kind"] for x in io} <= {"io-completion", "runs-on"}
                 assert {tid_of[int(x["holder"].split()[1])] for x in io} <= stalled
             assert f"thread {st['num']} waits for a drain" in diagnosis

@@ -5,7 +5,7 @@ running thread, an idle process; and the cycle search on hand-made graphs."""
 import struct
 
 from mock_target import INT, UINT64, MockTarget, integer, member, struct as mstruct, typedef
-from qemugdb import locks, waits
+from qemugdb.walkers import locks, waits
 from qemugdb.target import Frame, Location, Process, Thread
 
 EXE = "/usr/bin/prog"

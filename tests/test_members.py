@@ -14,7 +14,7 @@ import struct
 import pytest
 
 from mock_target import UINT64, MockTarget, member, struct as mstruct
-from qemugdb import aio, block, coroutine, job
+from qemugdb.walkers import aio, block, coroutine, job
 from qemugdb.commands import to_plain
 from qemugdb.obj import Object, first_variable, read_fields
 from qemugdb.render.aio import (render_bhs_text, render_contexts_text, render_handlers_text,

@@ -16,7 +16,7 @@ import corefile
 import oracle
 from qemugdb import cmd
 from qemugdb.commands import REGISTRY
-from qemugdb.core_target import CoreTarget
+from qemugdb.core.target import CoreTarget
 from qemugdb.target import Target
 
 pytestmark = pytest.mark.slow

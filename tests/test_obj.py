@@ -8,7 +8,7 @@ import pytest
 from mock_target import (BOOL, CHAR, INT, UINT64, MockTarget, array, enum, integer, member,
                          pointer, struct as mstruct, typedef)
 from qemugdb.obj import Object, container_of, find_member, has_member, type_name
-from qemugdb.queue import qlist_foreach, qsimpleq_foreach, qslist_foreach, qtailq_foreach
+from qemugdb.walkers.queue import qlist_foreach, qsimpleq_foreach, qslist_foreach, qtailq_foreach
 from qemugdb.target import CorruptError, FaultError, MissingDebugInfo
 
 BASE = 0x10000

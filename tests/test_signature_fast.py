@@ -2,7 +2,7 @@
 g_assert_cmpint() print (their formats: glibc assert/assert.c, glib gtestutils.c), and on
 the clone suffixes gcc gives functions (.isra.0, .constprop.0, .part.0, .cold)."""
 
-from qemugdb.signature import function_name, message_reason, signature
+from qemugdb.walkers.signature import function_name, message_reason, signature
 from qemugdb.target import Frame, Location
 
 

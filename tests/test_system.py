@@ -6,7 +6,7 @@ import pytest
 
 from mock_target import (BOOL, CHAR, INT, UINT64, MockTarget, member, pointer,
                          struct as mstruct)
-from qemugdb import system
+from qemugdb.walkers import system
 from qemugdb.target import MissingDebugInfo
 
 

@@ -1,6 +1,6 @@
 """Event loop commands: aio, bhs, handlers, timers (upstream's names kept)."""
 
-from .. import aio
+from ..walkers import aio
 from ..commands import Arg, command
 from ..render import aio as render
 

@@ -1,6 +1,6 @@
 """Block layer commands: block-graph, bdrv, jobs, iothreads."""
 
-from .. import block, iothread, job
+from ..walkers import block, iothread, job
 from ..commands import Arg, command
 from ..render import block as render
 from ..render.qmp import render_qmp_json

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from .. import coroutine as co
+from ..walkers import coroutine as co
 from ..commands import Arg, command
 from ..render import coroutine as render
 from ..target import TargetError
@@ -57,9 +57,9 @@ class Selection:
          arguments=[Arg("expr", "a Coroutine * (expression), or `off`")],
          gdb_only=True, text=render.render_select)
 def coroutine_select(target, args):
-    from .. import gdb_unwinder
+    from ..gdb import unwinder
     if args.expr == "off":
-        was_on = gdb_unwinder.deselect()
+        was_on = unwinder.deselect()
         return Selection(None, "coroutine view off" if was_on else "")
     address = target.evaluate(args.expr)
     if not address:
@@ -67,7 +67,7 @@ def coroutine_select(target, args):
     thread = target.selected_thread()
     guard = co.pointer_guard(target)
     registers = co.saved_registers(target, address, guard, thread.registers)
-    frame_text = gdb_unwinder.select(
+    frame_text = unwinder.select(
         target, registers, f"[thread {thread.num} frames hidden: coroutine {address:#x}]")
     return Selection(address, frame_text)
 

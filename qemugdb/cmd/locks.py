@@ -1,7 +1,7 @@
 """Hang commands: locks, waits."""
 
-from .. import locks as walk_locks
-from .. import waits as walk_waits
+from ..walkers import locks as walk_locks
+from ..walkers import waits as walk_waits
 from ..commands import Arg, command
 from ..render import locks as render
 

@@ -2,7 +2,7 @@
 
 from ..commands import REGISTRY, Arg, command
 from ..render.report import render_report
-from ..report import report as build_report
+from ..walkers.report import report as build_report
 
 # Commands whose text output the report includes, under these titles.
 SECTIONS = (("AioContexts", "aio"), ("Pending bottom halves", "bhs"), ("Jobs", "jobs"),

@@ -1,6 +1,6 @@
 """System-emulator commands: mtree, tcg-lock-status (qemu-system-* only)."""
 
-from .. import system
+from ..walkers import system
 from ..commands import command
 from ..render import system as render
 

@@ -1,9 +1,9 @@
 """The Target protocol over a corefile.Program: qemugdb's walkers on a core without gdb.
-Used by the CLI; inside gdb, gdb_target serves instead."""
+Used by the CLI; inside gdb, qemugdb.gdb.target serves instead."""
 
 import corefile
 
-from .target import FaultError, Frame, Location, MissingDebugInfo, Process, Target, Thread
+from ..target import FaultError, Frame, Location, MissingDebugInfo, Process, Target, Thread
 
 FAULT_SIGNALS = (4, 7, 8, 11)  # SIGILL, SIGBUS, SIGFPE, SIGSEGV: si_addr is the fault address
 

@@ -13,11 +13,11 @@ import traceback
 
 import gdb
 
-from . import block, coroutine as co
-from .commands import REGISTRY
-from .render.table import visible
-from .gdb_target import GdbTarget
-from .target import TargetError
+from ..walkers import block, coroutine as co
+from ..commands import REGISTRY
+from ..render.table import visible
+from .target import GdbTarget
+from ..target import TargetError
 
 _target = None
 

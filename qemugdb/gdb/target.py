@@ -10,7 +10,7 @@ import re
 
 import gdb
 
-from .target import (FaultError, Frame, Location, MissingDebugInfo, Process, Target,
+from ..target import (FaultError, Frame, Location, MissingDebugInfo, Process, Target,
                      TargetError, Thread)
 
 # Registers reported for a thread (x86-64); a core may lack some (fs_base on old cores).
@@ -164,7 +164,7 @@ def frame_registers(frame, names=THREAD_REGISTERS):
     return regs
 
 
-# SIGILL, SIGBUS, SIGFPE, SIGSEGV: their si_addr is the fault address (as core_target.py).
+# SIGILL, SIGBUS, SIGFPE, SIGSEGV: their si_addr is the fault address (as qemugdb.core.target).
 FAULT_SIGNALS = (4, 7, 8, 11)
 
 _INFO_SYMBOL = re.compile(r"(?P<name>\S+)(?: \+ (?P<off>\d+))? in section ")
@@ -401,11 +401,11 @@ class GdbTarget(Target):
 
     def unwind(self, registers):
         """Frames for a register set; a thread's own registers give exactly gdb's `bt`."""
-        from . import gdb_unwinder
+        from . import unwinder
         for th in self.threads():
             if all(th.registers.get(r) == registers.get(r) for r in ("rip", "rsp")):
-                return gdb_unwinder.thread_frames(th.num)
-        return gdb_unwinder.unwind(self, registers)
+                return unwinder.thread_frames(th.num)
+        return unwinder.unwind(self, registers)
 
 
 def module_of(pc):

@@ -19,9 +19,9 @@ import gdb
 import gdb.unwinder
 from gdb.FrameDecorator import FrameDecorator
 
-from .coroutine import BOTTOM, arch
-from .gdb_target import frames_from
-from .target import TargetError
+from ..walkers.coroutine import BOTTOM, arch
+from .target import frames_from
+from ..target import TargetError
 
 # Commands that resume or end the inferior: a hook turns the view off before each.
 RESUMING = ("continue", "next", "step", "stepi", "nexti", "finish", "until", "advance",

@@ -19,9 +19,9 @@ DWARF when the backend can look enumerators up.
 from dataclasses import dataclass, field
 
 from . import enums
-from .obj import Object, co_tls, first_variable, read_fields, strip_typedefs
+from ..obj import Object, co_tls, first_variable, read_fields, strip_typedefs
 from .queue import LIMIT, qlist_foreach, qsimpleq_foreach, qslist_foreach
-from .target import CorruptError, MissingDebugInfo, TargetError
+from ..target import CorruptError, MissingDebugInfo, TargetError
 
 # util/async.c's anonymous enum, used only when the backend cannot reach it in DWARF.
 BH_FLAGS_TABLE = (("BH_PENDING", 1), ("BH_SCHEDULED", 2), ("BH_DELETED", 4),

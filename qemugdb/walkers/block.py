@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from . import enums
 from .glib import gslist_data
 from .job import block_jobs
-from .obj import Object, read_field, read_fields, strip_typedefs
+from ..obj import Object, read_field, read_fields, strip_typedefs
 from .qom import canonical_path
 from .queue import qlist_foreach, qtailq_foreach
-from .target import MissingDebugInfo, TargetError
+from ..target import MissingDebugInfo, TargetError
 
 # include/block/block-common.h: BDRV_O_* are #defines, absent from DWARF.
 OPEN_FLAGS = (

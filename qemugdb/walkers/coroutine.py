@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from .aio import known_contexts
 from .block import all_bdrv_states, block_backends
 from .job import all_jobs
-from .obj import Object, co_tls, first_variable, read_fields, strip_typedefs
+from ..obj import Object, co_tls, first_variable, read_fields, strip_typedefs
 from .queue import qlist_foreach, qsimpleq_foreach, qslist_foreach, qtailq_foreach
-from .target import CorruptError, Location, MissingDebugInfo, TargetError
+from ..target import CorruptError, Location, MissingDebugInfo, TargetError
 
 # Functions that only move a coroutine in or out of the CPU: the frame where a coroutine
 # "is suspended" is the first one outside these.

@@ -10,8 +10,8 @@ a value, a table copied from QEMU's headers is the fallback, and the result says
 
 from dataclasses import dataclass
 
-from .obj import strip_typedefs
-from .target import MissingDebugInfo, TargetError
+from ..obj import strip_typedefs
+from ..target import MissingDebugInfo, TargetError
 
 
 @dataclass

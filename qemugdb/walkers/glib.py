@@ -8,8 +8,8 @@ GSList is public ({data, next}) and read from DWARF. GHashTable is private to gl
 Small keys/values are stored as guint32; a bucket is in use when hashes[i] >= 2.
 """
 
-from .obj import Object, find_member, strip_typedefs
-from .target import CorruptError, MissingDebugInfo
+from ..obj import Object, find_member, strip_typedefs
+from ..target import CorruptError, MissingDebugInfo
 
 LIMIT = 1_000_000
 

@@ -15,7 +15,7 @@ info or the symbol table (.symtab, or MiniDebugInfo's for a Fedora binary).
 import mmap
 import re
 
-from .target import TargetError
+from ..target import TargetError
 
 COPYRIGHT = b"Fabrice Bellard and the QEMU Project developers"
 # In the C string holding COPYRIGHT: QEMU_FULL_VERSION ending a line before the copyright

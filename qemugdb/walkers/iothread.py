@@ -4,9 +4,9 @@
 
 from dataclasses import dataclass, field
 
-from .obj import Object, read_fields
+from ..obj import Object, read_fields
 from .qom import children, qom_root, resolve, type_name
-from .target import TargetError
+from ..target import TargetError
 
 @dataclass
 class IOThreadRecord:

@@ -7,9 +7,9 @@ is Job.progress (ProgressMeter current/total, QMP's offset/len); speed is BlockJ
 from dataclasses import dataclass, field
 
 from . import enums
-from .obj import container_of, read_fields
+from ..obj import container_of, read_fields
 from .queue import qlist_foreach
-from .target import TargetError
+from ..target import TargetError
 
 # blockjob.c is_block_job(): the job types whose Job is embedded in a BlockJob.
 BLOCK_JOB_TYPES = ("JOB_TYPE_BACKUP", "JOB_TYPE_COMMIT", "JOB_TYPE_MIRROR", "JOB_TYPE_STREAM")

@@ -14,10 +14,10 @@ import importlib
 from dataclasses import dataclass, field
 
 from . import aio, block, coroutine, system
-from .obj import Object, find_member, first_variable, strip_typedefs
+from ..obj import Object, find_member, first_variable, strip_typedefs
 from .queue import qlist_foreach, qsimpleq_foreach, qtailq_foreach
 from .report import iothread_ids, thread_role
-from .target import MissingDebugInfo, TargetError
+from ..target import MissingDebugInfo, TargetError
 
 # Lock types found by their DWARF type name inside known objects.
 LOCK_TYPES = ("QemuMutex", "QemuRecMutex", "CoMutex", "CoRwlock", "CoQueue")

@@ -8,9 +8,9 @@ machine).
 """
 
 from .glib import ghash_items
-from .obj import Object
+from ..obj import Object
 from .queue import qtailq_foreach
-from .target import CorruptError, MissingDebugInfo, TargetError
+from ..target import CorruptError, MissingDebugInfo, TargetError
 
 PARENT_LIMIT = 64
 

@@ -5,8 +5,8 @@ Each yields the elements (Objects of the element type) and is bounded: a cycle o
 elements have been yielded. Callers that must carry on catch TargetError and report it.
 """
 
-from .obj import Object, strip_typedefs
-from .target import CorruptError
+from ..obj import Object, strip_typedefs
+from ..target import CorruptError
 
 LIMIT = 1_000_000
 

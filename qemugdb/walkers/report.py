@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 from . import coroutine, signature
 from .identity import qemu_version
-from .obj import find_member, read_c_string
-from .target import MissingDebugInfo, TargetError
+from ..obj import find_member, read_c_string
+from ..target import MissingDebugInfo, TargetError
 
 # QEMU's thread bodies: the outermost of these on a thread's stack tells its role.
 ROLES = {

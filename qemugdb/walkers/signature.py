@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 
 from . import report as reports
-from .target import TargetError
+from ..target import TargetError
 
 FUNCTIONS = 3   # innermost QEMU functions kept, as ABRT's duphash keeps three frames
 # QEMU's own functions that only report a failure (util/error.c's &error_abort path,

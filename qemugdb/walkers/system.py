@@ -4,9 +4,9 @@ missing and the walkers raise MissingDebugInfo saying so."""
 
 from dataclasses import dataclass, field
 
-from .obj import Object, first_variable, read_fields, strip_typedefs
+from ..obj import Object, first_variable, read_fields, strip_typedefs
 from .queue import qtailq_foreach
-from .target import MissingDebugInfo, TargetError
+from ..target import MissingDebugInfo, TargetError
 
 MASK64 = (1 << 64) - 1
 

@@ -13,9 +13,9 @@ for nothing we can name: running, idle, sleeping, or blocked in the kernel.
 from dataclasses import dataclass, field
 
 from . import aio, block, coroutine, locks
-from .obj import Object
+from ..obj import Object
 from .queue import qlist_foreach
-from .target import MissingDebugInfo, TargetError
+from ..target import MissingDebugInfo, TargetError
 
 # Where a suspended coroutine waits for I/O: the submitting function names the engine.
 IO_SUBMITS = {"thread_pool_submit_co": "thread pool", "laio_co_submit": "linux-aio",

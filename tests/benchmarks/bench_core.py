@@ -41,8 +41,8 @@ COREFILE = r"""
 import sys
 sys.path.insert(0, {root!r})
 import corefile
-from qemugdb.core_target import CoreTarget
-from qemugdb.queue import qtailq_foreach
+from qemugdb.core.target import CoreTarget
+from qemugdb.walkers.queue import qtailq_foreach
 t = CoreTarget(corefile.open({core!r}, exe={exe!r}, debug_dirs={debug_dirs!r}))
 for name in {types!r}:
     t.lookup_type(name).size

@@ -917,7 +917,7 @@ def preload():
     import click.testing  # noqa: F401
     import corefile.program  # noqa: F401
     import cli.main  # noqa: F401
-    import qemugdb.core_target  # noqa: F401
+    import qemugdb.core.target  # noqa: F401
 
 
 def _slot(scratch, k):
