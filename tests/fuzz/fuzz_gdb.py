@@ -1,0 +1,682 @@
+#!/usr/bin/env python3
+"""Fuzz the gdb backend: every `qemu` gdb command on mutated cores, in long-lived gdbs.
+
+    python3 tests/fuzz/fuzz_gdb.py -n 300 --seed 1 --jobs 2 --out /tmp/fuzz-gdb/run1
+
+Inputs are tests/fuzz/fuzz_core.py's recipes (a seed core and structural mutations, made,
+resolved and applied by fuzz_core), on the QEMU fixture cores (qemu-storage-daemon and
+qemu-system-x86_64, kernel cores and gcores), the corrupted-structures fixture
+(fixtures/corrupt: QEMU's names, built here) and the synthetic fixture.
+
+Each worker keeps one gdb running (`gdb -nx` reading commands from a pipe) with qemugdb
+loaded once (`source qemugdb/gdb_load.py`) and switches inputs with `file EXE` (when the
+executable changes) and `core-file CORE`. The commands are listed from gdb at start
+(`help qemu`, recursively; formats and switches from each command's usage; the convenience
+functions from `show convenience`): every command in every format, each switch, the
+optional AioContext argument, `bdrv` on node names and addresses, `coroutine` and
+`coroutine select` + `bt` + `select off` on coroutine addresses, and `output $qemu_...(co)`.
+Arguments come from the seed's unmutated core (its own JSON output).
+
+Per (input, command), outcome:
+  ok        output and no error
+  error     one error line from gdb (qemugdb's gdb.GdbError, gdb's own)
+  failure   a Python traceback or "Python Exception <", qemugdb's "internal error" (an
+            unexpected exception made one line), gdb's internal-error, gdb dying, a command
+            over the budget (gdb killed and restarted), more than one error line, or gdb's
+            state not restored (selected thread, frame and the newest frames' pcs,
+            settings, frame filters, convenience variables, value history).
+Before the commands a non-default thread and frame are selected (as a user might have).
+The run writes results.jsonl (one line per input), failures/*.json (recipes with the failing
+commands) and summary.json into --out.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import re
+import runpy
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+for p in (ROOT, ROOT / "fixtures", ROOT / "tests"):
+    if str(p) not in sys.path:
+        sys.path.insert(0, str(p))
+
+from fuzz import fuzz_cli, fuzz_core, qemu_objects  # noqa: E402  (seeds and recipes)
+
+LOAD = ROOT / "qemugdb" / "gdb_load.py"
+BUDGET = 30            # seconds per command (gdb is killed and restarted past it)
+CORE_BUDGET = 60       # seconds for `file` + `core-file`
+QEMU_SEEDS = ("qsd-10.0-kernel", "qsd-10.0-gcore", "qsd-7.2-kernel", "qsd-7.2-gcore",
+              "system-10.0-kernel", "system-10.0-gcore")
+SMALL_SEEDS = ("corrupt-kernel", "corrupt-gcore", "synthetic-kernel", "synthetic-gcore")
+SETTINGS = ("pagination", "height", "width", "confirm", "print pretty", "print elements",
+            "backtrace past-main", "backtrace past-entry", "backtrace limit", "language",
+            "print frame-arguments", "print address", "print object", "style enabled",
+            "scheduler-locking", "qemu debug")
+MARK = "@@fuzz-gdb"
+FAILURE_TEXT = (("Traceback (most recent call last)", "traceback"),
+                ("Python Exception <", "python exception"),
+                (": internal error: ", "qemugdb internal error"),
+                ("internal-error", "gdb internal-error"),
+                ("A problem internal to GDB", "gdb internal-error"))
+
+# gdb's state, as one JSON line: defined in gdb as the command `fuzz-state`.
+PROBE = r'''
+import gdb, json, re
+class _FuzzState(gdb.Command):
+    def __init__(self):
+        super().__init__("fuzz-state", gdb.COMMAND_MAINTENANCE)
+    def invoke(self, arg, from_tty):
+        s = {"settings": {}, "filters": {}, "threads": [], "thread": None, "frame": None,
+             "pcs": []}
+        for name in SETTINGS:
+            try:
+                s["settings"][name] = str(gdb.parameter(name))
+            except Exception as e:
+                s["settings"][name] = "<%s>" % type(e).__name__
+        s["filters"] = {k: bool(f.enabled) for k, f in gdb.frame_filters.items()}
+        s["unwinders"] = [(u.name, bool(u.enabled)) for u in gdb.frame_unwinders]
+        inf = gdb.selected_inferior()
+        s["threads"] = sorted([t.num, t.ptid[1]] for t in inf.threads())
+        th = gdb.selected_thread()
+        s["thread"] = th.num if th is not None else None
+        try:
+            s["frame"] = gdb.selected_frame().level()
+            f = gdb.newest_frame()
+            while f is not None and len(s["pcs"]) < 4:
+                s["pcs"].append(hex(f.pc()))
+                f = f.older()
+        except gdb.error:
+            pass
+        conv = gdb.execute("show convenience", to_string=True)
+        s["convenience"] = sorted(set(re.findall(r"^\$(\w+) = ", conv, re.M)))
+        values = gdb.execute("show values", to_string=True)
+        s["history"] = max([int(n) for n in re.findall(r"^\$(\d+) = ", values, re.M)] + [0])
+        gdb.write("@@state " + json.dumps(s) + "\n")
+_FuzzState()
+'''
+
+
+class GdbDied(Exception):
+    pass
+
+
+class GdbHang(Exception):
+    pass
+
+
+class Gdb:
+    """One gdb with qemugdb loaded, fed commands through a pipe; each command's stdout and
+    stderr come back separately, within a time budget."""
+
+    def __init__(self, budget=BUDGET):
+        self.budget = budget
+        self.exe = None
+        self.proc = None
+        self.n = 0
+        self.start()
+
+    def start(self):
+        # In a directory of its own: a gdb that aborts dumps its core there, not here.
+        self.cwd = tempfile.mkdtemp(prefix="fuzz-gdb-")
+        self.proc = subprocess.Popen(
+            ["gdb", "-nx", "-q", "-iex", "set style enabled off", "-iex", "set width 0",
+             "-iex", "set height 0", "-iex", "maint set internal-error corefile no"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            start_new_session=True, cwd=self.cwd, env={**os.environ, "NO_COLOR": "1"})
+        for fd in (self.proc.stdout.fileno(), self.proc.stderr.fileno()):
+            os.set_blocking(fd, False)
+        self.exe = None
+        self.run("set prompt")
+        out, err = self.run(f"source {LOAD}")
+        if out.strip() or err.strip():
+            raise RuntimeError(f"loading qemugdb said: {out}{err}")
+        code = PROBE.replace("SETTINGS", repr(SETTINGS))
+        self.run(f"python exec({code!r})")
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        if self.proc is not None:
+            self.proc.wait()
+            shutil.rmtree(self.cwd, ignore_errors=True)
+        self.proc = None
+
+    def restart(self):
+        self.kill()
+        self.start()
+
+    def run(self, command, budget=None):
+        """(stdout, stderr) of one gdb command line; GdbHang past the budget, GdbDied if gdb
+        ended."""
+        self.n += 1
+        mark = f"{MARK} {self.n}@@\n"
+        try:
+            self.proc.stdin.write(f"{command}\necho \\n{mark[:-1]}\\n\n".encode())
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            raise GdbDied(self._status()) from None
+        out, err = bytearray(), bytearray()
+        deadline = time.monotonic() + (budget or self.budget)
+        fds = {self.proc.stdout.fileno(): out, self.proc.stderr.fileno(): err}
+        while not out.endswith(mark.encode()):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise GdbHang(f"over {budget or self.budget} s")
+            ready, _, _ = select.select(list(fds), [], [], left)
+            for fd in ready:
+                chunk = os.read(fd, 1 << 16)
+                if not chunk:
+                    raise GdbDied(self._status(out + err))
+                fds[fd] += chunk
+        while True:   # what gdb wrote to stderr before the marker is in the pipe by now
+            try:
+                chunk = os.read(self.proc.stderr.fileno(), 1 << 16)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            err += chunk
+        text = out[:-len(mark)].decode("utf-8", "backslashreplace")
+        return text.removesuffix("\n"), err.decode("utf-8", "backslashreplace")
+
+    def _status(self, output=b""):
+        try:
+            code = self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            code = None
+        tail = output[-300:].decode("utf-8", "backslashreplace")
+        return f"gdb exited with {code}: {tail}"
+
+    def state(self):
+        out, err = self.run("fuzz-state")
+        line = next((ln for ln in out.splitlines() if ln.startswith("@@state ")), None)
+        if line is None:
+            raise RuntimeError(f"fuzz-state said: {out}{err}")
+        return json.loads(line[len("@@state "):])
+
+    def load(self, exe, core):
+        """`file EXE` if it changed, then `core-file CORE`: (stdout, stderr)."""
+        texts = []
+        if exe != self.exe:
+            texts.append(self.run(f"file {exe}", CORE_BUDGET))
+            self.exe = exe
+        texts.append(self.run(f"core-file {core}", CORE_BUDGET))
+        return "".join(t[0] for t in texts), "".join(t[1] for t in texts)
+
+
+# -- the commands, from gdb's own help ------------------------------------------------
+
+def command_names(gdb, prefix="qemu"):
+    """Every `qemu ...` command gdb knows, prefixes first (from `help`, recursively)."""
+    out, _ = gdb.run(f"help {prefix}")
+    names = []
+    for name in re.findall(rf"^{re.escape(prefix)} (\S+) -- ", out, re.M):
+        full = f"{prefix} {name}"
+        names.append(full)
+        sub, _ = gdb.run(f"help {full}")
+        if f"List of {full} subcommands" in sub:
+            names += command_names(gdb, full)
+    return names
+
+
+def usage(gdb, name):
+    """(formats, switches, positionals) from the command's argparse usage: positionals as
+    (name, optional)."""
+    out, _ = gdb.run(f"help {name}")
+    m = re.search(rf"^usage: {re.escape(name)} (.*?)(?:\n\s*\n|\Z)", out, re.M | re.S)
+    if not m:
+        return ("text",), [], []
+    words = " ".join(m.group(1).split())
+    formats = re.search(r"\[--format \{([^}]*)\}\]", words)
+    formats = tuple(formats.group(1).split(",")) if formats else ("text",)
+    words = re.sub(r"\[--format \{[^}]*\}\]", "", words)
+    switches = [s for s in re.findall(r"\[(-[-\w]+)\]", words) if s != "-h"]
+    positionals = [(n, opt == "[") for opt, n in
+                   re.findall(r"(?:^|\s)(\[?)([a-z_]+)\]?(?=\s|$)", words)]
+    return formats, switches, positionals
+
+
+def functions(gdb):
+    """The convenience functions qemugdb adds ($qemu_...)."""
+    out, _ = gdb.run("show convenience")
+    return re.findall(r"^\$(qemu_\w+) = <internal function", out, re.M)
+
+
+def _objects(data, keys):
+    """Every dict in parsed JSON holding all of keys, depth first."""
+    if isinstance(data, dict):
+        if all(k in data for k in keys):
+            yield data
+        for v in data.values():
+            yield from _objects(v, keys)
+    elif isinstance(data, list):
+        for v in data:
+            yield from _objects(v, keys)
+
+
+def _json(gdb, command):
+    out, err = gdb.run(command)
+    try:
+        return json.loads(out)
+    except ValueError:
+        return None
+
+
+def seed_facts(gdb, seed):
+    """(argument values, qemu_objects.SeedObjects or None) of the loaded unmutated seed
+    core, from its listings in gdb (qemu_objects.LISTINGS, --format json) and its DWARF
+    (corefile): node (a block driver node's name and another's address), ctx (`main`,
+    `iohandler`, an AioContext's address), expr (the first and last coroutines listed)."""
+    import corefile
+    listings = {c: _json(gdb, f"qemu {c} --format json") for c in qemu_objects.LISTINGS}
+    try:
+        prog = corefile.open(seed.core, seed.exe)
+    except corefile.CorefileError:
+        return {}, None
+    try:
+        objects = qemu_objects.locate(listings, prog)
+    finally:
+        prog.close()
+    drivers = [n for n in _objects(listings.get("block-graph"), ("id", "name", "type"))
+               if n["type"] == "block-driver"]
+    ctxs = [c["address"] for c in _objects(listings.get("aio"), ("address", "names"))]
+    cos = [c["address"] for c in _objects(listings.get("coroutines"), ("address", "state"))]
+    values = {"ctx": ["main", "iohandler"] + [hex(a) for a in ctxs[-1:]]}
+    if drivers:
+        values["node"] = [drivers[0]["name"], drivers[-1]["id"]]
+    if cos:
+        values["expr"] = sorted({hex(cos[0]), hex(cos[-1])})
+    return values, objects
+
+
+def command_list(gdb, values):
+    """The command lines to run on every input, as lists run in order (one list is
+    `coroutine select ADDR`, `bt`, `select off`) of (key, command line) pairs: the key is
+    the line with `<node>`, `<ctx>`, `<expr>` for the argument values."""
+    runs = []
+
+    def line(*words, fmt=None, formats=("text",)):
+        words = [w for w in words if w] + (["--format", fmt] if fmt and fmt != formats[0]
+                                           else [])
+        return " ".join(words)
+
+    for name in command_names(gdb):
+        formats, switches, positionals = usage(gdb, name)
+        required = [n for n, opt in positionals if not opt]
+        optional = [n for n, opt in positionals if opt]
+        arg = required[0] if required else None
+        argvalues = (values.get(arg) or ["0x10"]) if arg else [None]
+        if name.endswith(" select"):
+            for v in argvalues:
+                runs.append([(f"{name} <{arg}>", f"{name} {v}"), ("bt", "bt"),
+                             (f"{name} off", f"{name} off")])
+            continue
+        key = f"<{arg}>" if arg else None
+        for v in argvalues:
+            for fmt in formats:
+                runs.append([(line(name, key, fmt=fmt, formats=formats),
+                              line(name, v, fmt=fmt, formats=formats))])
+        for s in switches:
+            for fmt in formats[:2]:
+                runs.append([(line(name, key, s, fmt=fmt, formats=formats),
+                              line(name, argvalues[0], s, fmt=fmt, formats=formats))])
+        for n in optional:
+            for v in values.get(n, []):
+                runs.append([(f"{name} <{n}>", f"{name} {v}")])
+    for f in functions(gdb):
+        for v in values.get("expr") or ["0x10"]:
+            runs.append([(f"output ${f}(<expr>)", f"output ${f}({v})")])
+    return runs
+
+
+# -- one input ------------------------------------------------------------------------
+
+def classify(out, err):
+    """("ok" | "error" | "failure", why) of one command's output."""
+    for text, why in FAILURE_TEXT:
+        if text in out or text in err:
+            line = next(ln for ln in (out + "\n" + err).splitlines() if text in ln)
+            return "failure", f"{why}: {line.strip()[:300]}"
+    errors = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith("warning:")]
+    if len(errors) > 1:
+        return "failure", f"{len(errors)} error lines: {' | '.join(errors)[:300]}"
+    return ("error", errors[0][:300]) if errors else ("ok", None)
+
+
+def state_change(before, after):
+    """What differs between two fuzz-state dicts, in a line ("" if nothing)."""
+    said = []
+    for k in sorted(before):
+        a, b = before[k], after.get(k)
+        if a == b:
+            continue
+        if isinstance(a, dict):
+            said.append(f"{k}: " + ", ".join(f"{n} {a.get(n)} -> {b.get(n)}"
+                                             for n in sorted(set(a) | set(b))
+                                             if a.get(n) != b.get(n)))
+        elif k == "convenience":
+            said.append(f"{k}: +{sorted(set(b) - set(a))} -{sorted(set(a) - set(b))}")
+        else:
+            said.append(f"{k}: {a} -> {b}")
+    return "; ".join(said)[:600]
+
+
+def select_user_frame(gdb):
+    """Select the last thread and its frame 1, as a user might have before the commands."""
+    s = gdb.state()
+    if len(s["threads"]) > 1:
+        gdb.run(f"thread {s['threads'][-1][0]}")
+    gdb.run("frame 1")
+
+
+def digest(out, err, core):
+    """A hash of a command's output, the core's path aside."""
+    text = (out + "\0" + err).replace(core, "CORE")
+    return hashlib.sha1(text.encode("utf-8", "backslashreplace")).hexdigest()[:16]
+
+
+def run_input(gdb, exe, core, runs):
+    """Load CORE and run every command list on it; a result dict per command."""
+    results = []
+    try:
+        out, err = gdb.load(exe, core)
+    except (GdbHang, GdbDied) as e:
+        gdb.restart()
+        return [{"key": "core-file", "command": f"core-file {core}", "outcome": "failure",
+                 "why": f"{type(e).__name__}: {e}", "seconds": 0}]
+    outcome, why = classify(out, "\n".join(ln for ln in err.splitlines()
+                                           if "Python" in ln or "internal" in ln))
+    if outcome == "failure":
+        results.append({"key": "core-file", "command": f"core-file {core}",
+                        "outcome": outcome, "why": why, "seconds": 0})
+    select_user_frame(gdb)
+    base = gdb.state()
+    threads = len(base["threads"])
+    for commands in runs:
+        for i, (key, command) in enumerate(commands):
+            t0 = time.monotonic()
+            try:
+                out, err = gdb.run(command)
+                seconds = time.monotonic() - t0
+                outcome, why = classify(out, err)
+                if outcome == "failure" and "internal error" in why:
+                    _, tb = gdb.run(f"set qemu debug on\n{command}\nset qemu debug off")
+                    why += " | " + " / ".join(tb.strip().splitlines()[-6:])[:600]
+                in_view = len(commands) > 1 and i + 1 < len(commands) and outcome == "ok"
+                if not in_view:
+                    changed = state_change(base, gdb.state())
+                    if changed and outcome != "failure":
+                        outcome, why = "failure", f"state changed: {changed}"
+                    if changed:
+                        gdb.run("qemu coroutine select off")
+                        select_user_frame(gdb)
+                        base = gdb.state()
+            except (GdbHang, GdbDied) as e:
+                seconds = time.monotonic() - t0
+                outcome, why = "failure", f"{type(e).__name__}: {e}"
+                gdb.restart()
+                gdb.load(exe, core)
+                select_user_frame(gdb)
+                base = gdb.state()
+            results.append({"key": key, "command": command, "outcome": outcome, "why": why,
+                            "seconds": round(seconds, 3), "threads": threads,
+                            "digest": digest(out, err, core)})
+            if outcome != "ok" and i == 0 and len(commands) > 1:
+                break   # `select` failed: no view to look at or turn off
+    return results
+
+
+# -- seeds and the run ----------------------------------------------------------------
+
+def prepare(seeds: dict, budget=BUDGET):
+    """Per seed name: its command lists, its objects (seed_facts() of its core) and its
+    baseline ({command line: digest} of a gdb that opened only this core)."""
+    runs, objects, baselines = {}, {}, {}
+    for name, s in seeds.items():
+        gdb = Gdb(budget)
+        try:
+            gdb.load(s.exe, s.core)
+            values, objects[name] = seed_facts(gdb, s)
+            runs[name] = command_list(gdb, values)
+            baselines[name] = {r["command"]: r["digest"]
+                               for r in run_input(gdb, s.exe, s.core, runs[name])}
+        finally:
+            gdb.kill()
+    return runs, objects, baselines
+
+
+def compare(results, baseline):
+    """Control inputs (the unmutated seed, in a gdb that read other cores before): each
+    command's output must equal the baseline's, else the result is a failure."""
+    for r in results:
+        if r["command"] in baseline and r.get("digest") != baseline[r["command"]]:
+            r["outcome"] = "failure"
+            r["why"] = "stale: output differs from a gdb that opened only this core"
+    return results
+
+
+def check_switching(gdb, seeds: dict):
+    """`core-file` really reads the new core: after switching through every seed, each
+    seed's threads (gdb number, LWP) equal those of a gdb that opened only that core."""
+    order = sorted(seeds, key=lambda n: seeds[n].exe)
+    for name in order + order[:1]:
+        s = seeds[name]
+        gdb.load(s.exe, s.core)
+        switched = gdb.state()["threads"]
+        fresh = Gdb()
+        try:
+            fresh.load(s.exe, s.core)
+            alone = fresh.state()["threads"]
+        finally:
+            fresh.kill()
+        if switched != alone or not alone:
+            raise RuntimeError(f"core-file {s.core}: threads {switched}, alone {alone}")
+
+
+def run_recipe(gdb, recipe, seed, objects, runs, workdir: Path):
+    """Materialize the recipe's core in workdir and run_input() it; the results, or
+    RecipeError. A recipe's "commands" (keys), when given, select the command lists run."""
+    if any(op.get("target", "core") != "core" or op["op"] == "compress"
+           for op in recipe["ops"]):
+        raise fuzz_core.RecipeError("not a core mutation (gdb reads cores only)")
+    fuzz_core.materialize(recipe, "core", seed.core, workdir / "core", objects)
+    keys = recipe.get("commands")
+    if keys:
+        runs = [r for r in runs if any(key in keys for key, _ in r)]
+    return run_input(gdb, seed.exe, str(workdir / "core"), runs)
+
+
+def worker(k, queue, seeds, facts, scratch, budget, control_every, done):
+    """Take inputs from queue (sorted by executable) until None; report each to done().
+    Every control_every inputs, a control input: the unmutated seed, compare()d."""
+    runs, objects, baselines = facts
+    slot = scratch / f"slot{k}"
+    slot.mkdir(exist_ok=True)
+    gdb = Gdb(budget)
+    try:
+        while True:
+            item = queue.get()
+            if item is None:
+                return
+            i, recipe = item
+            name = recipe["seed"]
+            for r in [recipe] + ([{"seed": name, "ops": [], "control": True}]
+                                 if control_every and i % control_every == 0 else []):
+                t0 = time.monotonic()
+                try:
+                    results = run_recipe(gdb, r, seeds[name], objects[name], runs[name], slot)
+                except fuzz_core.RecipeError as e:
+                    done(i, r, [], f"skipped: {e}", 0)
+                    continue
+                if r.get("control"):
+                    results = compare(results, baselines[name])
+                done(i, r, results, None, time.monotonic() - t0)
+    finally:
+        gdb.kill()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("-n", "--inputs", type=int, default=100)
+    ap.add_argument("--seed", type=int, default=1, help="random seed")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--object-share", type=float, default=0.5,
+                    help="fraction of inputs mutating QEMU's objects")
+    ap.add_argument("--control-every", type=int, default=10,
+                    help="an unmutated control input after every N inputs (0: none)")
+    ap.add_argument("--budget", type=float, default=BUDGET, help="seconds per command")
+    ap.add_argument("--out", default="/tmp/fuzz-gdb/run")
+    ap.add_argument("--seeds", nargs="*", default=list(QEMU_SEEDS + SMALL_SEEDS))
+    ap.add_argument("--replay", metavar="DIR",
+                    help="run the recipes DIR/*.json (e.g. an earlier run's failures/)")
+    args = ap.parse_args()
+    summary = fuzz(args)
+    print(json.dumps(summary, indent=1))
+    return 1 if summary["failure_classes"] else 0
+
+
+def fuzz(args) -> dict:
+    """The run main() describes; its summary (also written to OUT/summary.json)."""
+    replay = [json.loads(p.read_text()) for p in sorted(Path(args.replay).glob("*.json"))] \
+        if args.replay else None
+    if replay is not None:
+        args.seeds = sorted({r["seed"] for r in replay})
+    out = Path(args.out)
+    (out / "failures").mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="qemugdb-fuzz-gdb-",
+                                    dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
+    started = time.monotonic()
+    try:
+        seeds = fuzz_cli.seeds(args.seeds, scratch)
+        first = Gdb(args.budget)
+        try:
+            check_switching(first, seeds)
+        finally:
+            first.kill()
+        runs, objects, baselines = prepare(seeds, args.budget)
+        if replay is None:
+            replay = recipes(args, seeds, objects)
+        pending = sorted(enumerate(replay), key=lambda item: (seeds[item[1]["seed"]].exe,
+                                                              item[0]))
+        report = Report(out)
+        import queue as queue_mod
+        queue = queue_mod.Queue()
+        for item in pending:
+            queue.put(item)
+        for _ in range(args.jobs):
+            queue.put(None)
+        threads = [threading.Thread(target=worker, args=(k, queue, seeds, (runs, objects, baselines),
+                                                         scratch, args.budget,
+                                                         args.control_every, report.done))
+                   for k in range(args.jobs)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return report.summary(time.monotonic() - started,
+                          " ".join(["python3", *sys.argv]))
+
+
+def recipes(args, seeds, objects):
+    """args.inputs recipes over the seeds (fuzz_core.random_recipe): args.object_share of
+    them inside QEMU's objects (family "object"), the others ELF structure ("elf")."""
+    rng = random.Random(args.seed)
+    infos = {}
+    for name, s in seeds.items():
+        with open(s.core, "rb") as f:
+            infos[name] = fuzz_core.SeedInfo(s, f.read(fuzz_core.HEAD), objects=objects[name])
+    names = sorted(seeds)
+    return [fuzz_core.random_recipe(rng, infos[rng.choice(names)],
+                                    "object" if rng.random() < args.object_share else "elf")
+            for _ in range(args.inputs)]
+
+
+class Report:
+    """Tallies per command key and seed; results.jsonl and failures/ as inputs finish."""
+
+    def __init__(self, out: Path):
+        self.out = out
+        self.lock = threading.Lock()
+        self.log = open(out / "results.jsonl", "w")
+        self.inputs = Counter()
+        self.outcomes = Counter()
+        self.controls = Counter()   # outcomes of the control inputs' commands
+        self.by_key = defaultdict(Counter)
+        self.by_seed = defaultdict(Counter)
+        self.classes = defaultdict(list)
+        self.slowest = []
+        self.n = 0
+
+    def done(self, i, recipe, results, skipped, seconds):
+        with self.lock:
+            control = recipe.get("control", False)
+            self.n += 1
+            self.inputs["skipped" if skipped else "control" if control else "run"] += 1
+            failures = [r for r in results if r["outcome"] == "failure"]
+            for r in results if control else ():
+                self.controls[r["outcome"]] += 1
+            for r in () if control else results:
+                self.outcomes[r["outcome"]] += 1
+                self.by_key[r["key"]][r["outcome"]] += 1
+                self.by_seed[recipe["seed"]][r["outcome"]] += 1
+                self.slowest.append((r["seconds"], i, recipe["seed"], r["command"]))
+            self.slowest = sorted(self.slowest, reverse=True)[:5]
+            for r in failures:
+                self.classes[failure_class(r["why"])].append(i)
+            if failures:
+                name = f"{i:06d}{'-control' if control else ''}.json"
+                (self.out / "failures" / name).write_text(json.dumps(
+                    {**recipe, "commands": sorted({r["key"] for r in failures}),
+                     "lines": [r["command"] for r in failures],
+                     "why": [r["why"] for r in failures]}, indent=1))
+            self.log.write(json.dumps({"i": i, "recipe": recipe, "skipped": skipped,
+                                       "seconds": round(seconds, 2), "results": results})
+                           + "\n")
+            self.log.flush()
+            if self.n % 20 == 0:
+                print(f"{self.n} inputs, {sum(self.outcomes.values())} commands: "
+                      f"{dict(self.outcomes)}", flush=True)
+
+    def summary(self, elapsed, command):
+        self.log.close()
+        summary = {"command": command, "seconds": round(elapsed, 1),
+                   "inputs": dict(self.inputs), "outcomes": dict(self.outcomes),
+                   "control_outcomes": dict(self.controls),
+                   "by_command": {k: dict(v) for k, v in sorted(self.by_key.items())},
+                   "by_seed": {k: dict(v) for k, v in sorted(self.by_seed.items())},
+                   "failure_classes": {k: len(v) for k, v in self.classes.items()},
+                   "failure_examples": {k: v[:3] for k, v in self.classes.items()},
+                   "slowest": self.slowest}
+        (self.out / "summary.json").write_text(json.dumps(summary, indent=1))
+        return summary
+
+
+def failure_class(why: str) -> str:
+    """A failure's class: its kind and, for an exception, its type and innermost place."""
+    places = re.findall(r'File "[^"]*?/((?:qemugdb|corefile)/[^"]+)", line \d+, in (\w+)', why)
+    kind = why.split(":", 1)[0]
+    if kind == "state changed":
+        kind += " (" + ", ".join(re.findall(r"(?:^|; )(\w+):", why.split(": ", 1)[1])) + ")"
+    exc = re.findall(r"internal error: (\w+):|Python Exception <class '([\w.]+)'>", why)
+    name = next((g for g in exc[-1] if g), "") if exc else ""
+    return " ".join(x for x in (kind, name, "at " + ":".join(places[-1]) if places else "")
+                    if x)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
