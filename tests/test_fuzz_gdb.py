@@ -4,7 +4,6 @@ recipes with the commands they broke) replayed through gdb. Recipes on the small
 (corrupt-*, synthetic-*) run in the fast tier; recipes on the fixture cores are `slow`."""
 
 import json
-from argparse import Namespace
 from pathlib import Path
 
 import pytest
@@ -19,8 +18,9 @@ SMALL = ("corrupt-kernel", "corrupt-gcore", "synthetic-kernel")
 def test_smoke(tmp_path):
     """12 inputs (ELF and QEMU-object mutations) x every command gdb lists: none fails,
     and every `qemu` command, the convenience functions and `select off` ran."""
-    args = Namespace(inputs=12, seed=15, jobs=1, object_share=0.5, budget=fuzz_gdb.BUDGET,
-                     out=str(tmp_path / "out"), seeds=list(SMALL), replay=None)
+    args = fuzz_gdb.parser().parse_args(["-n", "12", "--seed", "15", "--jobs", "1",
+                                         "--control-every", "5", "--out",
+                                         str(tmp_path / "out"), "--seeds", *SMALL])
     summary = fuzz_gdb.fuzz(args)
     assert summary["inputs"].get("run", 0) >= 10, summary["inputs"]
     failures = [p.read_text() for p in (tmp_path / "out" / "failures").glob("*.json")]

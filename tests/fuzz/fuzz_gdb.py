@@ -528,7 +528,7 @@ def worker(k, queue, seeds, facts, scratch, budget, control_every, done):
         gdb.kill()
 
 
-def main():
+def parser():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-n", "--inputs", type=int, default=100)
     ap.add_argument("--seed", type=int, default=1, help="random seed")
@@ -542,8 +542,11 @@ def main():
     ap.add_argument("--seeds", nargs="*", default=list(QEMU_SEEDS + SMALL_SEEDS))
     ap.add_argument("--replay", metavar="DIR",
                     help="run the recipes DIR/*.json (e.g. an earlier run's failures/)")
-    args = ap.parse_args()
-    summary = fuzz(args)
+    return ap
+
+
+def main():
+    summary = fuzz(parser().parse_args())
     print(json.dumps(summary, indent=1))
     return 1 if summary["failure_classes"] else 0
 
