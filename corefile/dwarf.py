@@ -425,11 +425,40 @@ class DebugInfo:
 
         address is unbiased, or ('tls', offset) for a __thread variable (its offset in this
         module's TLS block). With file, only the unit whose name ends with file is searched
-        (e.g. file="util/coroutine-ucontext.c" for a static variable of that file).
+        (e.g. file="util/coroutine-ucontext.c" for a static variable of that file), and a
+        static variable of one of its functions counts too (qom/object.c's `root`, the
+        `static Object *root` of object_get_root()) when no file-scope one has the name.
         """
-        offsets = dies(self.index.variables, name.encode())
-        if not offsets:
-            return None
+        found = self._variable(dies(self.index.variables, name.encode()), file)
+        if found is None and file is not None:
+            found = self._variable(self._function_statics(file).get(name.encode(), ()), file)
+        return found
+
+    def _function_statics(self, file):
+        """{name: [DIE offset]} of the variables declared in the functions of the units
+        whose name ends with file (no name index has them: those units alone are read)."""
+        memo = self._per_unit.setdefault("function statics", {})
+        if file not in memo:
+            found = {}
+            for unit in self.reader.units:
+                unit = self.reader.prepare(unit)
+                if _unit_matches(unit, file):
+                    for off, tag, _attrs in self.children(unit, unit.die_offset):
+                        if tag == F.TAG_subprogram:
+                            self._scope_variables(unit, off, found)
+            memo[file] = found
+        return memo[file]
+
+    def _scope_variables(self, unit, scope, found):
+        for off, tag, attrs in self.children(unit, scope):
+            if tag == F.TAG_variable and F.AT_name in attrs and F.AT_location in attrs:
+                found.setdefault(attrs[F.AT_name], []).append(off)
+            elif tag == F.TAG_lexical_block:
+                self._scope_variables(unit, off, found)
+
+    def _variable(self, offsets, file):
+        """(address, Type) of the best of the variable DIEs at offsets (in a unit named
+        file, if given) that has a fixed address: an external one first."""
         reader = self.reader
         best = None
         for off in offsets:
