@@ -110,6 +110,8 @@ class Object:
         t = strip_typedefs(self.type_)
         if t.kind != "pointer":
             raise TypeError(f"cannot dereference {type_name(t)}")
+        if t.target is None:   # void *: the debug info gives the pointee no type
+            raise MissingDebugInfo(f"cannot dereference {type_name(t)}")
         return Object(self.target_, t.target, self.value_())
 
     def cast_(self, type_):
