@@ -150,7 +150,7 @@ def run_cli(args: list, want_output: bool) -> dict:
 def second_writer(args: list, cache_home: str):
     """Another qemu-coredump process on the same command and cache (two writers)."""
     env = {**os.environ, **ENV, "XDG_CACHE_HOME": cache_home, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "cli.main", *args], env=env, cwd=ROOT,
+    return subprocess.Popen([sys.executable, "-c", "from cli.main import main; main()", *args], env=env, cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -217,16 +217,17 @@ def records(tree) -> dict:
     return out
 
 
-def marked(x) -> bool:
-    """Whether JSON carries an error, partial or absent marker anywhere."""
-    from cli.main import has_errors
-    if has_errors(x):
-        return True
+MARKERS = ("error", "errors", "partial", "absent", "missing")
+
+
+def markers(x) -> list:
+    """The error, partial and absent markers anywhere in JSON, in order."""
     if isinstance(x, dict):
-        return bool(x.get("absent") or x.get("missing")) or any(marked(v) for v in x.values())
+        return [(k, x[k]) for k in MARKERS if x.get(k)] + \
+            [m for k, v in x.items() for m in markers(v)]
     if isinstance(x, list):
-        return any(marked(v) for v in x)
-    return False
+        return [m for v in x for m in markers(v)]
+    return []
 
 
 def mentions(record, addresses) -> bool:
@@ -242,7 +243,7 @@ def differential(recipe: dict, objects, base, mut) -> Counter:
     mutated = {objects.addresses[op["kind"]][op["index"]]: op for op in ops}
     must_mark = any(qemu_objects.must_be_marked(op, objects) for op in ops)
     base_recs, mut_recs = records(base), records(mut)
-    tree_marked = marked(mut)
+    tree_marked = markers(mut) != markers(base)
     verdicts = Counter()
     for key, b in base_recs.items():
         m = mut_recs.get(key)
@@ -251,8 +252,7 @@ def differential(recipe: dict, objects, base, mut) -> Counter:
             continue
         ident = key[1]
         is_mutated = any(ident == f"{a:#x}" for a in mutated)
-        if m is not None and marked(m) and m.get("absent") != b.get("absent") or \
-                m is not None and marked(m) and not marked(b):
+        if m is not None and markers(m) and markers(m) != markers(b):
             verdicts["marked" if is_mutated else "other marked"] += 1
         elif m is None and tree_marked:
             verdicts["dropped from a marked listing"] += 1
@@ -278,13 +278,16 @@ def seed_info(seed: Seed, scratch: Path, cache_home: str, baselines: Path) -> tu
     lists the cache entries it wrote."""
     import corefile
     from corefile.elf import ElfImage
-    outdir = baselines / seed.name
+    st = os.stat(seed.core)   # a rebuilt seed gets new baselines
+    outdir = baselines / f"{seed.name}-{st.st_size:x}-{st.st_mtime_ns:x}"
     outdir.mkdir(parents=True, exist_ok=True)
     cache_dir = Path(cache_home) / "qemugdb"
     # Listings first: they name the objects the other variants' placeholders need.
-    listing = {v: a for v, a in VARIANTS.items()
+    listing = {v: a for v, a in load_variants().items()
                if v.split()[0] in qemu_objects.LISTINGS and a == ["--json"]}
     outputs, outcomes = {}, {}
+    with open(seed.core, "rb") as f:
+        head = f.read(fuzz_core.HEAD)
 
     def baseline(v, objects):
         path = outdir / (v.replace(" ", "_").replace("/", "") + ".json")
@@ -308,11 +311,12 @@ def seed_info(seed: Seed, scratch: Path, cache_home: str, baselines: Path) -> tu
             prog.close()
     except corefile.CorefileError:
         objects = None
-    for v, args in VARIANTS.items():
+    if objects is not None:   # objects the core holds (not the corrupt fixture's wild ones)
+        lay = fuzz_core.layout(head)
+        objects.keep(lambda addr: _in_file(lay, addr))
+    for v, args in load_variants().items():
         if v not in listing and ("--json" in args or v.endswith("--html")):
             baseline(v, objects)
-    with open(seed.core, "rb") as f:
-        head = f.read(fuzz_core.HEAD)
     exe = Path(seed.exe).read_bytes() if os.path.getsize(seed.exe) < (8 << 20) else None
     debug_layouts = {}
     for role, path in fuzz_core.debug_files(seed).items():
@@ -325,6 +329,14 @@ def seed_info(seed: Seed, scratch: Path, cache_home: str, baselines: Path) -> tu
         cache_dir, fuzz_core.seed_build_ids(seed))})
     info = fuzz_core.SeedInfo(seed, head, exe, objects, debug_layouts, patterns)
     return info, outputs, outcomes
+
+
+def _in_file(lay, addr):
+    try:
+        lay.file_offset(addr)
+        return True
+    except RecipeError:
+        return False
 
 
 def _slot(scratch, k):
@@ -352,7 +364,7 @@ def plan(rng, n, infos, weights) -> list:
     out, deck = [], []
     for i in range(n):
         if not deck:
-            deck = sorted(VARIANTS)
+            deck = sorted(load_variants())
             rng.shuffle(deck)
         variant = deck.pop()
         seed = rng.choices(names, [weights.get(s, 1.0) for s in names])[0]

@@ -72,6 +72,13 @@ class SeedObjects:
         return cls(d["addresses"], d["names"],
                    {k: {m: Leaf(*l) for m, l in v.items()} for k, v in d["layouts"].items()})
 
+    def keep(self, wanted):
+        """Keep only the objects whose address wanted(address) accepts."""
+        for kind in list(self.addresses):
+            pairs = [(a, n) for a, n in zip(self.addresses[kind], self.names[kind]) if wanted(a)]
+            self.addresses[kind] = [a for a, _ in pairs]
+            self.names[kind] = [n for _, n in pairs]
+
     def kinds(self):
         """Kinds with at least one object and one member."""
         return [k for k in KINDS if self.addresses.get(k) and self.layouts.get(k)]
