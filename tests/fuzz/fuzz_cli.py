@@ -272,10 +272,12 @@ def differential(recipe: dict, objects, base, mut) -> Counter:
 
 # -- seeds ------------------------------------------------------------------------------
 
-def seed_info(seed: Seed, scratch: Path, cache_home: str, baselines: Path) -> tuple:
-    """(fuzz_core.SeedInfo, {json variant: unmutated output}) of a seed: runs every
-    --json variant on the unmutated seed (kept in baselines/SEED/), locates its QEMU objects,
-    lists the cache entries it wrote."""
+def seed_info(seed: Seed, scratch: Path, cache_home: str, baselines: Path,
+              wanted=None) -> tuple:
+    """(fuzz_core.SeedInfo, {json variant: unmutated output}, {variant: outcome}) of a
+    seed: runs the listings and every --json variant (or those in `wanted`) on the
+    unmutated seed (kept in baselines/SEED-BUILD/), locates its QEMU objects, lists the
+    cache entries the runs wrote."""
     import corefile
     from corefile.elf import ElfImage
     st = os.stat(seed.core)   # a rebuilt seed gets new baselines
@@ -315,7 +317,8 @@ def seed_info(seed: Seed, scratch: Path, cache_home: str, baselines: Path) -> tu
         lay = fuzz_core.layout(head)
         objects.keep(lambda addr: _in_file(lay, addr))
     for v, args in load_variants().items():
-        if v not in listing and ("--json" in args or v.endswith("--html")):
+        if v not in listing and ("--json" in args or v.endswith("--html")) and \
+                (wanted is None or v in wanted):
             baseline(v, objects)
     exe = Path(seed.exe).read_bytes() if os.path.getsize(seed.exe) < (8 << 20) else None
     debug_layouts = {}
@@ -341,7 +344,7 @@ def _in_file(lay, addr):
 
 def _slot(scratch, k):
     d = Path(scratch) / f"slot-{k}"
-    d.mkdir(exist_ok=True)
+    d.mkdir(parents=True, exist_ok=True)
     return d
 
 
