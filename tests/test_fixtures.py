@@ -263,6 +263,15 @@ def test_missing_core_says_how_to_make_it(monkeypatch, tmp_path):
         corelist.core("qsd-7.2-kernel")
 
 
+def test_edge_cores_are_listed(monkeypatch, tmp_path):
+    """fixtures/edge_cores.py makes corelist.EDGE_NAMES, and a missing one names it."""
+    import edge_cores
+    assert [s.name for s in edge_cores.SPECS] == corelist.EDGE_NAMES
+    monkeypatch.setattr(corelist, "CORES", tmp_path)
+    with pytest.raises(corelist.CoreMissing, match=r"fixtures/edge_cores\.py qsd-5\.2-kernel"):
+        corelist.core("qsd-5.2-kernel")
+
+
 def test_make_cores_rejects_unknown_names():
     make_cores = Path(__file__).resolve().parent.parent / "fixtures" / "make_cores.py"
     r = subprocess.run([sys.executable, str(make_cores), "no-such-core"],

@@ -1,0 +1,215 @@
+"""Walker paths the main fixture cores do not reach, on real cores made for them
+(fixtures/edge_cores.py), checked against gdb and what the fixture was told to create:
+QEMU 5.2's per-thread coroutine pools (`__thread alloc_pool`, before co_tls_), and a storage
+daemon with no monitor and no throttle group (nothing global names a QOM object)."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+import corelist
+from cli.main import main as cli_main
+from oracle import fixture_core
+
+pytestmark = pytest.mark.slow
+
+
+def cli(core, *args):
+    """qemu-coredump ARGS[0] CORE ARGS[1:] (this checkout's): (exit status, stdout, stderr)."""
+    r = CliRunner().invoke(
+        cli_main, [args[0], core["core"], "--exe", core["exe"], *args[1:]], env={"NO_COLOR": "1"})
+    assert r.exception is None or isinstance(r.exception, SystemExit), r.exception
+    assert "Traceback" not in r.stderr, r.stderr
+    return r.exit_code, r.stdout, r.stderr
+
+
+def gdb_json(core, script, gdb_batch):
+    """The JSON a gdb Python SCRIPT prints after "@@", gdb reading CORE."""
+    out = gdb_batch(core["exe"], core["core"], script=script, timeout=300,
+                    debug_dirs=corelist.gdb_debug_dirs(core.get("debug_dir")))
+    return json.loads(out.split("@@", 1)[1])
+
+
+# ---------------------------------------------------------------- QEMU 5.2's pools
+
+# util/qemu-coroutine.c before 7.0: a shared `release_pool` and a `__thread alloc_pool`,
+# both QSLIST_HEAD(, Coroutine) chained by pool_next, with their counters.
+_POOLS_SCRIPT = """
+import json
+def walk(head):
+    cos, co = [], head["slh_first"]
+    while co and len(cos) < 100000:
+        cos.append(int(co))
+        co = co["pool_next"]["sle_next"]
+    return cos
+def var(name):
+    return gdb.parse_and_eval("'qemu-coroutine.c'::" + name)
+out = {"co_tls": [n for n in ("co_tls_alloc_pool", "co_tls_release_pool")
+                  if gdb.lookup_static_symbol(n) or gdb.lookup_global_symbol(n)],
+       "release": walk(var("release_pool")), "release_size": int(var("release_pool_size")),
+       "alloc": {}, "alloc_size": {}}
+for th in gdb.selected_inferior().threads():
+    th.switch()
+    out["alloc"][th.num] = walk(var("alloc_pool"))
+    out["alloc_size"][th.num] = int(var("alloc_pool_size"))
+print("@@" + json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def qsd52():
+    return fixture_core("qsd-5.2-kernel")
+
+
+def test_52_pools_are_plain_thread_locals(qsd52, gdb_batch):
+    """The fixture reaches the pre-7.0 path: no co_tls_ pool variable, and gdb's walk of
+    each pool is as long as QEMU's own counter of it, with some thread's alloc_pool full."""
+    assert qsd52["qemu_version"] == "5.2.0"
+    pools = gdb_json(qsd52, _POOLS_SCRIPT, gdb_batch)
+    assert pools["co_tls"] == []
+    assert len(pools["release"]) == pools["release_size"] > 0
+    for num, cos in pools["alloc"].items():
+        assert len(cos) == pools["alloc_size"][num], num
+    assert any(pools["alloc"].values()), "no thread's alloc_pool has a coroutine"
+
+
+def test_52_pool_walk_equals_gdb(qsd52, gdb_batch):
+    """`coroutines --pooled` lists exactly the coroutines gdb finds in release_pool and in
+    each thread's alloc_pool, each labelled with its pool (and thread)."""
+    pools = gdb_json(qsd52, _POOLS_SCRIPT, gdb_batch)
+    status, out, err = cli(qsd52, "coroutines", "--pooled", "--json")
+    assert status == 0, err
+    got = {}
+    for rec in json.loads(out)["coroutines"]:
+        if rec["state"] == "pooled":
+            got.setdefault(tuple(rec["waits"]), set()).add(rec["address"])
+    want = {("idle in release pool",): set(pools["release"])}
+    for num, cos in pools["alloc"].items():
+        if cos:
+            want[(f"idle in thread {num} alloc pool",)] = set(cos)
+    assert got == want
+
+
+# ---------------------------------------------------------------- no monitor, no throttle group
+
+# gdb's own answers: QOM's root (object_get_root()'s function-scope static), the main
+# AioContext, and the AioContext each IOThread's thread runs (its my_aiocontext).
+_BARE_SCRIPT = """
+import json
+def tls(name):
+    for n in ("co_tls_" + name, name):
+        try:
+            return int(gdb.parse_and_eval("'async.c'::" + n))
+        except gdb.error:
+            pass
+out = {"root": int(gdb.parse_and_eval("object_get_root::root")),
+       "main": int(gdb.parse_and_eval("'main-loop.c'::qemu_aio_context")), "iothreads": {}}
+for th in gdb.selected_inferior().threads():
+    th.switch()
+    f, names = gdb.newest_frame(), []
+    while f is not None:
+        names.append(f.name())
+        f = f.older()
+    if "iothread_run" in names:
+        out["iothreads"][th.ptid[1]] = tls("my_aiocontext")
+print("@@" + json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def bare():
+    return fixture_core("qsdbare-7.2-kernel")
+
+
+@pytest.fixture(scope="module")
+def bare_gdb(bare, gdb_batch):
+    return gdb_json(bare, _BARE_SCRIPT, gdb_batch)
+
+
+def told(argv, option):
+    """The key=value dicts of every OPTION in a command line (what the daemon was told); a
+    bare word (--object's QOM type) is under "type"."""
+    return [dict(kv.split("=", 1) if "=" in kv else ("type", kv) for kv in value.split(","))
+            for opt, value in zip(argv, argv[1:]) if opt == option]
+
+
+def test_bare_has_no_anchor(bare):
+    """The fixture is what it claims: no monitor or chardev, no throttle group, no machine
+    (a storage daemon): only IOThread objects."""
+    argv = bare["argv"]
+    assert not {"--monitor", "--chardev"} & set(argv)
+    assert [o["type"] for o in told(argv, "--object")] == ["iothread"]
+
+
+def test_bare_qom_root_equals_gdb(bare, bare_gdb):
+    """corefile finds qom/object.c's `root` (a static of object_get_root()) where gdb does."""
+    import corefile
+    with corefile.open(bare["core"], bare["exe"]) as prog:
+        address, _type = prog.variable("root", file="qom/object.c")
+        assert prog.read_pointer(address) == bare_gdb["root"] != 0
+
+
+def test_bare_iothreads_from_qom_root(bare, bare_gdb):
+    """`iothreads` lists the --object iothread it was given, on the thread gdb sees running
+    iothread_run, with that thread's AioContext."""
+    status, out, err = cli(bare, "iothreads", "--json")
+    assert status == 0, err
+    got = {t["id"]: (t["thread_id"], t["aio_context"]) for t in json.loads(out)}
+    (lwp, ctx), = bare_gdb["iothreads"].items()
+    (given,) = [o["id"] for o in told(bare["argv"], "--object") if o["type"] == "iothread"]
+    assert got == {given: (int(lwp), ctx)}
+
+
+def test_bare_block_graph_is_its_command_line(bare, bare_gdb):
+    """block-graph has the --blockdev nodes (driver, file and backing children), one
+    backend per --export on its node-name, and each node in the AioContext gdb finds for
+    the export's thread: exp-b's chain in iothread0's, the rest in the main loop's."""
+    status, out, err = cli(bare, "block-graph", "--json")
+    assert status == 0, err
+    graph = json.loads(out)
+    assert graph["errors"] == []
+    nodes = {n["id"]: n for n in graph["nodes"] if n["type"] == "block-driver"}
+    name = {i: n["name"] for i, n in nodes.items()}
+    blockdevs = told(bare["argv"], "--blockdev")
+    assert sorted((n["name"], n["driver"]) for n in nodes.values()) == \
+        sorted((b["node-name"], b["driver"]) for b in blockdevs)
+    edges = {(name[e["parent"]], e["name"], name[e["child"]])
+             for e in graph["edges"] if e["parent"] in name}
+    assert edges == {(b["node-name"], role, b[role]) for b in blockdevs
+                     for role in ("file", "backing") if role in b}
+    backends = [n for n in graph["nodes"] if n["type"] == "block-backend"]
+    exports = told(bare["argv"], "--export")
+    assert sorted(name[b["root"]] for b in backends) == sorted(e["node-name"] for e in exports)
+    (iothread_ctx,) = bare_gdb["iothreads"].values()
+    in_iothread = {e["node-name"] for e in exports if e.get("iothread")}
+    below = set(in_iothread)
+    while True:  # an export's node moves to its IOThread with everything below it
+        more = {c for p, _role, c in edges if p in below} - below
+        if not more:
+            break
+        below |= more
+    for n in nodes.values():
+        want = iothread_ctx if n["name"] in below else bare_gdb["main"]
+        assert int(n["aio_context"], 16) == want, n["name"]
+    names = {int(c["id"], 16): c["name"] for c in graph["aio_contexts"]}
+    assert names[iothread_ctx] == "iothread iothread0" and names[bare_gdb["main"]] == "main loop"
+
+
+@pytest.mark.parametrize("command", ["report", "locks", "waits", "aio", "jobs", "coroutines",
+                                     "bhs", "handlers", "timers", "iothreads", "block-graph"])
+def test_bare_commands_complete(bare, command):
+    """Every command reads the daemon whole (exit 0, nothing on stderr): no monitor and no
+    throttle group is nothing missing."""
+    status, out, err = cli(bare, command)
+    assert (status, err) == (0, "")
+    assert "QOM" not in out and "monitor" not in out.lower(), out
+
+
+def test_bare_report_names_the_iothread(bare, bare_gdb):
+    """report's thread table gives the thread gdb sees in iothread_run the --object's id."""
+    status, out, err = cli(bare, "report")
+    assert status == 0, err
+    (lwp,) = bare_gdb["iothreads"]
+    (row,) = [line for line in out.splitlines() if f" LWP {lwp} " in line]
+    assert " iothread iothread0 " in row, row
