@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 import corelist
 from cli.main import main as cli_main
+from gdbrun import run_gdb
 from oracle import fixture_core
 
 pytestmark = pytest.mark.slow
@@ -213,3 +214,12 @@ def test_bare_report_names_the_iothread(bare, bare_gdb):
     (lwp,) = bare_gdb["iothreads"]
     (row,) = [line for line in out.splitlines() if f" LWP {lwp} " in line]
     assert " iothread iothread0 " in row, row
+
+
+def test_bare_iothreads_in_gdb(bare, bare_gdb):
+    """The same through gdb (`qemu iothreads`): gdb's backend finds QOM's root too."""
+    (out,), err = run_gdb([bare["exe"], bare["core"]], ["qemu iothreads --format json"])
+    assert "Traceback" not in err and "Error" not in err, err
+    (lwp, ctx), = bare_gdb["iothreads"].items()
+    assert [(t["id"], t["thread_id"], t["aio_context"]) for t in json.loads(out)] == \
+        [("iothread0", int(lwp), ctx)]
