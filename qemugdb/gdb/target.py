@@ -352,11 +352,10 @@ class GdbTarget(Target):
         inferior = gdb.selected_inferior()
         proc = Process(executable=exe, build_id=objfile.build_id if objfile else None,
                        pid=inferior.pid or None)
-        try:
-            signal = gdb.parse_and_eval("$_exitsignal")
-            proc.signal = None if signal.type.code == gdb.TYPE_CODE_VOID else int(signal)
-        except gdb.error:
-            proc.signal = None
+        # convenience_variable(), not parse_and_eval: reading `$_exitsignal` would create
+        # it in the user's session when gdb has not (a core whose signal it does not know).
+        signal = gdb.convenience_variable("_exitsignal")
+        proc.signal = None if signal is None else int(signal)
         if proc.signal is None:
             return proc
         with preserved_selection():
