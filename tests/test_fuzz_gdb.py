@@ -67,4 +67,4 @@ def test_corpus_input(path, tmp_path):
     ran = {r["key"] for r in results}
     assert set(recipe["commands"]) <= ran | {"core-file"}, ran
     failures = [r for r in results if r["outcome"] == "failure"]
-    assert not failures, failures
+    assert not failures, [(r["command"], r["why"]) for r in failures]
