@@ -360,24 +360,43 @@ def load_variants() -> dict:
 
 # -- the run ----------------------------------------------------------------------------
 
-def plan(rng, n, infos, weights) -> list:
-    """n recipes with their command variant: variants round-robin in shuffled rounds,
-    seeds by weight, families by fuzz_core.FAMILIES."""
-    names = sorted(infos)
-    out, deck = [], []
-    for i in range(n):
-        if not deck:
-            deck = sorted(load_variants())
-            rng.shuffle(deck)
-        variant = deck.pop()
-        seed = rng.choices(names, [weights.get(s, 1.0) for s in names])[0]
-        try:
-            recipe = fuzz_core.random_recipe(rng, infos[seed])
-        except RecipeError:
-            recipe = fuzz_core.random_recipe(rng, infos[seed], "elf")
-        recipe["command"] = variant
-        out.append((i, recipe))
-    return out
+class Planner:
+    """Recipes with their command variant: variants round-robin in shuffled rounds (every
+    variant the same number of inputs), seeds by group weight (GROUPS, shared evenly in a
+    group), families by fuzz_core.FAMILIES."""
+
+    def __init__(self, rng, weights):
+        self.rng, self.weights, self.deck = rng, weights, []
+
+    def seed_weight(self, name, names):
+        group = next(g for g, match in GROUPS if match(name))
+        peers = [n for n in names if next(g for g, m in GROUPS if m(n)) == group]
+        return self.weights.get(name, dict(GROUP_WEIGHTS)[group] / len(peers))
+
+    def batch(self, first, n, infos) -> list:
+        names = sorted(infos)
+        weights = [self.seed_weight(s, names) for s in names]
+        out = []
+        for i in range(first, first + n):
+            if not self.deck:
+                self.deck = sorted(load_variants())
+                self.rng.shuffle(self.deck)
+            seed = self.rng.choices(names, weights)[0]
+            try:
+                recipe = fuzz_core.random_recipe(self.rng, infos[seed])
+            except RecipeError:
+                recipe = fuzz_core.random_recipe(self.rng, infos[seed], "elf")
+            recipe["command"] = self.deck.pop()
+            out.append((i, recipe))
+        return out
+
+
+# Seed groups and their share of the inputs: the QEMU fixture cores, the corrupt fixture
+# (QEMU-shaped C, fast), the synthetic and crash fixtures (not QEMU: mostly exit 2).
+GROUPS = [("qemu", lambda n: not n.startswith(("corrupt-", "synthetic-", "crash-"))),
+          ("corrupt", lambda n: n.startswith("corrupt-")),
+          ("other", lambda n: True)]
+GROUP_WEIGHTS = [("qemu", 0.6), ("corrupt", 0.3), ("other", 0.1)]
 
 
 def family(recipe) -> str:
@@ -397,14 +416,14 @@ def family(recipe) -> str:
     return "elf"
 
 
-def work(item, infos, bases, scratch, cache_home, slot):
-    """Run one planned input; its result line."""
-    i, recipe = item
-    info = infos[recipe["seed"]]
-    diff = family(recipe) == "object" and recipe["command"] in bases[recipe["seed"]]
+def work(item, cache_home, slot):
+    """Run one planned input (i, recipe, seed, objects, unmutated output or None); its
+    result line."""
+    i, recipe, seed, objects, base = item
+    diff = family(recipe) == "object" and base is not None
     t0 = time.monotonic()
     try:
-        res = run_input(recipe, info.seed, info.objects, slot, cache_home, want_output=diff)
+        res = run_input(recipe, seed, objects, slot, cache_home, want_output=diff)
     except RecipeError as e:
         res = {"outcome": "skipped", "steps": [str(e)]}
     except Exception as e:   # a bug of the harness: say so, keep going
@@ -412,34 +431,39 @@ def work(item, infos, bases, scratch, cache_home, slot):
     res["seconds"] = round(time.monotonic() - t0, 3)
     out = res.pop("json", None)
     if diff and out is not None:
-        res["differential"] = dict(differential(recipe, info.objects,
-                                                bases[recipe["seed"]][recipe["command"]], out))
+        res["differential"] = dict(differential(recipe, objects, base, out))
     return {"i": i, "seed": recipe["seed"], "command": recipe["command"],
             "family": family(recipe), "recipe": recipe, **res}
 
 
-def run_all(pending, infos, bases, scratch, cache_home, jobs, on_result):
-    """Run the planned inputs, `jobs` worker processes at a time."""
-    import multiprocessing as mp
-    ctx = mp.get_context("fork")
-    q_in, q_out = ctx.Queue(), ctx.Queue()
+class Pool:
+    """`jobs` forked worker processes running work() on the items put in."""
 
-    def worker(k):
+    def __init__(self, jobs, scratch, cache_home):
+        import multiprocessing as mp
+        ctx = mp.get_context("fork")
+        self.q_in, self.q_out = ctx.Queue(), ctx.Queue()
+        self.procs = [ctx.Process(target=self._worker, args=(k, scratch, cache_home))
+                      for k in range(jobs)]
+        for p in self.procs:
+            p.start()
+
+    def _worker(self, k, scratch, cache_home):
         slot = _slot(scratch, k)
-        while (item := q_in.get()) is not None:
-            q_out.put(work(item, infos, bases, scratch, cache_home, slot))
+        while (item := self.q_in.get()) is not None:
+            self.q_out.put(work(item, cache_home, slot))
 
-    procs = [ctx.Process(target=worker, args=(k,)) for k in range(jobs)]
-    for p in procs:
-        p.start()
-    for item in pending:
-        q_in.put(item)
-    for _ in procs:
-        q_in.put(None)
-    for _ in pending:
-        on_result(q_out.get())
-    for p in procs:
-        p.join()
+    def run(self, items, on_result):
+        for item in items:
+            self.q_in.put(item)
+        for _ in items:
+            on_result(self.q_out.get())
+
+    def close(self):
+        for _ in self.procs:
+            self.q_in.put(None)
+        for p in self.procs:
+            p.join()
 
 
 def main():
@@ -451,8 +475,13 @@ def main():
     ap.add_argument("--seeds", nargs="*", default=["synthetic-kernel", "corrupt-kernel"],
                     help="seed names: fixture cores (corelist), synthetic-kernel/-gcore, "
                          "corrupt-kernel/-gcore (fixtures/corrupt)")
+    ap.add_argument("--later-seeds", nargs="*", default=[],
+                    help="fixture cores not made yet: each joins the run between batches "
+                         "once its meta.json is there (the run is then not reproducible "
+                         "from --seed alone; every input stays replayable by its recipe)")
     ap.add_argument("--weight", action="append", default=[], metavar="SEED=W",
-                    help="relative weight of a seed (default 1)")
+                    help="weight of a seed (default: its group's share, GROUP_WEIGHTS)")
+    ap.add_argument("--batch", type=int, default=200)
     ap.add_argument("--replay", metavar="DIR", help="run the recipes DIR/*.json instead")
     args = ap.parse_args()
     load_variants()
@@ -462,15 +491,15 @@ def main():
     replay = [json.loads(p.read_text()) for p in sorted(Path(args.replay).glob("*.json"))] \
         if args.replay else None
     if replay:
-        args.seeds = sorted({r["seed"] for r in replay})
+        args.seeds, args.later_seeds = sorted({r["seed"] for r in replay}), []
     scratch = Path(tempfile.mkdtemp(prefix="qemugdb-fuzz-cli-",
                                     dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
     cache_home = str(out / "cache")   # warm, shared, never damaged (prepare() copies it)
     weights = {k: float(v) for k, v in (w.split("=") for w in args.weight)}
-    try:
-        all_seeds = seeds(args.seeds, scratch)
-        infos, bases = {}, {}
-        for name, s in all_seeds.items():
+    infos, bases = {}, {}
+
+    def add_seeds(names):
+        for name, s in seeds(names, scratch).items():
             t0 = time.monotonic()
             infos[name], bases[name], outcomes = seed_info(s, scratch, cache_home,
                                                            out / "baselines")
@@ -480,20 +509,47 @@ def main():
                   f"{ {k: len(v) for k, v in objs.addresses.items()} if objs else None}, "
                   f"debug files {sorted(infos[name].debug_layouts)}, "
                   f"cache entries {len(infos[name].cache_patterns)}", flush=True)
-        rng = random.Random(args.seed)
-        pending = list(enumerate(replay)) if replay else plan(rng, args.inputs, infos, weights)
-        # Inputs of one seed together, in blocks: a worker's files stay warm.
-        pending.sort(key=lambda item: (item[0] // 200, item[1]["seed"]))
-        summary = Summary(out, " ".join(["python3", *sys.argv]), len(pending))
+
+    def item(i, recipe):
+        info = infos[recipe["seed"]]
+        return (i, recipe, info.seed, info.objects,
+                bases[recipe["seed"]].get(recipe["command"]))
+    try:
+        add_seeds(args.seeds)
+        later = list(args.later_seeds)
+        planner = Planner(random.Random(args.seed), weights)
+        total = len(replay) if replay else args.inputs
+        summary = Summary(out, " ".join(["python3", *sys.argv]), total)
+        pool = Pool(args.jobs, scratch, cache_home)
         with open(out / "results.jsonl", "w") as log:
             def on_result(line):
                 log.write(json.dumps(line) + "\n")
                 log.flush()
                 summary.add(line)
-            run_all(pending, infos, bases, scratch, cache_home, args.jobs, on_result)
+            for first in range(0, total, args.batch):
+                ready = [n for n in later if _made(n)]
+                if ready:
+                    later = [n for n in later if n not in ready]
+                    add_seeds(ready)
+                batch = list(enumerate(replay))[first:first + args.batch] if replay else \
+                    planner.batch(first, min(args.batch, total - first), infos)
+                # One seed's inputs together: a worker's files stay warm.
+                batch.sort(key=lambda x: x[1]["seed"])
+                pool.run([item(i, r) for i, r in batch], on_result)
+        pool.close()
         summary.write()
+        print(json.dumps(summary.write()["outcomes"]), flush=True)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _made(name):
+    import corelist
+    try:
+        corelist.core(name)
+        return True
+    except corelist.CoreMissing:
+        return False
 
 
 def seeds(names, scratch: Path) -> dict:

@@ -310,6 +310,7 @@ def build_synthetic(outdir: Path) -> dict:
 
 COMPRESSORS = {"zstd": ["zstd", "-q", "-1", "-c"], "xz": ["xz", "-0", "-T1", "-c"],
                "lz4": ["lz4", "-q", "-1", "-c"], "gzip": ["gzip", "-1", "-c"]}
+COMPRESS_MAX = 128 << 20   # larger cores (sparse gcores) cost seconds to compress
 CACHE_ACTIONS = ("truncate", "empty", "corrupt", "foreign", "old-format", "symlink-zero",
                  "symlink-fifo", "symlink-dir", "symlink-dangling", "symlink-loop",
                  "two-writers")
@@ -546,7 +547,8 @@ def random_recipe(rng, info: SeedInfo, family: str | None = None) -> dict:
                 if not (f == "object" and not (info.objects and info.objects.kinds()))
                 and not (f == "dwarf" and info.exe is None)
                 and not (f == "debug" and not info.debug_layouts)
-                and not (f == "cache" and not info.cache_patterns)}
+                and not (f == "cache" and not info.cache_patterns)
+                and not (f == "compress" and os.path.getsize(info.seed.core) > COMPRESS_MAX)}
     if family is None:
         fams = sorted(possible)
         family = rng.choices(fams, [FAMILIES[f] for f in fams])[0]
