@@ -62,9 +62,12 @@ class CoroutineUnwinder(gdb.unwinder.Unwinder):
         thread = gdb.selected_thread()
         if thread is None or thread.num != view.thread:
             return None
-        sp = pending.read_register(view.sp)
-        pc = pending.read_register(view.pc)
-        fake_sp = min(int(sp), view.registers[view.sp])
+        try:
+            sp = pending.read_register(view.sp)
+            pc = pending.read_register(view.pc)
+            fake_sp = min(int(sp), view.registers[view.sp])
+        except gdb.error:   # the thread's own sp or pc is unavailable (a damaged core)
+            return None
         info = pending.create_unwind_info(_FrameId(gdb.Value(fake_sp).cast(sp.type), pc))
         for name, value in view.registers.items():
             try:
