@@ -383,7 +383,10 @@ def select_user_frame(gdb):
 
 
 def digest(out, err, core):
-    """A hash of a command's output, the core's path aside."""
+    """A hash of a command's output, the core's path and gdb's warnings aside (gdb warns
+    about a core's sections when it first reads a thread: which command that is depends
+    on what gdb had read before)."""
+    err = "\n".join(ln for ln in err.splitlines() if not ln.startswith("warning:"))
     text = (out + "\0" + err).replace(core, "CORE")
     return hashlib.sha1(text.encode("utf-8", "backslashreplace")).hexdigest()[:16]
 
@@ -499,10 +502,15 @@ def run_recipe(gdb, recipe, seed, objects, runs, workdir: Path):
     return run_input(gdb, seed.exe, str(workdir / "core"), runs)
 
 
+def stamp(seed):
+    """The seed's files' sizes and mtimes (a fixture remade during a run changes them)."""
+    return [(os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in (seed.core, seed.exe)]
+
+
 def worker(k, queue, seeds, facts, scratch, budget, control_every, done):
     """Take inputs from queue (sorted by executable) until None; report each to done().
     Every control_every inputs, a control input: the unmutated seed, compare()d."""
-    runs, objects, baselines = facts
+    runs, objects, baselines, stamps = facts
     slot = scratch / f"slot{k}"
     slot.mkdir(exist_ok=True)
     gdb = Gdb(budget)
@@ -513,6 +521,9 @@ def worker(k, queue, seeds, facts, scratch, budget, control_every, done):
                 return
             i, recipe = item
             name = recipe["seed"]
+            if stamp(seeds[name]) != stamps[name]:
+                done(i, recipe, [], "skipped: the seed's files changed during the run", 0)
+                continue
             for r in [recipe] + ([{"seed": name, "ops": [], "control": True}]
                                  if control_every and i % control_every == 0 else []):
                 t0 = time.monotonic()
@@ -569,6 +580,7 @@ def fuzz(args) -> dict:
             check_switching(first, seeds)
         finally:
             first.kill()
+        stamps = {name: stamp(s) for name, s in seeds.items()}
         runs, objects, baselines = prepare(seeds, args.budget)
         if replay is None:
             replay = recipes(args, seeds, objects)
@@ -581,7 +593,7 @@ def fuzz(args) -> dict:
             queue.put(item)
         for _ in range(args.jobs):
             queue.put(None)
-        threads = [threading.Thread(target=worker, args=(k, queue, seeds, (runs, objects, baselines),
+        threads = [threading.Thread(target=worker, args=(k, queue, seeds, (runs, objects, baselines, stamps),
                                                          scratch, args.budget,
                                                          args.control_every, report.done))
                    for k in range(args.jobs)]
@@ -597,16 +609,24 @@ def fuzz(args) -> dict:
 
 def recipes(args, seeds, objects):
     """args.inputs recipes over the seeds (fuzz_core.random_recipe): args.object_share of
-    them inside QEMU's objects (family "object"), the others ELF structure ("elf")."""
+    them inside QEMU's objects (family "object"), the others ELF structure ("elf"). The
+    seed cores are mapped whole (a gcore's section headers are at its end)."""
+    import mmap
     rng = random.Random(args.seed)
-    infos = {}
-    for name, s in seeds.items():
-        with open(s.core, "rb") as f:
-            infos[name] = fuzz_core.SeedInfo(s, f.read(fuzz_core.HEAD), objects=objects[name])
-    names = sorted(seeds)
-    return [fuzz_core.random_recipe(rng, infos[rng.choice(names)],
-                                    "object" if rng.random() < args.object_share else "elf")
-            for _ in range(args.inputs)]
+    infos, maps = {}, []
+    try:
+        for name, s in seeds.items():
+            with open(s.core, "rb") as f:
+                maps.append(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
+            infos[name] = fuzz_core.SeedInfo(s, maps[-1], objects=objects[name])
+        names = sorted(seeds)
+        return [fuzz_core.random_recipe(rng, infos[rng.choice(names)],
+                                        "object" if rng.random() < args.object_share
+                                        else "elf")
+                for _ in range(args.inputs)]
+    finally:
+        for m in maps:
+            m.close()
 
 
 class Report:
