@@ -272,41 +272,51 @@ def differential(recipe: dict, objects, base, mut) -> Counter:
 
 # -- seeds ------------------------------------------------------------------------------
 
+def baseline(seed: Seed, variant: str, objects, scratch: Path, cache_home: str,
+             baselines: Path) -> dict:
+    """The unmutated seed's run of a variant (outcome, and "json" for --json ones), kept
+    in baselines/SEED-BUILD/ (a rebuilt seed gets new ones)."""
+    st = os.stat(seed.core)
+    path = baselines / f"{seed.name}-{st.st_size:x}-{st.st_mtime_ns:x}" / \
+        (variant.replace(" ", "_").replace("/", "") + ".json")
+    if path.exists():
+        return json.loads(path.read_text())
+    res = run_input({"seed": seed.name, "ops": [], "command": variant}, seed, objects,
+                    _slot(scratch, "base"), cache_home, want_output=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(res))
+    return res
+
+
+def wants_baseline(variant: str) -> bool:
+    """Whether the differential check compares this variant's output (--json)."""
+    return "--json" in load_variants()[variant]
+
+
 def seed_info(seed: Seed, scratch: Path, cache_home: str, baselines: Path,
-              wanted=None) -> tuple:
+              wanted=()) -> tuple:
     """(fuzz_core.SeedInfo, {json variant: unmutated output}, {variant: outcome}) of a
-    seed: runs the listings and every --json variant (or those in `wanted`) on the
-    unmutated seed (kept in baselines/SEED-BUILD/), locates its QEMU objects, lists the
-    cache entries the runs wrote."""
+    seed: runs the listings (and the variants in `wanted`) on the unmutated seed, locates
+    its QEMU objects, lists the cache entries the runs wrote."""
     import corefile
     from corefile.elf import ElfImage
-    st = os.stat(seed.core)   # a rebuilt seed gets new baselines
-    outdir = baselines / f"{seed.name}-{st.st_size:x}-{st.st_mtime_ns:x}"
-    outdir.mkdir(parents=True, exist_ok=True)
-    cache_dir = Path(cache_home) / "qemugdb"
-    # Listings first: they name the objects the other variants' placeholders need.
-    listing = {v: a for v, a in load_variants().items()
-               if v.split()[0] in qemu_objects.LISTINGS and a == ["--json"]}
+    listing = [v for v, a in load_variants().items()
+               if v.split()[0] in qemu_objects.LISTINGS and a == ["--json"]]
     outputs, outcomes = {}, {}
     with open(seed.core, "rb") as f:
         head = f.read(fuzz_core.HEAD)
 
-    def baseline(v, objects):
-        path = outdir / (v.replace(" ", "_").replace("/", "") + ".json")
-        if path.exists():
-            res = json.loads(path.read_text())
-        else:
-            res = run_input({"seed": seed.name, "ops": [], "command": v}, seed, objects,
-                            _slot(scratch, "base"), cache_home, want_output=True)
-            path.write_text(json.dumps(res))
+    def run(v, objects):
+        res = baseline(seed, v, objects, scratch, cache_home, baselines)
         outcomes[v] = res["outcome"]
         if "json" in res:
             outputs[v] = res["json"]
     for v in listing:
-        baseline(v, None)
+        run(v, None)
     objects = None
     try:
-        prog = corefile.open(seed.core, seed.exe, debug_dirs=[seed.debug_dir] if seed.debug_dir else ())
+        prog = corefile.open(seed.core, seed.exe,
+                             debug_dirs=[seed.debug_dir] if seed.debug_dir else ())
         try:
             objects = qemu_objects.locate({v.split()[0]: outputs.get(v) for v in listing}, prog)
         finally:
@@ -316,10 +326,9 @@ def seed_info(seed: Seed, scratch: Path, cache_home: str, baselines: Path,
     if objects is not None:   # objects the core holds (not the corrupt fixture's wild ones)
         lay = fuzz_core.layout(head)
         objects.keep(lambda addr: _in_file(lay, addr))
-    for v, args in load_variants().items():
-        if v not in listing and ("--json" in args or v.endswith("--html")) and \
-                (wanted is None or v in wanted):
-            baseline(v, objects)
+    for v in wanted:
+        if v not in listing:
+            run(v, objects)
     exe = Path(seed.exe).read_bytes() if os.path.getsize(seed.exe) < (8 << 20) else None
     debug_layouts = {}
     for role, path in fuzz_core.debug_files(seed).items():
@@ -329,7 +338,7 @@ def seed_info(seed: Seed, scratch: Path, cache_home: str, baselines: Path,
         finally:
             img.close()
     patterns = sorted({fuzz_core._entry_pattern(e) for e in fuzz_core.cache_entries(
-        cache_dir, fuzz_core.seed_build_ids(seed))})
+        Path(cache_home) / "qemugdb", fuzz_core.seed_build_ids(seed))})
     info = fuzz_core.SeedInfo(seed, head, exe, objects, debug_layouts, patterns)
     return info, outputs, outcomes
 
@@ -466,7 +475,7 @@ class Pool:
             p.join()
 
 
-def main():
+def parser():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-n", "--inputs", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=1, help="random seed")
@@ -483,7 +492,11 @@ def main():
                     help="weight of a seed (default: its group's share, GROUP_WEIGHTS)")
     ap.add_argument("--batch", type=int, default=200)
     ap.add_argument("--replay", metavar="DIR", help="run the recipes DIR/*.json instead")
-    args = ap.parse_args()
+    return ap
+
+
+def fuzz(args) -> dict:
+    """The run args (parser()) ask for; its summary (also written to OUT/summary.json)."""
     load_variants()
     out = Path(args.out)
     for d in ("failures", "mismatches", "baselines"):
@@ -504,6 +517,8 @@ def main():
             infos[name], bases[name], outcomes = seed_info(s, scratch, cache_home,
                                                            out / "baselines")
             objs = infos[name].objects
+            summary.baseline_failures += [[name, v, []] for v, o in outcomes.items()
+                                          if o == "failure"]
             print(f"seed {name}: {round(time.monotonic() - t0, 1)} s, baselines "
                   f"{dict(Counter(outcomes.values()))}, objects "
                   f"{ {k: len(v) for k, v in objs.addresses.items()} if objs else None}, "
@@ -511,15 +526,22 @@ def main():
                   f"cache entries {len(infos[name].cache_patterns)}", flush=True)
 
     def item(i, recipe):
-        info = infos[recipe["seed"]]
-        return (i, recipe, info.seed, info.objects,
-                bases[recipe["seed"]].get(recipe["command"]))
+        info, variant = infos[recipe["seed"]], recipe["command"]
+        outputs = bases[recipe["seed"]]
+        if family(recipe) == "object" and wants_baseline(variant) and variant not in outputs:
+            res = baseline(info.seed, variant, info.objects, scratch, cache_home,
+                           out / "baselines")
+            if res["outcome"] == "failure":   # the unmutated seed fails: a finding too
+                summary.baseline_failures.append([recipe["seed"], variant, res["steps"]])
+            outputs[variant] = res.get("json")
+        return (i, recipe, info.seed, info.objects, outputs.get(variant))
     try:
+        total = len(replay) if replay else args.inputs
+        summary = Summary(out, " ".join(["python3", *sys.argv]) if __name__ == "__main__"
+                          else None, total)
         add_seeds(args.seeds)
         later = list(args.later_seeds)
         planner = Planner(random.Random(args.seed), weights)
-        total = len(replay) if replay else args.inputs
-        summary = Summary(out, " ".join(["python3", *sys.argv]), total)
         pool = Pool(args.jobs, scratch, cache_home)
         with open(out / "results.jsonl", "w") as log:
             def on_result(line):
@@ -537,8 +559,9 @@ def main():
                 batch.sort(key=lambda x: x[1]["seed"])
                 pool.run([item(i, r) for i, r in batch], on_result)
         pool.close()
-        summary.write()
-        print(json.dumps(summary.write()["outcomes"]), flush=True)
+        result = summary.write()
+        print(json.dumps(result["outcomes"]), flush=True)
+        return result
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -585,6 +608,7 @@ class Summary:
         self.verdicts = Counter()
         self.failures = defaultdict(list)
         self.mismatches = []
+        self.baseline_failures = []   # [seed, variant, why]: the unmutated seed failing
         self.slowest = []
         self.started = time.monotonic()
         self.n = 0
@@ -623,10 +647,11 @@ class Summary:
                    "by_family": {k: dict(v) for k, v in sorted(self.by_family.items())},
                    "differential": dict(self.verdicts), "mismatch_inputs": self.mismatches,
                    "failure_classes": {k: v[:5] for k, v in self.failures.items()},
+                   "baseline_failures": self.baseline_failures,
                    "slowest": self.slowest}
         (self.out / "summary.json").write_text(json.dumps(summary, indent=1))
         return summary
 
 
 if __name__ == "__main__":
-    main()
+    fuzz(parser().parse_args())

@@ -105,8 +105,8 @@ def layout(data) -> Layout:
                 namesz, descsz = struct.unpack_from("<II", data, off)
                 notes.append(off)
                 off += 12 + ((namesz + 3) & ~3) + ((descsz + 3) & ~3)
-    sections = {}
-    if shoff and shnum and shstrndx < shnum:
+    sections = {}   # none when the headers lie past `data` (a gcore's, in its first MiB)
+    if shoff and shnum and shstrndx < shnum and shoff + shnum * shentsize <= len(data):
         _, _, _, _, str_off = struct.unpack_from("<IIQQQ", data, shoff + shstrndx * shentsize)
         for i in range(shnum):
             base = shoff + i * shentsize

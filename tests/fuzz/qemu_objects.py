@@ -61,16 +61,18 @@ class SeedObjects:
     addresses: dict = field(default_factory=dict)   # kind -> [address]
     names: dict = field(default_factory=dict)       # kind -> [name or None]
     layouts: dict = field(default_factory=dict)     # kind -> {member path: Leaf}
+    types: dict = field(default_factory=dict)       # kind -> the DWARF struct's name
 
     def to_json(self):
-        return {"addresses": self.addresses, "names": self.names,
+        return {"addresses": self.addresses, "names": self.names, "types": self.types,
                 "layouts": {k: {m: [l.offset, l.size, l.cls] for m, l in v.items()}
                             for k, v in self.layouts.items()}}
 
     @classmethod
     def from_json(cls, d):
         return cls(d["addresses"], d["names"],
-                   {k: {m: Leaf(*l) for m, l in v.items()} for k, v in d["layouts"].items()})
+                   {k: {m: Leaf(*l) for m, l in v.items()} for k, v in d["layouts"].items()},
+                   d.get("types", {}))
 
     def keep(self, wanted):
         """Keep only the objects whose address wanted(address) accepts."""
@@ -110,7 +112,7 @@ def locate(listings: dict, program) -> SeedObjects:
         addrs = [(a, r.get("name")) for r in records if (a := _address(r))]
         if not addrs:
             continue
-        typ = None
+        typ = name = None
         for name in type_names:
             try:
                 typ = program.type(name)
@@ -123,6 +125,7 @@ def locate(listings: dict, program) -> SeedObjects:
         objs.addresses[kind] = [a for a, _ in addrs]
         objs.names[kind] = [n if isinstance(n, str) else None for _, n in addrs]
         objs.layouts[kind] = leaves(typ)
+        objs.types[kind] = name
     return objs
 
 
