@@ -303,8 +303,7 @@ def seed_info(seed: Seed, scratch: Path, cache_home: str, baselines: Path,
     listing = [v for v, a in load_variants().items()
                if v.split()[0] in qemu_objects.LISTINGS and a == ["--json"]]
     outputs, outcomes = {}, {}
-    with open(seed.core, "rb") as f:
-        head = f.read(fuzz_core.HEAD)
+    head = fuzz_core.core_view(seed.core)
 
     def run(v, objects):
         res = baseline(seed, v, objects, scratch, cache_home, baselines)
@@ -390,11 +389,13 @@ class Planner:
             if not self.deck:
                 self.deck = sorted(load_variants())
                 self.rng.shuffle(self.deck)
-            seed = self.rng.choices(names, weights)[0]
-            try:
-                recipe = fuzz_core.random_recipe(self.rng, infos[seed])
-            except RecipeError:
-                recipe = fuzz_core.random_recipe(self.rng, infos[seed], "elf")
+            for _ in range(8):   # a seed may lack what a drawn family needs
+                seed = self.rng.choices(names, weights)[0]
+                try:
+                    recipe = fuzz_core.random_recipe(self.rng, infos[seed])
+                    break
+                except (RecipeError, ValueError, IndexError):
+                    continue
             recipe["command"] = self.deck.pop()
             out.append((i, recipe))
         return out

@@ -516,12 +516,20 @@ def seed_build_ids(seed: Seed) -> list:
     return _BUILD_IDS[seed.name]
 
 
+def core_view(path):
+    """The core mapped read-only, for mutate() and layout(): its headers, notes and section
+    headers wherever they lie (gdb's gcore writes its notes at the end)."""
+    import mmap
+    with open(path, "rb") as f:
+        return mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
+
+
 # -- random recipes ---------------------------------------------------------------------
 
 @dataclass
 class SeedInfo:
-    """What random_recipe() needs of a seed, read once: the core's first MiB (headers and
-    notes), the executable's bytes (small seeds only), its QEMU objects
+    """What random_recipe() needs of a seed, read once: the core (its first MiB, or all of
+    it mapped: core_view()), the executable's bytes (small seeds only), its QEMU objects
     (qemu_objects.SeedObjects or None), the section layouts of its separate debug and
     dwz files, and the cache entries its unmutated runs wrote (patterns)."""
     seed: Seed
