@@ -8,7 +8,7 @@ import html
 import os
 from dataclasses import dataclass, field
 
-from qemugdb.walkers import block, coroutine
+from qemugdb.walkers import block, census, coroutine
 from qemugdb.render.block import parent_names, render_graph_dot
 from qemugdb.render.coroutine import coroutine_header, location_text
 from qemugdb.render.table import Shown, absent_notes, cell, hexa, visible
@@ -132,7 +132,7 @@ def details(target, rep):
     except TargetError as e:
         d.partial.append(f"Thread stacks: {e}")
     try:
-        found = coroutine.all_coroutines(target, pooled=False)
+        found = census.all_coroutines(target, pooled=False)
         d.coroutines = found.coroutines
         d.partial += [f"Coroutines: {error}" for error in found.errors]
     except MissingDebugInfo:
@@ -362,7 +362,7 @@ def jobs_section(p, result):
     rows, ids = [], []
     for j in map(Shown, result.jobs):
         where = e(location_text(j.suspended_in) if j.suspended_in is not None
-                  else j.co_error or "")
+                  else j.co_error or j.co_note or "")
         rows.append([e(j.id), e(j.type), e(j.status), e(j.current), e(j.total), e(j.speed),
                      e(j.busy), e(j.paused), p.ctx_link(j.aio_context), p.co_link(j.co), where,
                      hexa(j.address) + error_cell(j)])
@@ -428,7 +428,7 @@ def node_details(p, raw, detail, names):
     if detail is not None and (detail.requests or detail.request_error):
         rows = [[e(r.type), e(r.offset), e(r.bytes), e(r.serialising), p.co_link(r.co),
                  p.request_link(r.waiting_for),
-                 e(location_text(r.suspended_in)) if r.suspended_in else e(r.co_error or ""),
+                 e(location_text(r.suspended_in)) if r.suspended_in else e(r.co_error or r.co_note or ""),
                  hexa(r.address) + error_cell(r)] for r in map(Shown, detail.requests)]
         ids = [f' id="req-{r.address:#x}"' for r in detail.requests]
         out.append(f"<details open><summary>{len(rows)} tracked requests</summary>" + table(

@@ -13,7 +13,7 @@ lacks, and first_variable() finds a variable QEMU has renamed.
 import functools
 import struct
 
-from .target import CorruptError, FaultError, MissingDebugInfo, TargetError
+from .errors import CorruptError, FaultError, MissingDebugInfo, TargetError
 
 
 def strip_typedefs(type_):
@@ -287,3 +287,18 @@ def first_variable(target, names, files=(None,)):
             except TargetError:
                 return name, file
     raise MissingDebugInfo(f"no variable {' / '.join(names)} in the debug info")
+
+
+def thread_variable(target, names, files, thread):
+    """`thread`'s copy of the first of `names` in `files` (see first_variable), an Object."""
+    name, file = first_variable(target, names, files)
+    return target.variable(name, file=file, thread=thread)
+
+
+def thread_flag(target, names, files, thread):
+    """A per-thread boolean (the first of `names` in `files`) for `thread`; None when it
+    cannot be read."""
+    try:
+        return bool(thread_variable(target, names, files, thread).value_())
+    except TargetError:
+        return None

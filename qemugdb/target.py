@@ -12,32 +12,18 @@ kind ("struct" "union" "enum" "pointer" "array" "int" "bool" "float" "void" "fun
 length, enumerators [(name, value)], signed. Qualifiers are stripped by the backend.
 """
 
+import functools
+import importlib
 from dataclasses import dataclass, field
 
+from .errors import CorruptError, FaultError, MissingDebugInfo, TargetError
+from .obj import Object
 
-class TargetError(Exception):
-    """Base of every error a walker may see from a target."""
+__all__ = ["CorruptError", "FaultError", "MissingDebugInfo", "TargetError", "FAULT_SIGNALS",
+           "Location", "Frame", "Thread", "Process", "Target"]
 
-
-class FaultError(TargetError):
-    """Memory at `address` cannot be read."""
-
-    def __init__(self, address, size=None, message=None):
-        self.address = address
-        self.size = size
-        super().__init__(message or f"cannot read memory at {address:#x}")
-
-
-class CorruptError(TargetError):
-    """A structure is inconsistent: a cycle, an impossible value, a runaway list."""
-
-    def __init__(self, message, address=None):
-        self.address = address
-        super().__init__(message)
-
-
-class MissingDebugInfo(TargetError):
-    """A type, member, variable or function the debug info does not have."""
+# SIGILL, SIGBUS, SIGFPE, SIGSEGV: the signals whose si_addr is the fault address.
+FAULT_SIGNALS = (4, 7, 8, 11)
 
 
 @dataclass
@@ -96,6 +82,13 @@ class Target:
     pointer_size = 8
     byteorder = "little"
 
+    @functools.cached_property
+    def facts(self):
+        """The architecture's facts as data (corefile/arch/<arch>.py: register names and
+        numbering, jmp_buf slots and pointer mangling, the pointer guard's place, system
+        calls): walkers and backends read them here, never by architecture name."""
+        return importlib.import_module(f"corefile.arch.{self.arch}")
+
     def read(self, address, size):
         """Bytes at address; FaultError when unreadable."""
         raise NotImplementedError
@@ -153,6 +146,15 @@ class Target:
         """Frames unwound from a register set (a thread's or a suspended coroutine's)."""
         raise NotImplementedError
 
+    def select_coroutine(self, registers, label):
+        """Make a suspended coroutine's frames (from its saved registers) the debugger's
+        own, shown below a frame labelled `label`; its first frame's text. gdb only."""
+        raise TargetError("only gdb can select a coroutine's frames")
+
+    def deselect_coroutine(self):
+        """Give the debugger its own frames back; whether a coroutine was selected."""
+        raise TargetError("only gdb can select a coroutine's frames")
+
     # Helpers every backend shares.
 
     def read_uint(self, address, size=8):
@@ -170,6 +172,5 @@ class Target:
 
     def variable(self, name, file=None, thread=None):
         """A typed Object for a variable (see variable_address)."""
-        from .obj import Object
         address, type_ = self.variable_address(name, file=file, thread=thread)
         return Object(self, type_, address)

@@ -184,10 +184,10 @@ def assert_same_through_corefile(core, exe, from_gdb):
     """The coroutine walkers through the corefile backend find the same coroutines, states,
     reasons and frames as through gdb."""
     import corefile
-    from qemugdb.walkers import coroutine
+    from qemugdb.walkers import census
     from qemugdb.commands import to_plain
     from qemugdb.core.target import CoreTarget
-    ours = to_plain(coroutine.all_coroutines(CoreTarget(corefile.open(core, exe))))
+    ours = to_plain(census.all_coroutines(CoreTarget(corefile.open(core, exe))))
 
     def key(found):
         return {c["address"]: (c["state"], c["waits"], c["entry"], expanded_names(c["frames"]))

@@ -29,6 +29,10 @@ DWARF_NAME = {n: name for name, n in DWARF_REGNO.items()}
 PC = "rip"
 SP = "rsp"
 FP = "rbp"
+# The registers a thread reports (a core may lack some: fs_base on old cores).
+THREAD_REGISTERS = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9",
+                    "r10", "r11", "r12", "r13", "r14", "r15", "rip", "eflags",
+                    "fs_base", "gs_base", "orig_rax")
 RA_COLUMN = 16  # the return address column CIEs use
 # Registers a call preserves (unwinding keeps them unless CFI says otherwise).
 CALLEE_SAVED = ("rbx", "rbp", "r12", "r13", "r14", "r15", "fs_base", "gs_base")

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from ..walkers import coroutine as co
+from ..walkers import census, coroutine as co
 from ..commands import Arg, command
 from ..render import coroutine as render
 from ..target import TargetError
@@ -25,20 +25,15 @@ def coroutine(target, args):
     address = target.evaluate(args.expr)
     if not address:
         raise TargetError("NULL coroutine")
-    threads = target.threads()
-    guard = co.pointer_guard(target, threads)
-    selected = target.selected_thread()
-    for th in threads:
-        try:
-            if co.current_coroutine(target, th) == address:
-                rec = co.describe(target, address, guard, th.registers, unwind=False)
-                rec.state, rec.thread = "running", th.num
-                rec.frames = target.unwind(th.registers)
-                rec.waits.append(f"current on thread {th.num} (LWP {th.tid})")
-                return rec
-        except TargetError:
-            continue
-    rec = co.describe(target, address, guard, selected.registers)
+    reader = co.Coroutines(target)
+    th = reader.running().get(address)
+    if th is not None:
+        rec = co.describe(target, address, reader.guard, th.registers, unwind=False)
+        rec.state, rec.thread = "running", th.num
+        rec.frames = target.unwind(th.registers)
+        rec.waits.append(f"current on thread {th.num} (LWP {th.tid})")
+        return rec
+    rec = co.describe(target, address, reader.guard, target.selected_thread().registers)
     if rec.error:
         raise TargetError(f"coroutine {address:#x}: {rec.error}")
     return rec
@@ -57,9 +52,8 @@ class Selection:
          arguments=[Arg("expr", "a Coroutine * (expression), or `off`")],
          gdb_only=True, text=render.render_select)
 def coroutine_select(target, args):
-    from ..gdb import unwinder
     if args.expr == "off":
-        was_on = unwinder.deselect()
+        was_on = target.deselect_coroutine()
         return Selection(None, "coroutine view off" if was_on else "")
     address = target.evaluate(args.expr)
     if not address:
@@ -67,8 +61,8 @@ def coroutine_select(target, args):
     thread = target.selected_thread()
     guard = co.pointer_guard(target)
     registers = co.saved_registers(target, address, guard, thread.registers)
-    frame_text = unwinder.select(
-        target, registers, f"[thread {thread.num} frames hidden: coroutine {address:#x}]")
+    frame_text = target.select_coroutine(
+        registers, f"[thread {thread.num} frames hidden: coroutine {address:#x}]")
     return Selection(address, frame_text)
 
 
@@ -80,7 +74,7 @@ def coroutine_select(target, args):
                         flags=("--pooled",), is_flag=True)],
          text=render.render_coroutines)
 def coroutines(target, args):
-    return co.all_coroutines(target)
+    return census.all_coroutines(target)
 
 
 @command("bt",

@@ -3,9 +3,8 @@ Used by the CLI; inside gdb, qemugdb.gdb.target serves instead."""
 
 import corefile
 
-from ..target import FaultError, Frame, Location, MissingDebugInfo, Process, Target, Thread
-
-FAULT_SIGNALS = (4, 7, 8, 11)  # SIGILL, SIGBUS, SIGFPE, SIGSEGV: si_addr is the fault address
+from ..target import (FAULT_SIGNALS, FaultError, Frame, Location, MissingDebugInfo, Process,
+                      Target, Thread)
 
 
 def _location(loc, tailcall=False):

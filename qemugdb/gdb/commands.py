@@ -13,7 +13,8 @@ import traceback
 
 import gdb
 
-from ..walkers import block, coroutine as co
+from ..walkers import coroutine as co
+from ..walkers.roots import all_bdrv_states
 from ..commands import REGISTRY
 from ..render.table import visible
 from .target import GdbTarget
@@ -165,7 +166,7 @@ def completions(cmd, text, word):
     elif typed.startswith("-"):
         names = ["-" + o[2:] for o in long_options(cmd)]
     elif any(a.name == "node" and not a.flags for a in cmd.arguments):
-        names = [bs.node_name.string_() for bs in block.all_bdrv_states(target())]
+        names = [bs.node_name.string_() for bs in all_bdrv_states(target())]
     elif any(a.name == "expr" and not a.flags for a in cmd.arguments):
         return gdb.COMPLETE_EXPRESSION
     else:
@@ -226,8 +227,7 @@ class _CoroutineRegister(gdb.Function):
             t = target()
             address = int(coroutine.cast(gdb.lookup_type("unsigned long")))
             guard = co.pointer_guard(t)
-            facts = co.arch(t)
-            value = co.saved_registers(t, address, guard)[getattr(facts, self._register)]
+            value = co.saved_registers(t, address, guard)[getattr(t.facts, self._register)]
             return gdb.Value(value).cast(gdb.lookup_type("void").pointer())
         except Exception as e:
             raise one_line(f"${self._name}", e, self._debug) from None

@@ -10,13 +10,10 @@ import re
 
 import gdb
 
-from ..target import (FaultError, Frame, Location, MissingDebugInfo, Process, Target,
-                     TargetError, Thread)
-
-# Registers reported for a thread (x86-64); a core may lack some (fs_base on old cores).
-THREAD_REGISTERS = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9",
-                    "r10", "r11", "r12", "r13", "r14", "r15", "rip", "eflags",
-                    "fs_base", "gs_base", "orig_rax")
+from ..target import (FAULT_SIGNALS, FaultError, Location, MissingDebugInfo, Process, Target,
+                      TargetError, Thread)
+from . import unwinder
+from .frames import FORMAT_ADDRESS, frame_registers, module_of, to_int
 
 _KINDS = {
     gdb.TYPE_CODE_STRUCT: "struct", gdb.TYPE_CODE_UNION: "union", gdb.TYPE_CODE_ENUM: "enum",
@@ -133,13 +130,6 @@ def preserved_selection():
                 frame.select()
 
 
-def _int(value):
-    """A gdb.Value (pointer, flags, int) as a Python int."""
-    if value.type.strip_typedefs().code == gdb.TYPE_CODE_PTR:
-        value = value.cast(gdb.lookup_type("unsigned long"))
-    return int(value)
-
-
 def _gdb_thread(num):
     for th in gdb.selected_inferior().threads():
         if th.num == num:
@@ -147,28 +137,7 @@ def _gdb_thread(num):
     raise TargetError(f"no thread {num}")
 
 
-def frame_registers(frame, names=THREAD_REGISTERS):
-    """The registers of a gdb.Frame that it has, as ints."""
-    regs = {}
-    for name in names:
-        try:
-            v = frame.read_register(name)
-        except (ValueError, gdb.error):
-            continue
-        if v.is_optimized_out:
-            continue
-        try:
-            regs[name] = _int(v) & (1 << 64) - 1
-        except gdb.error:  # <unavailable>
-            continue
-    return regs
-
-
-# SIGILL, SIGBUS, SIGFPE, SIGSEGV: their si_addr is the fault address (as qemugdb.core.target).
-FAULT_SIGNALS = (4, 7, 8, 11)
-
 _INFO_SYMBOL = re.compile(r"(?P<name>\S+)(?: \+ (?P<off>\d+))? in section ")
-_FORMAT_ADDRESS = re.compile(r"<(?P<name>[^+>]+)(?:\+(?P<off>\d+))?>")
 
 
 class GdbTarget(Target):
@@ -297,19 +266,19 @@ class GdbTarget(Target):
                 raise TargetError(f"cannot locate {name}: {e}") from e
         if address is None:
             raise MissingDebugInfo(f"{name} has no address (optimized out?)")
-        return _int(address), self.wrap_type(value.type)
+        return to_int(address), self.wrap_type(value.type)
 
     def function_address(self, name):
         try:
             sym = self._symbol(name, None)
         except MissingDebugInfo:
             try:
-                return _int(gdb.parse_and_eval(f"(unsigned long)&'{name}'"))
+                return to_int(gdb.parse_and_eval(f"(unsigned long)&'{name}'"))
             except gdb.error:
                 return None
         if sym.type is None or sym.type.code != gdb.TYPE_CODE_FUNC:
             return None
-        return _int(sym.value().address)
+        return to_int(sym.value().address)
 
     def data_symbol(self, address):
         try:
@@ -335,7 +304,7 @@ class GdbTarget(Target):
             for th in sorted(inferior.threads(), key=lambda t: t.num):
                 th.switch()
                 try:
-                    regs = frame_registers(gdb.newest_frame())
+                    regs = frame_registers(gdb.newest_frame(), self.facts.THREAD_REGISTERS)
                 except gdb.error:
                     regs = {}
                 out.append(Thread(num=th.num, tid=th.ptid[1] or th.ptid[0], name=th.name,
@@ -368,7 +337,7 @@ class GdbTarget(Target):
                     proc.crashed_thread = th.num
                     proc.signal_code = int(info["si_code"])
                     if proc.signal in FAULT_SIGNALS:
-                        proc.fault_address = _int(info["_sifields"]["_sigfault"]["si_addr"])
+                        proc.fault_address = to_int(info["_sifields"]["_sigfault"]["si_addr"])
                     break
                 except gdb.error:
                     continue
@@ -396,7 +365,7 @@ class GdbTarget(Target):
             loc.function, loc.offset = outer.name, pc - start
             loc.inlined = [Location(pc=None, function=f.name) for f, _ in functions[:-1]]
             return loc
-        m = _FORMAT_ADDRESS.search(gdb.format_address(pc))
+        m = FORMAT_ADDRESS.search(gdb.format_address(pc))
         if m:
             loc.function, loc.offset = m.group("name"), int(m.group("off") or 0)
         return loc
@@ -418,71 +387,24 @@ class GdbTarget(Target):
             value = gdb.parse_and_eval(expr)
             code = value.type.strip_typedefs().code
             if code in (gdb.TYPE_CODE_PTR, gdb.TYPE_CODE_INT, gdb.TYPE_CODE_ENUM):
-                return _int(value) & (1 << 64) - 1
+                return to_int(value) & (1 << 64) - 1
             if value.address is not None:
-                return _int(value.address)
+                return to_int(value.address)
         except gdb.error as e:
             raise TargetError(str(e)) from e
         raise TargetError(f"{expr}: neither a pointer nor an lvalue")
 
+    def select_coroutine(self, registers, label):
+        return unwinder.select(self, registers, label)
+
+    def deselect_coroutine(self):
+        return unwinder.deselect()
+
     def unwind(self, registers):
         """Frames for a register set; a thread's own registers give exactly gdb's `bt`."""
-        from . import unwinder
         for th in self.threads():
-            if all(th.registers.get(r) == registers.get(r) for r in ("rip", "rsp")):
-                return unwinder.thread_frames(th.num)
+            if all(th.registers.get(r) == registers.get(r) for r in (self.facts.PC, self.facts.SP)):
+                return unwinder.thread_frames(th.num, self.facts)
         return unwinder.unwind(self, registers)
 
 
-def module_of(pc):
-    """The file holding pc: a shared library, the executable when a symbol of it covers
-    pc, else None."""
-    progspace = gdb.current_progspace()
-    solib = progspace.solib_name(pc)
-    if solib:
-        return solib
-    if _FORMAT_ADDRESS.search(gdb.format_address(pc)):
-        return progspace.filename
-    return None
-
-
-def location_of_frame(frame):
-    """A Location for a gdb.Frame as `bt` shows it (inline frames not merged)."""
-    pc = frame.pc()
-    sal = frame.find_sal()
-    loc = Location(pc=pc, function=frame.name())
-    if sal.symtab is not None:
-        loc.file, loc.line = sal.symtab.filename, sal.line
-    if frame.type() != gdb.INLINE_FRAME:
-        m = _FORMAT_ADDRESS.search(gdb.format_address(pc))
-        if m:
-            loc.offset = int(m.group("off") or 0)
-    loc.module = module_of(pc)
-    return loc
-
-
-def frames_from(frame, stop_functions=(), limit=4096):
-    """Frame records from gdb.Frame `frame` outwards: one record per physical frame with the
-    inline frames gdb shows above it in location.inlined (innermost first); stops after a
-    frame whose function is in stop_functions."""
-    out = []
-    inlined = []
-    level = 0
-    while frame is not None and level < limit:
-        loc = location_of_frame(frame)
-        if frame.type() == gdb.INLINE_FRAME:
-            inlined.append(loc)
-        else:
-            loc.inlined = inlined
-            inlined = []
-            regs = frame_registers(frame, ("rsp", "rip", "rbp"))
-            out.append(Frame(level=len(out), pc=loc.pc, sp=regs.get("rsp", 0), location=loc,
-                             registers=regs))
-            if loc.function in stop_functions:
-                break
-        try:
-            frame = frame.older()
-        except gdb.error:
-            break
-        level += 1
-    return out

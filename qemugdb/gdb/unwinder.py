@@ -3,7 +3,7 @@
 While a view is on, a Python unwinder claims the selected thread's innermost non-inline
 frame and reports the coroutine's saved registers as its caller's: gdb's DWARF unwinder then
 produces the coroutine's frames, so `bt`, `frame N`, `up`, `info locals` and `p` work in
-them. The recipe and its pitfalls (../shared/brief/facts.md):
+them. The recipe and its pitfalls:
 - the claimed frame's id uses an sp not above the coroutine's sp ("previous frame inner");
 - that frame's own locals would read wrong: a frame filter hides the thread's frames above
   it and labels it, and `select` puts the user in the frame below;
@@ -19,9 +19,9 @@ import gdb
 import gdb.unwinder
 from gdb.FrameDecorator import FrameDecorator
 
-from ..walkers.coroutine import BOTTOM, arch
-from .target import frames_from
 from ..target import TargetError
+from ..walkers.coroutine import BOTTOM
+from .frames import frames_from
 
 # Commands that resume or end the inferior: a hook turns the view off before each.
 RESUMING = ("continue", "next", "step", "stepi", "nexti", "finish", "until", "advance",
@@ -172,7 +172,7 @@ def _new_view(target, registers, label=""):
     thread = gdb.selected_thread()
     if thread is None:
         raise TargetError("no thread: run the program or load a core first")
-    facts = arch(target)
+    facts = target.facts
     return View(thread.num, _innermost_real_level(), dict(registers), facts.SP, facts.PC,
                 label)
 
@@ -249,7 +249,8 @@ def unwind(target, registers):
         _set_view(view)
         settings = _past_main_on()
         try:
-            return frames_from(_coroutine_frame(view), stop_functions=(BOTTOM, "main"))
+            return frames_from(_coroutine_frame(view), target.facts,
+                                   stop_functions=(BOTTOM, "main"))
         finally:
             _restore(settings)
     except gdb.error as e:
@@ -260,7 +261,7 @@ def unwind(target, registers):
             user_frame.select()
 
 
-def thread_frames(num):
+def thread_frames(num, facts):
     """Frame records of thread `num`'s own stack (with any view off), as gdb's `bt` but
     stopping at coroutine_trampoline (gdb's heuristics add junk frames below it)."""
     saved = _view
@@ -274,7 +275,7 @@ def thread_frames(num):
         for th in gdb.selected_inferior().threads():
             if th.num == num:
                 th.switch()
-                return frames_from(gdb.newest_frame(), stop_functions=(BOTTOM,))
+                return frames_from(gdb.newest_frame(), facts, stop_functions=(BOTTOM,))
         raise TargetError(f"no thread {num}")
     except gdb.error as e:
         raise TargetError(f"unwinding thread {num} failed: {e}") from e

@@ -9,6 +9,7 @@ Permissions use QMP's spelling (BlockPermission); roles are BDRV_CHILD_* lower-c
 
 import json
 
+from .coroutine import frames_text, location_text
 from .table import (NA, Shown, absent_notes, blank, errors_text, hexa, section, table,
                     visible)
 
@@ -185,10 +186,9 @@ def render_node_text(detail, args=None):
              c.shared_perm] for c in map(Shown, detail.parents or ())]
     lines.append(section("Parents:", rows and table(
         ["TYPE", "PARENT", "NAME", "PERM", "SHARED"], rows, "  "), _none(more.parents)))
-    from .coroutine import location_text
     rows = [[r.type, r.offset, r.bytes, r.serialising, hexa(r.co), hexa(r.waiting_for),
              hexa(r.address) + (f" <{r.error}>" if r.error else ""),
-             location_text(r.suspended_in) if r.suspended_in else r.co_error]
+             location_text(r.suspended_in) if r.suspended_in else r.co_error or r.co_note]
             for r in map(Shown, detail.requests)]
     body = rows and table(["TYPE", "OFFSET", "BYTES", "SERIALISING", "COROUTINE",
                            "WAITING-FOR", "REQUEST", "SUSPENDED IN"], rows, "  ",
@@ -203,7 +203,6 @@ def render_node_text(detail, args=None):
 
 
 def render_jobs_text(result, args=None):
-    from .coroutine import frames_text, location_text
     if not result.jobs:
         return "(no jobs)" + (f"\n<error: {result.error}>" if result.error else "")
     jobs = list(map(Shown, result.jobs))
@@ -217,8 +216,8 @@ def render_jobs_text(result, args=None):
     for j in jobs:
         if j.suspended_in is not None:
             text += f"\n{j.id}: coroutine {hexa(j.co)} suspended in {location_text(j.suspended_in)}"
-        if j.co_error:
-            text += f"\n{j.id}: coroutine {hexa(j.co)}: {j.co_error}"
+        if j.co_error or j.co_note:
+            text += f"\n{j.id}: coroutine {hexa(j.co)}: {j.co_error or j.co_note}"
         if j.frames:
             text += "\n" + frames_text(j.frames)
     if result.error:

@@ -19,8 +19,10 @@ DWARF when the backend can look enumerators up.
 from dataclasses import dataclass, field
 
 from . import enums
-from ..obj import Object, co_tls, first_variable, read_fields, strip_typedefs
+from ..obj import Object, co_tls, read_fields, strip_typedefs, thread_variable
+from .iothread import iothreads
 from .queue import LIMIT, qlist_foreach, qsimpleq_foreach, qslist_foreach
+from .roots import all_bdrv_states, all_jobs, main_loop_context
 from ..target import CorruptError, MissingDebugInfo, TargetError
 
 # util/async.c's anonymous enum, used only when the backend cannot reach it in DWARF.
@@ -39,12 +41,6 @@ def symbol(target, pc):
     if loc is None or not loc.function:
         return f"{pc:#x}"
     return f"{loc.function}+{loc.offset}" if loc.offset else loc.function
-
-
-def _tls_variable(target, name, file, thread):
-    """A QEMU_DEFINE_STATIC_CO_TLS variable (co_tls_NAME) or a plain __thread NAME."""
-    name, file = first_variable(target, co_tls(name), (file,))
-    return target.variable(name, file=file, thread=thread)
 
 
 @dataclass
@@ -136,51 +132,34 @@ def known_contexts(target, threads=None):
             runners.append(thread)
 
     for var, name in (("qemu_aio_context", "main loop"), ("iohandler_ctx", "iohandler")):
-        try:
-            add(target.variable(var, file="main-loop.c").value_(), name)
-        except TargetError:
-            pass
+        add(main_loop_context(target, var), name)
     try:
-        from .iothread import iothreads
         for it in iothreads(target, threads):
             add(it.aio_context, f"iothread {it.id}")
     except TargetError:
         pass
     for th in threads:
         try:
-            add(_tls_variable(target, "my_aiocontext", "async.c", th).value_(), None,
+            add(thread_variable(target, co_tls("my_aiocontext"), ("async.c",), th).value_(), None,
                 {"num": th.num, "tid": th.tid})
         except TargetError:
             continue
-    main = found.get(_main_context(target))
-    iohandler = _var(target, "iohandler_ctx")
+    main = found.get(main_loop_context(target, "qemu_aio_context"))
+    iohandler = main_loop_context(target, "iohandler_ctx")
     if main and iohandler in found:  # the main loop thread polls iohandler_ctx via glib
         for th in main[1]:
             add(iohandler, None, th)
     try:
-        from .block import all_bdrv_states
         for bs in all_bdrv_states(target):
             add(bs.aio_context.value_())
     except TargetError:
         pass
     try:
-        from .job import all_jobs
         for job in all_jobs(target):
             add(job.aio_context.value_())
     except TargetError:
         pass
     return [(a, names, runners) for a, (names, runners) in found.items()]
-
-
-def _var(target, name):
-    try:
-        return target.variable(name, file="main-loop.c").value_()
-    except TargetError:
-        return None
-
-
-def _main_context(target):
-    return _var(target, "qemu_aio_context")
 
 
 def context_label(contexts, address):

@@ -12,10 +12,13 @@ from dataclasses import dataclass, field
 
 from . import enums
 from .glib import gslist_data
+from .aio import known_contexts
+from .coroutine import Coroutines
 from .job import block_jobs
 from ..obj import Object, read_field, read_fields, strip_typedefs
 from .qom import canonical_path
-from .queue import qlist_foreach, qtailq_foreach
+from .queue import qlist_foreach
+from .roots import all_bdrv_states, block_backends, graph_bdrv_states
 from ..target import MissingDebugInfo, TargetError
 
 # include/block/block-common.h: BDRV_O_* are #defines, absent from DWARF.
@@ -183,7 +186,8 @@ class TrackedRequest:
     co: int | None = None
     waiting_for: int | None = None
     suspended_in: object = None     # Location where its coroutine waits (_add_coroutines)
-    co_error: str | None = None
+    co_error: str | None = None     # its coroutine could not be read
+    co_note: str | None = None      # why it is not unwound: it runs on a thread
     error: str | None = None
     absent: list = field(default_factory=list)
 
@@ -200,21 +204,6 @@ class NodeDetail:
 
 
 # ---------------------------------------------------------------- walkers
-
-def all_bdrv_states(target):
-    """Every BlockDriverState (block.c all_bdrv_states, link bs_list)."""
-    return qtailq_foreach(target.variable("all_bdrv_states", file="block.c"), "bs_list")
-
-
-def graph_bdrv_states(target):
-    """The named BlockDriverStates (block.c graph_bdrv_states, link node_list)."""
-    return qtailq_foreach(target.variable("graph_bdrv_states", file="block.c"), "node_list")
-
-
-def block_backends(target):
-    """Every BlockBackend (block-backend.c block_backends, link link)."""
-    return qtailq_foreach(target.variable("block_backends", file="block-backend.c"), "link")
-
 
 def _string(obj):
     """A char * or char[] member as str, None for NULL."""
@@ -339,7 +328,6 @@ def block_graph(target, layout=None):
                 graph.nodes.append(node_record(layout, bs, in_graph=False))
     except TargetError as e:
         graph.errors.append(f"all_bdrv_states: {e}")
-    from .aio import known_contexts
     for address, names, _ in known_contexts(target):
         graph.aio_contexts[address] = names[0] if names else f"{address:#x}"
     return graph
@@ -397,18 +385,12 @@ def node_detail(target, spec):
 
 def _add_coroutines(target, requests):
     """Where each request's coroutine is suspended (unless it runs on a thread)."""
-    from .coroutine import current_coroutine, describe, pointer_guard
     if not any(r.co for r in requests):
         return
+    reader = Coroutines(target)
     try:
-        threads = target.threads()
-        guard = pointer_guard(target, threads)
-        running = set()
-        for th in threads:
-            try:
-                running.add(current_coroutine(target, th))
-            except TargetError:
-                continue
+        reader.guard  # noqa: B018 -- read once: without it no coroutine can be described
+        running = reader.running()
     except TargetError as e:
         for r in requests:
             r.co_error = str(e)
@@ -417,8 +399,7 @@ def _add_coroutines(target, requests):
         if not r.co:
             continue
         if r.co in running:
-            r.co_error = "running on a thread"
+            r.co_note = "running on a thread"
             continue
-        co = describe(target, r.co, guard, threads[0].registers if threads else None)
+        co = reader.describe(r.co)
         r.suspended_in, r.co_error = co.suspended_in, co.error
-

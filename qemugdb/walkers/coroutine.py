@@ -1,20 +1,16 @@
 """QEMU coroutines (ucontext backend): saved registers, the current coroutine of each thread
-and its callers, and every coroutine reachable from known roots with why it waits.
+and its callers, the queues coroutines wait in, and each thread's stack with its chain.
 
 A suspended coroutine's registers are in CoroutineUContext.env, a glibc sigjmp_buf whose
-layout and pointer mangling are per-architecture facts (corefile.arch.<arch>). Walkers yield
-records and never print; a root that cannot be read becomes an error string in the result.
+layout and pointer mangling are architecture facts (`target.facts`). The census of every
+coroutine from every subsystem's roots is census.py, above the subsystems.
 """
 
-import importlib
 from dataclasses import dataclass, field
 
-from .aio import known_contexts
-from .block import all_bdrv_states, block_backends
-from .job import all_jobs
-from ..obj import Object, co_tls, first_variable, read_fields, strip_typedefs
-from .queue import qlist_foreach, qsimpleq_foreach, qslist_foreach, qtailq_foreach
+from ..obj import Object, co_tls, first_variable, read_fields
 from ..target import CorruptError, Location, MissingDebugInfo, TargetError
+from .queue import qsimpleq_foreach, qslist_foreach
 
 # Functions that only move a coroutine in or out of the CPU: the frame where a coroutine
 # "is suspended" is the first one outside these.
@@ -30,11 +26,6 @@ MACHINERY = frozenset({
 })
 BOTTOM = "coroutine_trampoline"  # the outermost frame of every coroutine stack
 CHAIN_LIMIT = 1024
-
-
-def arch(target):
-    """The architecture facts module (corefile.arch.<arch>, pure data)."""
-    return importlib.import_module(f"corefile.arch.{target.arch}")
 
 
 @dataclass
@@ -63,7 +54,7 @@ def ucontext(target, address):
 
 def pointer_guard(target, threads=None):
     """glibc's pointer guard (the same for every thread), read from a thread's TCB."""
-    facts = arch(target)
+    facts = target.facts
     for th in threads if threads is not None else target.threads():
         tp = th.registers.get("fs_base")
         if tp:
@@ -77,7 +68,7 @@ def pointer_guard(target, threads=None):
 def saved_registers(target, address, guard, thread_registers=None):
     """A suspended coroutine's registers from its jmp_buf, demangled. fs_base/gs_base come
     from `thread_registers` (the thread that shows the coroutine) so TLS lookups work."""
-    facts = arch(target)
+    facts = target.facts
     jmpbuf = ucontext(target, address).env[0].member_("__jmpbuf")
     regs = {}
     for name, slot in facts.JMPBUF_SLOTS.items():
@@ -103,7 +94,7 @@ def leader(target, thread):
 def kernel_worker(target, thread):
     """Whether `thread` has no user-level state (pc and sp zero): a kernel worker thread of
     the process, as KVM's in a qemu-system core. It has no stack, TLS or coroutine to read."""
-    facts = arch(target)
+    facts = target.facts
     return not thread.registers.get(facts.PC) and not thread.registers.get(facts.SP)
 
 
@@ -169,7 +160,7 @@ def describe(target, address, guard, thread_registers=None, unwind=True):
                            entry_arg="entry_arg", caller=lambda: co.caller.value_() or None):
             return rec
         rec.registers = saved_registers(target, rec.address, guard, thread_registers)
-        facts = arch(target)
+        facts = target.facts
         rec.pc, rec.sp = rec.registers[facts.PC], rec.registers[facts.SP]
         if unwind:
             rec.frames = to_bottom(target.unwind(rec.registers))
@@ -184,32 +175,6 @@ def _symbol_name(target, pc):
     return target.symbolize(pc).function if pc else None
 
 
-# Roots: each yields (Coroutine address, why it waits, state).
-
-def _thread_roots(target, threads):
-    for th in threads:
-        try:
-            current = current_coroutine(target, th)
-        except TargetError:
-            continue
-        if current is None:
-            continue
-        yield current, f"current on thread {th.num} (LWP {th.tid})", "running", th
-        below, thread_leader = current, leader(target, th)
-        for caller in callers(target, current):
-            if caller == thread_leader:
-                break
-            yield caller, f"caller of {below:#x} (thread {th.num})", "suspended", th
-            below = caller
-
-
-def _node_name(bs):
-    try:
-        return bs.node_name.string_() or f"{bs.address_:#x}"
-    except TargetError:
-        return f"{bs.address_:#x}"
-
-
 def coqueue_waiters(queue):
     """The coroutines parked in a CoQueue (entries, linked by co_queue_next)."""
     return qsimpleq_foreach(queue.entries, "co_queue_next")
@@ -222,154 +187,40 @@ def comutex_waiters(mutex):
             yield record.co.value_()
 
 
-def _request_roots(target):
-    for bs in all_bdrv_states(target):
-        name = _node_name(bs)
-        if strip_typedefs(bs.reqs_lock.type_).name == "CoMutex":  # QEMU < 8.0
-            holder = bs.reqs_lock.holder.value_()
-            if holder:
-                yield holder, f"holds reqs_lock of node {name}", "suspended"
-            for co in comutex_waiters(bs.reqs_lock):
-                yield co, f"waits for reqs_lock of node {name}", "suspended"
-        for req in qlist_foreach(bs.tracked_requests, "list"):
-            what = (f"{req.type.enum_name_() or req.type.value_()} offset {req.offset.value_()}"
-                    f" bytes {req.bytes.value_()}")
-            if req.co.value_():
-                yield req.co.value_(), f"tracked request on node {name}: {what}", "suspended"
-            for co in coqueue_waiters(req.wait_queue):
-                yield co.address_, (f"waits for serialising request on node {name}: "
-                                    f"{what}"), "suspended"
+class Coroutines:
+    """Coroutines of one target described as every walker needs them: the threads, glibc's
+    pointer guard and the coroutine each thread runs are read once, on first use."""
 
+    def __init__(self, target, threads=None):
+        self.target = target
+        self.threads = threads if threads is not None else target.threads()
+        self._guard = None
+        self._running = None
 
-def _backend_roots(target):
-    for blk in block_backends(target):
-        try:
-            name = blk.name.string_() if blk.name.value_() else ""
-        except TargetError:
-            name = ""
-        name = name or f"{blk.address_:#x}"
-        for co in coqueue_waiters(blk.queued_requests):
-            yield co.address_, f"queued on BlockBackend {name} while it is quiesced", \
-                "suspended"
+    @property
+    def guard(self):
+        """The pointer guard; TargetError when no thread pointer is readable."""
+        if self._guard is None:
+            self._guard = pointer_guard(self.target, self.threads)
+        return self._guard
 
+    def running(self):
+        """{Coroutine address: Thread} of the coroutine each thread runs."""
+        if self._running is None:
+            self._running = {}
+            for th in self.threads:
+                try:
+                    current = current_coroutine(self.target, th)
+                except TargetError:
+                    continue
+                if current is not None:
+                    self._running[current] = th
+        return self._running
 
-def _throttle_roots(target):
-    groups = target.variable("throttle_groups", file="throttle-groups.c")
-    try:
-        directions = [n.removeprefix("THROTTLE_").lower()
-                      for n, _ in target.lookup_type("enum ThrottleDirection").enumerators
-                      if n != "THROTTLE_MAX"]
-    except MissingDebugInfo:
-        directions = ["read", "write"]  # QEMU < 8.1: indexed by is_write
-    for tg in qtailq_foreach(groups, "list"):
-        gname = tg.name.string_()
-        for member in qlist_foreach(tg.head, "round_robin"):
-            reqs = member.throttled_reqs
-            for i in range(strip_typedefs(reqs.type_).length or 0):
-                d = directions[i] if i < len(directions) else str(i)
-                for co in coqueue_waiters(reqs[i]):
-                    yield co.address_, f"throttled {d} in throttle group {gname}", "suspended"
-
-
-def _job_roots(target):
-    for job in all_jobs(target):
-        co = job.co.value_()
-        if co:
-            status = job.status.enum_name_() or job.status.value_()
-            yield co, f"job {job.id.string_()} ({status})", "suspended"
-
-
-def _scheduled_roots(target, threads):
-    ctx_type = target.lookup_type("AioContext")
-    for address, names, _ in known_contexts(target, threads):
-        ctx = Object(target, ctx_type, address)
-        label = f"AioContext {address:#x}" + (f" ({', '.join(names)})" if names else "")
-        for co in qslist_foreach(ctx.scheduled_coroutines, "co_scheduled_next"):
-            yield co.address_, f"scheduled on {label}", "suspended"
-
-
-def _pools(target, threads, shared, per_thread):
-    """[(label, pool list head)]: the shared pool variable, then each thread's TLS one."""
-    pools = [(shared.replace("_", " "), target.variable(shared, file="qemu-coroutine.c"))]
-    try:
-        name, file = first_variable(target, co_tls(per_thread), ("qemu-coroutine.c",))
-    except MissingDebugInfo:
-        return pools
-    for th in threads:
-        try:
-            pools.append((f"thread {th.num} {per_thread.replace('_', ' ')}",
-                          target.variable(name, file=file, thread=th)))
-        except TargetError:
-            continue
-    return pools
-
-
-def _pool_roots(target, threads):
-    if target.has_type("CoroutinePoolBatch"):  # QEMU >= 7.2.50: batches of coroutines
-        for where, pool in _pools(target, threads, "global_pool", "local_pool"):
-            for batch in qslist_foreach(pool, "next"):
-                for co in qslist_foreach(batch.list, "pool_next"):
-                    yield co.address_, f"idle in {where}", "pooled"
-        return
-    for where, pool in _pools(target, threads, "release_pool", "alloc_pool"):
-        for co in qslist_foreach(pool, "pool_next"):
-            yield co.address_, f"idle in {where}", "pooled"
-
-
-@dataclass
-class CoroutineList:
-    coroutines: list
-    errors: list   # roots that could not be walked (one line each)
-    missing: list = field(default_factory=list)  # roots this program lacks, with the reason
-
-
-def all_coroutines(target, unwind=True, pooled=True):
-    """Every coroutine reachable from the known roots, merged by address: threads' current
-    coroutines and callers, jobs, tracked requests and their waiters, BlockBackends'
-    queued_requests, throttle group queues, AioContext scheduled lists and (with pooled)
-    the coroutine pools."""
-    target.lookup_type("CoroutineUContext")  # MissingDebugInfo: not QEMU (ucontext backend)
-    threads = target.threads()
-    guard = pointer_guard(target, threads)
-    main_regs = threads[0].registers if threads else None
-    found = {}
-    errors = []
-
-    def add(address, why, state, thread=None):
-        rec = found.get(address)
-        if rec is None:
-            found[address] = rec = CoroutineRecord(address=address, state=state)
-        if state == "running" or rec.state == "pooled":
-            rec.state = state
-        if thread is not None and state == "running":
-            rec.thread = thread.num
-        if why not in rec.waits:
-            rec.waits.append(why)
-
-    roots = [("threads", lambda: _thread_roots(target, threads)),
-             ("jobs", lambda: _job_roots(target)),
-             ("tracked requests", lambda: _request_roots(target)),
-             ("BlockBackend queues", lambda: _backend_roots(target)),
-             ("throttle groups", lambda: _throttle_roots(target)),
-             ("AioContexts", lambda: _scheduled_roots(target, threads))]
-    if pooled:
-        roots.append(("coroutine pools", lambda: _pool_roots(target, threads)))
-    missing = []
-    for what, walk in roots:
-        try:
-            for item in walk():
-                add(*item)
-        except MissingDebugInfo as e:
-            missing.append(f"{what}: {e}")
-        except TargetError as e:
-            errors.append(f"{what}: {e}")
-    out = []
-    for address, rec in found.items():
-        full = describe(target, address, guard, main_regs,
-                        unwind=unwind and rec.state == "suspended")
-        full.state, full.waits, full.thread = rec.state, rec.waits, rec.thread
-        out.append(full)
-    return CoroutineList(out, errors, missing)
+    def describe(self, address, unwind=True):
+        """describe() the coroutine at `address` (TLS read as the first thread's)."""
+        registers = self.threads[0].registers if self.threads else None
+        return describe(self.target, address, self.guard, registers, unwind=unwind)
 
 
 def thread_coroutine_chain(target, thread, guard):

@@ -8,16 +8,12 @@ from dataclasses import dataclass, field
 
 from . import enums
 from ..obj import container_of, read_fields
-from .queue import qlist_foreach
+from .coroutine import Coroutines
+from .roots import all_jobs
 from ..target import TargetError
 
 # blockjob.c is_block_job(): the job types whose Job is embedded in a BlockJob.
 BLOCK_JOB_TYPES = ("JOB_TYPE_BACKUP", "JOB_TYPE_COMMIT", "JOB_TYPE_MIRROR", "JOB_TYPE_STREAM")
-
-
-def all_jobs(target):
-    """Every Job (job.c `jobs`, link job_list)."""
-    return qlist_foreach(target.variable("jobs", file="job.c"), "job_list")
 
 
 def is_block_job(job):
@@ -48,7 +44,8 @@ class JobRecord:
     block_job: bool = False
     suspended_in: object = None     # Location of the coroutine's first non-machinery frame
     frames: list = field(default_factory=list)
-    co_error: str | None = None
+    co_error: str | None = None     # its coroutine could not be read
+    co_note: str | None = None      # why it is not unwound: it runs on a thread
     error: str | None = None
     absent: list = field(default_factory=list)   # fields this QEMU version does not have
 
@@ -91,23 +88,21 @@ def _spelled(names, enum):
 
 def add_coroutines(target, result, frames=False):
     """Fill each job's `suspended_in` (and `frames` when asked) from its coroutine."""
-    from .coroutine import describe, pointer_guard
+    reader = Coroutines(target)
     try:
-        threads = target.threads()
-        guard = pointer_guard(target, threads)
+        reader.guard  # noqa: B018 -- read once: without it no coroutine can be described
     except TargetError as e:
         for rec in result.jobs:
             if rec.co:
                 rec.co_error = str(e)
         return
-    regs = threads[0].registers if threads else None
     for rec in result.jobs:
         if not rec.co:
             continue
         if rec.busy:
-            rec.co_error = "busy: the coroutine runs on a thread (see `qemu bt -a`)"
+            rec.co_note = "busy: the coroutine runs on a thread (see `qemu bt -a`)"
             continue
-        co = describe(target, rec.co, guard, regs)
+        co = reader.describe(rec.co)
         rec.suspended_in = co.suspended_in
         rec.co_error = co.error
         if frames:

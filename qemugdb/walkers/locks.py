@@ -10,14 +10,15 @@ object the walkers know (an AioContext, a node, its driver's state, a BlockBacke
 throttle group): member paths and lock types come from DWARF, never from offsets.
 """
 
-import importlib
 from dataclasses import dataclass, field
 
-from . import aio, block, coroutine, system
-from ..obj import Object, find_member, first_variable, strip_typedefs
-from .queue import qlist_foreach, qsimpleq_foreach, qtailq_foreach
-from .report import iothread_ids, thread_role
+from ..obj import Object, find_member, first_variable, strip_typedefs, thread_flag
 from ..target import MissingDebugInfo, TargetError
+from . import aio, coroutine, system
+from .queue import qsimpleq_foreach, qtailq_foreach
+from .roots import (all_bdrv_states, backend_name, block_backends, node_name,
+                    throttle_group_members, throttle_groups)
+from .threads import iothread_ids, thread_role
 
 # Lock types found by their DWARF type name inside known objects.
 LOCK_TYPES = ("QemuMutex", "QemuRecMutex", "CoMutex", "CoRwlock", "CoQueue")
@@ -98,10 +99,6 @@ class LockList:
     locks: list                    # Lock
     errors: list = field(default_factory=list)
     missing: list = field(default_factory=list)
-
-
-def arch(target):
-    return importlib.import_module(f"corefile.arch.{target.arch}")
 
 
 def _functions(frames):
@@ -259,18 +256,11 @@ def mutex_state(mutex):
 
 # ---------------------------------------------------------------- threads
 
-def _tls_flag(target, flag, thread):
-    try:
-        return bool(target.variable(flag, file="cpus.c", thread=thread).value_())
-    except TargetError:
-        return None
-
-
 def thread_states(target, threads=None, names=None, iothreads=None):
     """ThreadState of each thread; `iothreads` is {tid: IOThread id} when known."""
     threads = threads if threads is not None else target.threads()
     names = names or Names(target)
-    facts = arch(target)
+    facts = target.facts
     executable = target.process().executable
     by_tid = {th.tid: th.num for th in threads}
     iothreads = iothread_ids(target) if iothreads is None else iothreads
@@ -283,7 +273,7 @@ def thread_states(target, threads=None, names=None, iothreads=None):
         st = ThreadState(th.num, th.tid, "other", "unknown")
         out.append(st)
         if flag:
-            st.bql = _tls_flag(target, flag, th)
+            st.bql = thread_flag(target, (flag,), ("cpus.c",), th)
         try:
             fr = target.unwind(th.registers)
             functions = list(_functions(fr))
@@ -304,8 +294,8 @@ def _caller_frames(target, threads, thread):
     """The frames of the coroutines in the co->caller chain of the thread's current one,
     down to the thread's own stack (its leader's); [] when unreadable."""
     try:
-        guard = coroutine.pointer_guard(target, threads)
-        _, chain = coroutine.thread_coroutine_chain(target, thread, guard)
+        _, chain = coroutine.thread_coroutine_chain(target, thread,
+                                                    coroutine.pointer_guard(target, threads))
     except TargetError:
         return []
     return [f for rec in chain for f in rec.frames]
@@ -492,24 +482,22 @@ def known_objects(target, contexts, errors, missing, cache):
         except TargetError as e:
             errors.append(f"{label}: {e}")
     def nodes():
-        for bs in block.all_bdrv_states(target):
-            node = coroutine._node_name(bs)
+        for bs in all_bdrv_states(target):
+            node = node_name(bs)
             yield f"node {node}", bs
             state = driver_state(target, bs)
             if state is not None:
                 yield f"node {node} {state.type_.name}", state
 
     def backends():
-        for blk in block.block_backends(target):
-            name = blk.name.string_() if blk.name.value_() else f"{blk.address_:#x}"
-            yield f"BlockBackend {name}", blk
+        for blk in block_backends(target):
+            yield f"BlockBackend {backend_name(blk)}", blk
 
     def throttle_groups():
-        groups = target.variable("throttle_groups", file="throttle-groups.c")
-        for tg in qtailq_foreach(groups, "list"):
+        for tg in throttle_groups(target):
             gname = tg.name.string_()
             yield f"throttle group {gname}", tg
-            for member in qlist_foreach(tg.head, "round_robin"):
+            for member in throttle_group_members(tg):
                 yield f"throttle group {gname} member {member.address_:#x}", member
 
     for what, source in (("block nodes", nodes), ("BlockBackends", backends),

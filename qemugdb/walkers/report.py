@@ -2,25 +2,17 @@
 doing, and (from the other walkers) the event loop, jobs and block graph."""
 
 import os
-import re
 import signal as signals
 from dataclasses import dataclass, field
 
-from . import coroutine, signature
-from .identity import qemu_version
-from ..obj import find_member, read_c_string
 from ..target import MissingDebugInfo, TargetError
+from . import coroutine, signature
+from .crash import SI_USER, abort_message, is_crash, signal_name
+from .identity import qemu_version
+from .threads import iothread_ids, thread_role
+from .waits import wait_graph
 
-# QEMU's thread bodies: the outermost of these on a thread's stack tells its role.
-ROLES = {
-    "main": "main loop", "qemu_main": "main loop", "qemu_default_main": "main loop",
-    "iothread_run": "iothread", "worker_thread": "worker", "call_rcu_thread": "rcu",
-    "migration_thread": "migration", "sigwait_compat": "signal",
-    "coroutine_trampoline": "coroutine",  # a stack that is a coroutine's (bt stops there)
-}
-VCPU = re.compile(r"cpu_thread_fn$")  # kvm_vcpu_thread_fn, mttcg_cpu_thread_fn, rr_..., hvf_...
 SOURCE_CONTEXT = 3
-SI_USER = 0  # si_code of a signal sent by kill(): a hung process dumped from outside
 
 
 @dataclass
@@ -63,58 +55,6 @@ class Report:
     live: object = None           # a running process: how it was stopped (Process.live)
 
 
-def signal_name(number):
-    try:
-        return signals.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
-
-
-def is_crash(process):
-    """Whether the process died of a signal it raised itself: not alive, gcore'd or killed
-    from outside to dump it."""
-    return (process.signal is not None and process.crashed_thread is not None
-            and process.signal_code != SI_USER)
-
-
-def abort_message(target):
-    """glibc's __abort_msg (set by assert() and abort messages), else glib's
-    __glib_assert_msg (set by g_assert()), or None."""
-    try:
-        pointer = target.variable("__abort_msg")
-        if pointer.value_():
-            msg = pointer.deref_()
-            if find_member(msg.type_, "msg") is not None:
-                return msg.msg.string_().rstrip("\n")
-    except TargetError:
-        pass
-    try:
-        address = target.function_address("__glib_assert_msg")  # a char *, by ELF symbol
-        pointer = target.read_pointer(address) if address else 0
-        if pointer:
-            return read_c_string(target, pointer).decode("utf-8", "backslashreplace").rstrip("\n")
-        return None
-    except TargetError:
-        return None
-
-
-def _functions(frames):
-    for f in frames:
-        for loc in f.location.inlined:
-            yield loc.function
-        yield f.location.function
-
-
-def thread_role(frames):
-    """main loop, iothread, worker, rcu, vCPU, ... from the functions on a thread's stack."""
-    for name in reversed([n for n in _functions(frames) if n]):
-        if VCPU.search(name):
-            return "vCPU"
-        if name in ROLES:
-            return ROLES[name]
-    return "other"
-
-
 def _where(frames, executable):
     """The innermost frame of QEMU's own code, as `function at file:line`: a pc in the
     executable's module (whatever path it was given by), outside the coroutine machinery
@@ -128,15 +68,6 @@ def _where(frames, executable):
                 continue
             return f"{loc.function} at {loc.file}:{loc.line}" if loc.file else loc.function
     return None
-
-
-def iothread_ids(target):
-    """{tid: IOThread id} from the IOThread objects (thread_id), where readable."""
-    from .iothread import iothreads
-    try:
-        return {t.thread_id: t.id for t in iothreads(target) if t.thread_id}
-    except TargetError:
-        return {}
 
 
 def source_lines(frames, source_dir, limit=3):
@@ -207,7 +138,6 @@ def report(target, source_dir=None, sections=()):
             frames.extend(c.frames)
         rep.source = source_lines(frames, source_dir)
     if p.signal is None or p.signal_code == SI_USER:   # alive, gcore'd, or killed to dump
-        from .waits import wait_graph
         try:
             rep.diagnosis = wait_graph(target).diagnosis
         except TargetError as e:

@@ -9,8 +9,8 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 
-from . import report as reports
 from ..target import TargetError
+from .crash import abort_message, is_crash, signal_name
 
 FUNCTIONS = 3   # innermost QEMU functions kept, as ABRT's duphash keeps three frames
 # QEMU's own functions that only report a failure (util/error.c's &error_abort path,
@@ -91,12 +91,12 @@ def crash_signature(target):
     """The Signature of the target's crash, or None when it did not crash (alive, gcore'd,
     or killed from outside to dump it)."""
     p = target.process()
-    if not reports.is_crash(p):
+    if not is_crash(p):
         return None
     thread = next(t for t in target.threads() if t.num == p.crashed_thread)
     try:
         frames = target.unwind(thread.registers)
     except TargetError:
         frames = []
-    return signature(reports.signal_name(p.signal), reports.abort_message(target), frames,
+    return signature(signal_name(p.signal), abort_message(target), frames,
                      p.executable)

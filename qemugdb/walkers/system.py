@@ -4,7 +4,7 @@ missing and the walkers raise MissingDebugInfo saying so."""
 
 from dataclasses import dataclass, field
 
-from ..obj import Object, first_variable, read_fields, strip_typedefs
+from ..obj import Object, first_variable, read_fields, strip_typedefs, thread_flag
 from .queue import qtailq_foreach
 from ..target import MissingDebugInfo, TargetError
 
@@ -175,13 +175,6 @@ class LockStatus:
     threads: list = field(default_factory=list)
 
 
-def _tls_flag(target, name, file, thread):
-    try:
-        return bool(target.variable(name, file=file, thread=thread).value_())
-    except TargetError:
-        return None
-
-
 def lock_status(target):
     """LockStatus: for each thread, whether it holds the BQL (iothread_locked in QEMU < 8.2,
     bql_locked after), the replay lock, and whether it is blocked on a mutex."""
@@ -200,8 +193,8 @@ def lock_status(target):
     status = LockStatus(flag.removeprefix("co_tls_"), mutex_name, owner)
     for th in target.threads():
         rec = ThreadLock(th.num, th.tid, th.name)
-        rec.bql = _tls_flag(target, flag, "cpus.c", th)
-        rec.replay = _tls_flag(target, "replay_locked", "replay-internal.c", th)
+        rec.bql = thread_flag(target, (flag,), ("cpus.c",), th)
+        rec.replay = thread_flag(target, ("replay_locked",), ("replay-internal.c",), th)
         try:
             rec.blocked = _blocked(target.unwind(th.registers), owner, target)
         except TargetError as e:

@@ -12,9 +12,10 @@ for nothing we can name: running, idle, sleeping, or blocked in the kernel.
 
 from dataclasses import dataclass, field
 
-from . import aio, block, coroutine, locks
+from . import aio, coroutine, locks
 from ..obj import Object
 from .queue import qlist_foreach
+from .roots import all_bdrv_states, node_name
 from ..target import MissingDebugInfo, TargetError
 
 # Where a suspended coroutine waits for I/O: the submitting function names the engine.
@@ -70,13 +71,12 @@ class WaitGraph:
 class _Builder:
     def __init__(self, target):
         self.target = target
-        self.threads = target.threads()
+        self.coroutines = coroutine.Coroutines(target)
+        self.threads = self.coroutines.threads
         self.nodes = {}
         self.edges = []
         self.errors = []
         self.missing = []
-        self.guard = None
-        self.current = None        # {Coroutine address: thread number} once read
         self.busy_workers = []     # Node ids of thread-pool workers that are not idle
         self.contexts = aio.known_contexts(target, self.threads)
 
@@ -106,22 +106,13 @@ class _Builder:
         if id_ in self.nodes:
             return id_
         n = self.node(id_, kind="coroutine", state="suspended", label=label)
-        if self.current is None:   # each thread's running coroutine, read once
-            self.current = {}
-            for th in self.threads:
-                try:
-                    self.current[coroutine.current_coroutine(self.target, th)] = th.num
-                except TargetError:
-                    continue
-        if address in self.current:
-            n.state, num = "running", self.current[address]
+        running = self.coroutines.running()
+        if address in running:
+            n.state, num = "running", running[address].num
             self.edge(id_, "runs-on", f"runs on thread {num}", f"thread {num}")
             return id_
         try:
-            if self.guard is None:
-                self.guard = coroutine.pointer_guard(self.target, self.threads)
-            rec = coroutine.describe(self.target, address, self.guard,
-                                     self.threads[0].registers if self.threads else None)
+            rec = self.coroutines.describe(address)
         except TargetError as e:
             self.errors.append(f"{id_}: {e}")
             return id_
@@ -220,11 +211,11 @@ def _drain_edges(b, me, w):
     drain = w.kind == "drain"
     busy, holders = [], []
     try:
-        for bs in block.all_bdrv_states(b.target):
+        for bs in all_bdrv_states(b.target):
             in_flight, quiesce = bs.in_flight.value_(), bs.quiesce_counter.value_()
             if not in_flight or drain and not quiesce:
                 continue
-            name = coroutine._node_name(bs)
+            name = node_name(bs)
             busy.append(f"{name} (in_flight {in_flight}, quiesce_counter {quiesce})")
             found = []
             for req in qlist_foreach(bs.tracked_requests, "list"):
