@@ -449,10 +449,11 @@ def cache_entries(cache_dir: Path, build_ids) -> list:
 
 
 def _entry_pattern(rel: str) -> str:
-    """A cache entry's path with build-ids (40 hex digits) as *: structural, so a recipe
-    names the same entry of a rebuilt seed."""
+    """A cache entry's path with build-ids (40 hex digits) and per-unit keys (hex file
+    names) as *: structural, so a recipe names the same entry of a rebuilt seed (its "n"
+    picks one of the matches)."""
     import re
-    return re.sub(r"[0-9a-f]{40}", "*", rel)
+    return re.sub(r"/[0-9a-f]+$", "/*", re.sub(r"[0-9a-f]{40}", "*", rel))
 
 
 def damage_cache(op: dict, cache_dir: Path, seed: Seed):
