@@ -1,9 +1,11 @@
 """Walker paths the main fixture cores do not reach, on real cores made for them
 (fixtures/edge_cores.py), checked against gdb and what the fixture was told to create:
-QEMU 5.2's per-thread coroutine pools (`__thread alloc_pool`, before co_tls_), and a storage
-daemon with no monitor and no throttle group (nothing global names a QOM object)."""
+QEMU 5.2's per-thread coroutine pools (`__thread alloc_pool`, before co_tls_), a storage
+daemon with no monitor and no throttle group (nothing global names a QOM object), and the
+Fedora-shaped build's sources under /usr/src/debug (fixtures/distro.py)."""
 
 import json
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -38,6 +40,7 @@ def gdb_json(core, script, gdb_batch):
 # both QSLIST_HEAD(, Coroutine) chained by pool_next, with their counters.
 _POOLS_SCRIPT = """
 import json
+import re
 def walk(head):
     cos, co = [], head["slh_first"]
     while co and len(cos) < 100000:
@@ -98,6 +101,7 @@ def test_52_pool_walk_equals_gdb(qsd52, gdb_batch):
 # AioContext, and the AioContext each IOThread's thread runs (its my_aiocontext).
 _BARE_SCRIPT = """
 import json
+import re
 def tls(name):
     for n in ("co_tls_" + name, name):
         try:
@@ -223,3 +227,95 @@ def test_bare_iothreads_in_gdb(bare, bare_gdb):
     (lwp, ctx), = bare_gdb["iothreads"].items()
     assert [(t["id"], t["thread_id"], t["aio_context"]) for t in json.loads(out)] == \
         [("iothread0", int(lwp), ctx)]
+
+
+# ---------------------------------------------------------------- sources under /usr/src/debug
+
+# gdb's own view of the focus thread's frames: each frame's file, line and compilation
+# directory, then gdb selecting it as a user does (`frame N`), which prints "LINE\tTEXT" when
+# gdb finds the source ("LINE\tFILE: No such file or directory." or "LINE\tin FILE" if not).
+_FRAMES_SCRIPT = """
+import json, re
+[th] = [t for t in gdb.selected_inferior().threads() if t.num == FOCUS]
+th.switch()
+f, i = gdb.newest_frame(), 0
+while f is not None and i < 64:
+    sal = f.find_sal()
+    f.select()
+    comp = re.search(r"^Compilation directory is (.*)$",
+                     gdb.execute("info source", to_string=True), re.M)
+    print("@@" + json.dumps({"file": sal.symtab.filename if sal.symtab else None,
+                             "line": sal.line, "comp_dir": comp and comp.group(1)}))
+    gdb.execute("frame %d" % i)
+    f, i = f.older(), i + 1
+"""
+SOURCE_HEAD = re.compile(r"^-- (.+):(\d+)$")
+SOURCE_LINE = re.compile(r"^([> ])([ \d]{6})  (.*)$")
+
+
+@pytest.fixture(scope="module")
+def fedora():
+    return fixture_core("qsd-10.0-fedora-kernel")
+
+
+def report_sources(text):
+    """(focus thread number, [(file, line, {line number: text}, marked line)]) of report's
+    text: its focus thread and the source blocks under it."""
+    focus = int(re.search(r"^== .* (\d+) \(LWP \d+\)$", text, re.M).group(1))
+    blocks = []
+    for line in text.splitlines():
+        head, src = SOURCE_HEAD.match(line), SOURCE_LINE.match(line)
+        if head:
+            blocks.append((head.group(1), int(head.group(2)), {}, None))
+        elif src and blocks:
+            file, at, lines, marked = blocks[-1]
+            n = int(src.group(2))
+            lines[n] = src.group(3)
+            blocks[-1] = (file, at, lines, n if src.group(1) == ">" else marked)
+        elif blocks and not line.strip():
+            continue
+    return focus, blocks
+
+
+def gdb_frames(core, focus, gdb_batch, source_dir=None):
+    """_FRAMES_SCRIPT's answer; with source_dir, gdb maps the DWARF's compilation
+    directory's parent (the tree the build ran in, /usr/src/debug/NVRA) to it."""
+    commands = []
+    if source_dir:
+        comp = {f["comp_dir"] for f in gdb_frames(core, focus, gdb_batch) if f["comp_dir"]}
+        roots = {c.rsplit("/build", 1)[0] for c in comp if c.startswith("/usr/src/debug/")}
+        commands = [f"set substitute-path {r} {source_dir}" for r in roots]
+    out = gdb_batch(core["exe"], core["core"], commands=commands, timeout=300,
+                    script=_FRAMES_SCRIPT.replace("FOCUS", str(focus)),
+                    debug_dirs=corelist.gdb_debug_dirs(core["debug_dir"]))
+    frames = []
+    for part in out.split("@@")[1:]:
+        head, *printed = part.splitlines()
+        frame = json.loads(head)
+        m = re.match(r"(\d+)\t(.*)$", printed[1]) if len(printed) > 1 else None
+        found = m and not m.group(2).startswith("in ") and \
+            not m.group(2).endswith(": No such file or directory.")
+        frame["shown"] = [int(m.group(1)), m.group(2)] if found else None
+        frames.append(frame)
+    return frames
+
+
+def test_fedora_sources_map_to_a_tree_as_gdb_shows_them(fedora, gdb_batch):
+    """The Fedora-shaped build's DWARF names its sources under /usr/src/debug/NVRA (not on
+    this machine); `report --source-dir TREE` finds them in TREE and shows, at each frame it
+    picks, the line gdb shows for that frame with `set substitute-path` to TREE."""
+    tree = fedora["source_dir"]
+    status, out, err = cli(fedora, "report", "--debug-dir", fedora["debug_dir"],
+                           "--source-dir", tree)
+    assert status == 0, err
+    focus, blocks = report_sources(out)
+    assert blocks, out
+    plain = gdb_frames(fedora, focus, gdb_batch)
+    assert any(f["comp_dir"] and f["comp_dir"].startswith("/usr/src/debug/") for f in plain)
+    assert not any(f["shown"] for f in plain if f["comp_dir"]
+                   and f["comp_dir"].startswith("/usr/src/debug/"))  # gdb alone finds none
+    mapped = gdb_frames(fedora, focus, gdb_batch, source_dir=tree)
+    shown = {(f["file"], f["line"]): f["shown"] for f in mapped if f["shown"]}
+    for file, line, lines, marked in blocks:
+        assert marked == line and (file, line) in shown, (file, line, sorted(shown))
+        assert shown[file, line] == [line, lines[line]]
