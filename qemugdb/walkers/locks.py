@@ -493,7 +493,7 @@ def known_objects(target, contexts, errors, missing, cache):
         for blk in block_backends(target):
             yield f"BlockBackend {backend_name(blk)}", blk
 
-    def throttle_groups():
+    def groups():   # not named throttle_groups: that is the roots walker it calls
         for tg in throttle_groups(target):
             gname = tg.name.string_()
             yield f"throttle group {gname}", tg
@@ -501,7 +501,7 @@ def known_objects(target, contexts, errors, missing, cache):
                 yield f"throttle group {gname} member {member.address_:#x}", member
 
     for what, source in (("block nodes", nodes), ("BlockBackends", backends),
-                         ("throttle groups", throttle_groups)):
+                         ("throttle groups", groups)):
         try:
             for item in source():   # what a source gave before it broke is kept
                 out.append(item)
