@@ -4,7 +4,8 @@ running thread, an idle process; and the cycle search on hand-made graphs."""
 
 import struct
 
-from mock_target import INT, UINT64, MockTarget, integer, member, struct as mstruct, typedef
+from mock_target import (INT, UINT64, MockTarget, MockType, integer, member, struct as mstruct,
+                         typedef)
 from qemugdb.walkers import locks, waits
 from qemugdb.target import Frame, Location, Process, Thread
 
@@ -155,3 +156,17 @@ def test_coroutines_queued_on_a_comutex_are_counted_and_followed():
         f"2 coroutines wait for {lock}; coroutine 0x9 waits for I/O completion (thread "
         "pool), released by thread 5; worker thread 5 is sleeping (pause) in "
         "handle_aiocb_rw_linear.")
+
+
+
+def test_lock_layout_cache_keeps_the_types_it_saw():
+    """_lock_layout's per-walk cache: a type made afresh and dropped after use (as gdb's
+    wrapper of an anonymous struct is) cannot lend its layout to a later type given its id
+    (found by fuzz_gdb: `qemu locks` lost a driver state's lock after other cores)."""
+    mutex = typedef("QemuMutex", mstruct("QemuMutex", 40, []))
+    cache = {}
+    for _ in range(50):
+        plain, locked = [member("n", INT, 0)], [member("lock", mutex, 0)]
+        assert locks._lock_layout(None, MockType("struct", "Plain", 40, plain), cache) == []
+        assert locks._lock_layout(None, MockType("struct", "Locked", 40, locked), cache) \
+            == [("lock", 0, "QemuMutex", None)]

@@ -397,9 +397,10 @@ def _futex_wait(target, word, fnames, names):
 def _lock_layout(target, type_, cache, depth=MEMBER_DEPTH):
     """[(path, offset, lock type name, count)] of the locks embedded in type_ (arrays of
     them too), from DWARF; cached per type."""
-    key = id(type_)
-    if key in cache:
-        return cache[key]
+    # Keyed by the type object, not id(type_): a wrapper made afresh (an anonymous
+    # struct's) dies after use and a later type could get its id, and its layout.
+    if type_ in cache:
+        return cache[type_]
     out = []
     t = strip_typedefs(type_)
     if t.kind in ("struct", "union") and depth:
@@ -415,7 +416,7 @@ def _lock_layout(target, type_, cache, depth=MEMBER_DEPTH):
                 for path, off, lname, n in _lock_layout(target, m.type, cache, depth - 1):
                     out.append(((m.name + "." if m.name else "") + path, m.offset + off,
                                 lname, n))
-    cache[key] = out
+    cache[type_] = out
     return out
 
 
