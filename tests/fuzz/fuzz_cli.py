@@ -52,6 +52,7 @@ CORE_OPTIONS = ("core", "pid", "no_stop", "exe", "sysroot", "debug_dirs", "offli
                 "output", "fmt", "as_json", "html_path", "source_dir")
 PLACEHOLDERS = {"node": ("BlockDriverState", "name"), "expr": ("Coroutine", "address"),
                 "ctx": ("AioContext", "address")}
+COLD_BUDGET = 60
 ENV = {"QEMUGDB_DEBUG": "1", "NO_COLOR": "1", "DEBUGINFOD_URLS": ""}
 
 
@@ -154,6 +155,13 @@ def second_writer(args: list, cache_home: str):
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
+def budget(recipe) -> int:
+    """Seconds an input may take: fuzz_core.BUDGET, or COLD_BUDGET when its debug info is
+    read without the warm cache (a mutated executable or debug file, a damaged or empty
+    cache: QEMU's name index built afresh takes 15 s on a loaded machine)."""
+    return COLD_BUDGET if family(recipe) in ("dwarf", "debug", "cache") else fuzz_core.BUDGET
+
+
 def run_input(recipe: dict, seed: Seed, objects, workdir: Path, cache_home: str,
               child=True, want_output=False) -> dict:
     """Prepare the recipe's files in workdir and run its command on them."""
@@ -161,7 +169,8 @@ def run_input(recipe: dict, seed: Seed, objects, workdir: Path, cache_home: str,
     args = argv(recipe["command"], load_variants()[recipe["command"]], inputs, objects, workdir)
     other = second_writer(args, inputs.cache_home) if inputs.two_writers else None
     if child:
-        res = fuzz_core.call_in_child(lambda: run_cli(args, want_output), inputs.cache_home)
+        res = fuzz_core.call_in_child(lambda: run_cli(args, want_output), inputs.cache_home,
+                                      budget(recipe))
     else:
         saved = os.environ.get("XDG_CACHE_HOME")
         os.environ["XDG_CACHE_HOME"] = inputs.cache_home
@@ -172,7 +181,7 @@ def run_input(recipe: dict, seed: Seed, objects, workdir: Path, cache_home: str,
                 os.environ.__setitem__("XDG_CACHE_HOME", saved)
     if other is not None:
         try:
-            _, err = other.communicate(timeout=fuzz_core.BUDGET + 20)
+            _, err = other.communicate(timeout=budget(recipe) + 20)
         except subprocess.TimeoutExpired:
             other.kill()
             other.communicate()
