@@ -609,24 +609,19 @@ def fuzz(args) -> dict:
 
 def recipes(args, seeds, objects):
     """args.inputs recipes over the seeds (fuzz_core.random_recipe): args.object_share of
-    them inside QEMU's objects (family "object"), the others ELF structure ("elf"). The
-    seed cores are mapped whole (a gcore's section headers are at its end)."""
-    import mmap
+    them inside QEMU's objects (family "object"), the others ELF structure ("elf")."""
     rng = random.Random(args.seed)
-    infos, maps = {}, []
+    infos = {name: fuzz_core.SeedInfo(s, fuzz_core.core_view(s.core), objects=objects[name])
+             for name, s in seeds.items()}
     try:
-        for name, s in seeds.items():
-            with open(s.core, "rb") as f:
-                maps.append(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
-            infos[name] = fuzz_core.SeedInfo(s, maps[-1], objects=objects[name])
         names = sorted(seeds)
         return [fuzz_core.random_recipe(rng, infos[rng.choice(names)],
                                         "object" if rng.random() < args.object_share
                                         else "elf")
                 for _ in range(args.inputs)]
     finally:
-        for m in maps:
-            m.close()
+        for info in infos.values():
+            info.head.close()
 
 
 class Report:
