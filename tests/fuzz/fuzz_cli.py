@@ -25,6 +25,7 @@ object's record must be identical, marked, or missing from a marked listing. A c
 is not marked is "silent": expected in principle for plausible values (integers, char
 arrays, NULL, a pointer to another object of the same kind: qemu_objects.PLAUSIBLE), a
 mismatch for values a reader can tell are bad (unmapped, non-canonical, garbage pointers).
+A --json input whose recipe damages the cache must give the unmutated output exactly.
 
 Writes into --out: results.jsonl (one line per input), failures/*.json and
 mismatches/*.json (replayable recipes), baselines/ and summary.json.
@@ -435,11 +436,14 @@ def family(recipe) -> str:
     return "elf"
 
 
+COMPARED = ("object", "cache")   # families whose --json output is compared with the seed's
+
+
 def work(item, cache_home, slot):
     """Run one planned input (i, recipe, seed, objects, unmutated output or None); its
     result line."""
     i, recipe, seed, objects, base = item
-    diff = family(recipe) == "object" and base is not None
+    diff = family(recipe) in COMPARED and base is not None
     t0 = time.monotonic()
     try:
         res = run_input(recipe, seed, objects, slot, cache_home, want_output=diff)
@@ -449,8 +453,11 @@ def work(item, cache_home, slot):
         res = {"outcome": "skipped", "steps": [f"harness: {fuzz_core._where(e)}"]}
     res["seconds"] = round(time.monotonic() - t0, 3)
     out = res.pop("json", None)
-    if diff and out is not None:
+    if diff and out is not None and family(recipe) == "object":
         res["differential"] = dict(differential(recipe, objects, base, out))
+    elif diff and out is not None:   # a damaged cache may cost time, never change a result
+        res["differential"] = {"same output" if out == base else
+                               "mismatch: the cache changed the output": 1}
     return {"i": i, "seed": recipe["seed"], "command": recipe["command"],
             "family": family(recipe), "recipe": recipe, **res}
 
@@ -538,7 +545,7 @@ def fuzz(args) -> dict:
     def item(i, recipe):
         info, variant = infos[recipe["seed"]], recipe["command"]
         outputs = bases[recipe["seed"]]
-        if family(recipe) == "object" and wants_baseline(variant) and variant not in outputs:
+        if family(recipe) in COMPARED and wants_baseline(variant) and variant not in outputs:
             res = baseline(info.seed, variant, info.objects, scratch, cache_home,
                            out / "baselines")
             if res["outcome"] == "failure":   # the unmutated seed fails: a finding too
