@@ -14,6 +14,7 @@ from ..target import MissingDebugInfo, TargetError
 from .aio import known_contexts
 from .coroutine import (CoroutineRecord, Coroutines, callers, comutex_waiters, coqueue_waiters,
                         current_coroutine, leader)
+from .enums import enumerators
 from .queue import qlist_foreach, qslist_foreach
 from .roots import (all_bdrv_states, all_jobs, backend_name, block_backends, node_name,
                     throttle_group_members, throttle_groups)
@@ -66,12 +67,10 @@ def _backend_roots(target):
 
 
 def _throttle_roots(target):
-    try:
-        directions = [n.removeprefix("THROTTLE_").lower()
-                      for n, _ in target.lookup_type("enum ThrottleDirection").enumerators
-                      if n != "THROTTLE_MAX"]
-    except MissingDebugInfo:
-        directions = ["read", "write"]  # QEMU < 8.1: indexed by is_write
+    # ThrottleDirection (QEMU >= 8.1) is a typedef of an anonymous enum
+    directions = [n.removeprefix("THROTTLE_").lower()
+                  for n, _ in enumerators(target, "ThrottleDirection") if n != "THROTTLE_MAX"] \
+        or ["read", "write"]  # QEMU < 8.1: indexed by is_write
     for tg in throttle_groups(target):
         gname = tg.name.string_()
         for member in throttle_group_members(tg):
