@@ -18,7 +18,8 @@ optional AioContext argument, `bdrv` on node names and addresses, `coroutine` an
 Arguments come from the seed's unmutated core (its own JSON output).
 
 Per (input, command), outcome:
-  ok        output and no error
+  success   output and no error
+  partial   output with items marked broken (`<error: ...>`, a JSON "error")
   error     one error line from gdb (qemugdb's gdb.GdbError, gdb's own)
   failure   a Python traceback or "Python Exception <", qemugdb's "internal error" (an
             unexpected exception made one line), gdb's internal-error, gdb dying, a command
@@ -27,7 +28,8 @@ Per (input, command), outcome:
             settings, frame filters, convenience variables, value history).
 Before the commands a non-default thread and frame are selected (as a user might have).
 The run writes results.jsonl (one line per input), failures/*.json (recipes with the failing
-commands) and summary.json into --out.
+commands) and summary.json into --out; `fuzz_gdb.py --table OUT/summary.json` prints
+docs/robustness.md's rows.
 """
 
 import argparse
@@ -66,6 +68,7 @@ SETTINGS = ("pagination", "height", "width", "confirm", "print pretty", "print e
             "print frame-arguments", "print address", "print object", "style enabled",
             "scheduler-locking", "qemu debug")
 MARK = "@@fuzz-gdb"
+MARKED = re.compile(r'<error: |"error": "')   # an item or listing marked broken
 FAILURE_TEXT = (("Traceback (most recent call last)", "traceback"),
                 ("Python Exception <", "python exception"),
                 (": internal error: ", "qemugdb internal error"),
@@ -345,7 +348,8 @@ def command_list(gdb, values):
 # -- one input ------------------------------------------------------------------------
 
 def classify(out, err):
-    """("ok" | "error" | "failure", why) of one command's output."""
+    """(outcome, why) of one command's output: "success", "partial" (output with items
+    marked `<error: ...>` or a JSON "error"), "error" (one error line) or "failure"."""
     for text, why in FAILURE_TEXT:
         if text in out or text in err:
             line = next(ln for ln in (out + "\n" + err).splitlines() if text in ln)
@@ -353,7 +357,9 @@ def classify(out, err):
     errors = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith("warning:")]
     if len(errors) > 1:
         return "failure", f"{len(errors)} error lines: {' | '.join(errors)[:300]}"
-    return ("error", errors[0][:300]) if errors else ("ok", None)
+    if errors:
+        return "error", errors[0][:300]
+    return ("partial" if MARKED.search(out) else "success"), None
 
 
 def state_change(before, after):
@@ -418,7 +424,8 @@ def run_input(gdb, exe, core, runs):
                 if outcome == "failure" and "internal error" in why:
                     _, tb = gdb.run(f"set qemu debug on\n{command}\nset qemu debug off")
                     why += " | " + " / ".join(tb.strip().splitlines()[-6:])[:600]
-                in_view = len(commands) > 1 and i + 1 < len(commands) and outcome == "ok"
+                in_view = len(commands) > 1 and i + 1 < len(commands) and \
+                    outcome in ("success", "partial")
                 if not in_view:
                     changed = state_change(base, gdb.state())
                     if changed and outcome != "failure":
@@ -437,7 +444,7 @@ def run_input(gdb, exe, core, runs):
             results.append({"key": key, "command": command, "outcome": outcome, "why": why,
                             "seconds": round(seconds, 3), "threads": threads,
                             "digest": digest(out, err, core)})
-            if outcome != "ok" and i == 0 and len(commands) > 1:
+            if outcome in ("error", "failure") and i == 0 and len(commands) > 1:
                 break   # `select` failed: no view to look at or turn off
     return results
 
@@ -696,5 +703,18 @@ def failure_class(why: str) -> str:
                     if x)
 
 
+def table(summary: dict) -> str:
+    """docs/robustness.md's rows of a summary: runs and outcomes per command (the inputs'
+    runs; each input runs every command, some twice with other arguments)."""
+    rows = []
+    for key, c in sorted(summary["by_command"].items()):
+        rows.append(f"| `{key}` | gdb | {sum(c.values())} | " + " | ".join(
+            str(c.get(o, 0)) for o in ("success", "partial", "error", "failure")) + " | — |")
+    return "\n".join(rows)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    if sys.argv[1:2] == ["--table"]:
+        print(table(json.loads(Path(sys.argv[2]).read_text())))
+    else:
+        sys.exit(main())
