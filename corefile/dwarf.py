@@ -440,12 +440,12 @@ class DebugInfo:
         memo = self._per_unit.setdefault("function statics", {})
         if file not in memo:
             found = {}
-            for unit in self.reader.units:
-                unit = self.reader.prepare(unit)
-                if _unit_matches(unit, file):
-                    for off, tag, _attrs in self.children(unit, unit.die_offset):
-                        if tag == F.TAG_subprogram:
-                            self._scope_variables(unit, off, found)
+            for name in self.index.units:
+                if _name_matches(name, file):
+                    for unit in map(self.reader.unit_at, dies(self.index.units, name)):
+                        for off, tag, _attrs in self.children(unit, unit.die_offset):
+                            if tag == F.TAG_subprogram:
+                                self._scope_variables(unit, off, found)
             memo[file] = found
         return memo[file]
 
@@ -768,7 +768,12 @@ def _c_base_name(words):
 
 
 def _unit_matches(unit, file):
-    name = unit.name.decode("utf-8", "replace") if unit.name else ""
+    return _name_matches(unit.name, file)
+
+
+def _name_matches(name, file):
+    """Whether a unit's DW_AT_name (bytes or None) is file or ends with /file."""
+    name = name.decode("utf-8", "replace") if name else ""
     file = file.lstrip("./")
     return name == file or name.endswith("/" + file)
 

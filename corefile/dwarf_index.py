@@ -19,7 +19,7 @@ from .dwarf_format import (
 
 _u32 = struct.Struct("<I").unpack_from
 
-INDEX_VERSION = 6
+INDEX_VERSION = 7
 
 
 class NameIndex:
@@ -29,27 +29,29 @@ class NameIndex:
     types: typedef and base type names -> first DIE; tags: (tag, name) -> first struct,
     union or enum definition; variables / functions: name -> every defining DIE (an int
     for one, a list for several: read them with dies()); enumerators: enumerator name ->
-    the first top-level enum (named or anonymous) defining it.
+    the first top-level enum (named or anonymous) defining it; units: a unit's DW_AT_name
+    (its source file, as the compiler was given it) -> its offset (read with dies()).
     """
-    __slots__ = ("types", "tags", "variables", "functions", "enumerators")
+    __slots__ = ("types", "tags", "variables", "functions", "enumerators", "units")
 
     def __init__(self, types=None, tags=None, variables=None, functions=None,
-                 enumerators=None):
+                 enumerators=None, units=None):
         self.types = {} if types is None else types
         self.tags = {} if tags is None else tags
         self.variables = {} if variables is None else variables
         self.functions = {} if functions is None else functions
         self.enumerators = {} if enumerators is None else enumerators
+        self.units = {} if units is None else units
 
     def to_data(self, where=None):
         """A marshal-able tuple; where (the section's place in its file) guards against a
         cache file that belongs to another build or file."""
         return (INDEX_VERSION, where, self.types, self.tags, self.variables, self.functions,
-                self.enumerators)
+                self.enumerators, self.units)
 
     @classmethod
     def from_data(cls, data, where=None):
-        if not isinstance(data, tuple) or len(data) != 7 or data[0] != INDEX_VERSION \
+        if not isinstance(data, tuple) or len(data) != 8 or data[0] != INDEX_VERSION \
                 or data[1] != where:
             return None
         return cls(*data[2:])
@@ -137,7 +139,8 @@ def _merge(index, part):
         index.tags.setdefault(key, off)
     for name, off in part.enumerators.items():
         index.enumerators.setdefault(name, off)
-    for table, more in ((index.variables, part.variables), (index.functions, part.functions)):
+    for table, more in ((index.variables, part.variables), (index.functions, part.functions),
+                        (index.units, part.units)):
         for name, offs in more.items():
             for off in dies(more, name):
                 _add(table, name, off)
@@ -155,7 +158,7 @@ def _add(table, name, die):
 
 
 def dies(table, name):
-    """The DIE offsets recorded under name in variables or functions."""
+    """The DIE offsets recorded under name in variables, functions or units."""
     have = table.get(name, ())
     return (have,) if type(have) is int else have
 
@@ -167,6 +170,8 @@ def scan_unit(reader, unit, index, seen):
     names already indexed (a supplementary file's strings from ALT_BASE on).
     """
     reader.prepare(unit)
+    if unit.name is not None:
+        _add(index.units, unit.name, unit.offset)
     info = reader.info
     strtab = reader.str
     # Positions below are in info; shift makes them DIE offsets (see Reader).
