@@ -593,7 +593,7 @@ def fuzz(args) -> dict:
             replay = recipes(args, seeds, objects)
         pending = sorted(enumerate(replay), key=lambda item: (seeds[item[1]["seed"]].exe,
                                                               item[0]))
-        report = Report(out)
+        report = Report(out, " ".join(["python3", *sys.argv]), started)
         import queue as queue_mod
         queue = queue_mod.Queue()
         for item in pending:
@@ -610,8 +610,7 @@ def fuzz(args) -> dict:
             t.join()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return report.summary(time.monotonic() - started,
-                          " ".join(["python3", *sys.argv]))
+    return report.summary()
 
 
 def recipes(args, seeds, objects):
@@ -634,8 +633,10 @@ def recipes(args, seeds, objects):
 class Report:
     """Tallies per command key and seed; results.jsonl and failures/ as inputs finish."""
 
-    def __init__(self, out: Path):
+    def __init__(self, out: Path, command="", started=None):
         self.out = out
+        self.command = command
+        self.started = started or time.monotonic()
         self.lock = threading.Lock()
         self.log = open(out / "results.jsonl", "w")
         self.inputs = Counter()
@@ -673,13 +674,18 @@ class Report:
                                        "seconds": round(seconds, 2), "results": results})
                            + "\n")
             self.log.flush()
-            if self.n % 20 == 0:
+            if self.n % 20 == 0:   # figures so far, should the run be stopped
                 print(f"{self.n} inputs, {sum(self.outcomes.values())} commands: "
                       f"{dict(self.outcomes)}", flush=True)
+                self.write_summary()
 
-    def summary(self, elapsed, command):
+    def summary(self):
         self.log.close()
-        summary = {"command": command, "seconds": round(elapsed, 1),
+        return self.write_summary()
+
+    def write_summary(self):
+        summary = {"command": self.command,
+                   "seconds": round(time.monotonic() - self.started, 1),
                    "inputs": dict(self.inputs), "outcomes": dict(self.outcomes),
                    "control_outcomes": dict(self.controls),
                    "by_command": {k: dict(v) for k, v in sorted(self.by_key.items())},
