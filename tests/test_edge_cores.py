@@ -272,19 +272,12 @@ def report_sources(text):
             n = int(src.group(2))
             lines[n] = src.group(3)
             blocks[-1] = (file, at, lines, n if src.group(1) == ">" else marked)
-        elif blocks and not line.strip():
-            continue
     return focus, blocks
 
 
-def gdb_frames(core, focus, gdb_batch, source_dir=None):
-    """_FRAMES_SCRIPT's answer; with source_dir, gdb maps the DWARF's compilation
-    directory's parent (the tree the build ran in, /usr/src/debug/NVRA) to it."""
-    commands = []
-    if source_dir:
-        comp = {f["comp_dir"] for f in gdb_frames(core, focus, gdb_batch) if f["comp_dir"]}
-        roots = {c.rsplit("/build", 1)[0] for c in comp if c.startswith("/usr/src/debug/")}
-        commands = [f"set substitute-path {r} {source_dir}" for r in roots]
+def gdb_frames(core, focus, gdb_batch, commands=()):
+    """_FRAMES_SCRIPT's answer after gdb COMMANDS: [{"file", "line", "comp_dir", "shown":
+    [line, text] gdb printed, or None}] from the innermost frame out."""
     out = gdb_batch(core["exe"], core["core"], commands=commands, timeout=300,
                     script=_FRAMES_SCRIPT.replace("FOCUS", str(focus)),
                     debug_dirs=corelist.gdb_debug_dirs(core["debug_dir"]))
@@ -314,7 +307,10 @@ def test_fedora_sources_map_to_a_tree_as_gdb_shows_them(fedora, gdb_batch):
     assert any(f["comp_dir"] and f["comp_dir"].startswith("/usr/src/debug/") for f in plain)
     assert not any(f["shown"] for f in plain if f["comp_dir"]
                    and f["comp_dir"].startswith("/usr/src/debug/"))  # gdb alone finds none
-    mapped = gdb_frames(fedora, focus, gdb_batch, source_dir=tree)
+    built_in = {f["comp_dir"].rsplit("/build", 1)[0] for f in plain
+                if f["comp_dir"] and f["comp_dir"].startswith("/usr/src/debug/")}
+    mapped = gdb_frames(fedora, focus, gdb_batch,
+                        [f"set substitute-path {d} {tree}" for d in built_in])
     shown = {(f["file"], f["line"]): f["shown"] for f in mapped if f["shown"]}
     for file, line, lines, marked in blocks:
         assert marked == line and (file, line) in shown, (file, line, sorted(shown))
