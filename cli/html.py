@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from qemugdb.walkers import block, census, coroutine
 from qemugdb.render.block import parent_names, render_graph_dot
 from qemugdb.render.coroutine import coroutine_header, location_text
-from qemugdb.render.table import Shown, absent_notes, cell, hexa, visible
+from qemugdb.render.table import Shown, absent_notes, cell, error_text, hexa, visible
 from qemugdb.walkers.report import source_lines
 from qemugdb.target import MissingDebugInfo, TargetError
 
@@ -143,7 +143,7 @@ def details(target, rep):
     for bs in graph.nodes if graph else ():
         try:
             d.nodes[bs.address] = block.node_detail(target, f"{bs.address:#x}")
-        except (TargetError, LookupError) as e:
+        except TargetError as e:
             d.partial.append(f"Node {bs.node_name} ({bs.address:#x}): {e}")
     return d
 
@@ -238,11 +238,11 @@ class Page:
                          f"{e(rec.entry or '?')})")
             body = [self.stack(rec.frames, open_sources)]
             if rec.error:
-                body.append(f'<p class="error">{e(rec.error)}</p>')
+                body.append(f'<p class="error">{e(error_text(rec.error))}</p>')
             out.append(f'<details class="coroutine" open><summary>{title}</summary>'
                        f'{"".join(body)}</details>')
         if t.error:
-            out.append(f'<p class="error">{e(t.error)}</p>')
+            out.append(f'<p class="error">{e(error_text(t.error))}</p>')
         return "".join(out)
 
 
@@ -268,7 +268,7 @@ def notes(lines, cls="note"):
 
 
 def error_cell(rec):
-    return f' <span class="error">&lt;{e(rec.error)}&gt;</span>' if rec.error else ""
+    return f' <span class="error">{e(error_text(rec.error))}</span>' if rec.error else ""
 
 
 # ---------------------------------------------------------------- sections
@@ -318,7 +318,7 @@ def coroutines_section(p, rep):
             head += f" · in {e(location_text(rec.suspended_in))}"
         body = [f"<ul>{''.join(f'<li>{e(why)}</li>' for why in rec.waits)}</ul>"]
         if rec.error:
-            body.append(f'<p class="error">{e(rec.error)}</p>')
+            body.append(f'<p class="error">{e(error_text(rec.error))}</p>')
         if rec.frames:
             body.append(p.stack(rec.frames))
         elif rec.state == "running" and rec.thread is not None:
@@ -371,7 +371,7 @@ def jobs_section(p, result):
                   "AIOCONTEXT", "COROUTINE", "SUSPENDED IN", "JOB"], rows,
                  ("CURRENT", "TOTAL", "SPEED"), ids) if rows else "<p>No jobs.</p>"
     if result.error:
-        text += f'<p class="error">{e(result.error)}</p>'
+        text += f'<p class="error">{e(error_text(result.error))}</p>'
     return text + notes(absent_notes(("Job", result.jobs)))
 
 
@@ -424,7 +424,7 @@ def node_details(p, raw, detail, names):
     out = [f'<div class="{cls}" id="{p.graph_ids[raw.address]}">{head}<dl class="kv">'
            + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts) + "</dl>"]
     if raw.error:
-        out.append(f'<p class="error">{e(raw.error)}</p>')
+        out.append(f'<p class="error">{e(error_text(raw.error))}</p>')
     if detail is not None and (detail.requests or detail.request_error):
         rows = [[e(r.type), e(r.offset), e(r.bytes), e(r.serialising), p.co_link(r.co),
                  p.request_link(r.waiting_for),
@@ -435,7 +435,7 @@ def node_details(p, raw, detail, names):
             ["TYPE", "OFFSET", "BYTES", "SERIALISING", "COROUTINE", "WAITING-FOR",
              "SUSPENDED IN", "REQUEST"], rows, ("OFFSET", "BYTES"), ids) + "</details>")
         if detail.request_error:
-            out.append(f'<p class="error">{e(detail.request_error)}</p>')
+            out.append(f'<p class="error">{e(error_text(detail.request_error))}</p>')
     elif detail is not None:
         out.append('<p class="note">No tracked requests.</p>')
     out.append("</div>")

@@ -19,7 +19,8 @@ from qemugdb import cmd as declarations
 from qemugdb.commands import REGISTRY, to_plain
 from qemugdb.walkers.identity import not_qemu
 from qemugdb.walkers.signature import crash_signature
-from qemugdb.target import MissingDebugInfo, TargetError
+from qemugdb.result import problems
+from qemugdb.target import MissingDebugInfo, NotFound, TargetError
 
 from .graph import DotMissing, render_dot
 from .highlight import terminal as highlight_terminal
@@ -63,17 +64,6 @@ def core_params():
     ]
 
 
-def has_errors(plain):
-    """Whether any record carries an `error` (an unreadable or inconsistent item), a
-    non-empty `partial` list, or a listing its `errors` (a list that broke while walking)."""
-    if isinstance(plain, dict):
-        return bool(plain.get("error") or plain.get("partial") or plain.get("errors")) or \
-            any(has_errors(v) for v in plain.values())
-    if isinstance(plain, list):
-        return any(has_errors(v) for v in plain)
-    return False
-
-
 def emit(text, output, terminal_text=True):
     """Write the output; terminal_text (text for people, not JSON or DOT) has the core's
     control characters made visible and, on a terminal, colour."""
@@ -106,9 +96,9 @@ def picture(dot, fmt, output):
 
 def failure(e):
     """(one line, exit status) for an exception met reading a core: bad input (a bad core,
-    malformed or missing debug info, the wrong program, a walker's "no such node/context"
-    LookupError), partial (TargetError) or, re-raised with QEMUGDB_DEBUG set, a bug of ours."""
-    if isinstance(e, (BadInput, corefile.CorefileError, MissingDebugInfo)) or type(e) is LookupError:
+    malformed or missing debug info, the wrong program, an argument naming nothing:
+    NotFound), partial (TargetError) or, re-raised with QEMUGDB_DEBUG set, a bug of ours."""
+    if isinstance(e, (BadInput, corefile.CorefileError, MissingDebugInfo, NotFound)):
         return str(e), EXIT_BAD_INPUT
     if isinstance(e, TargetError):
         return str(e), EXIT_PARTIAL
@@ -167,7 +157,7 @@ def bind(command):
                                              highlight=highlight_terminal if terminal else None)
                 records = session.walk(lambda target: command.run(target, args))
                 reasons = session.reasons
-                partial = has_errors(to_plain(records)) or reasons
+                partial = problems(records) or reasons
                 if fmt in ("svg", "png"):
                     text = picture(command.render(records, "dot", args), fmt, output)
                 else:

@@ -11,7 +11,7 @@ SURROGATE = re.compile(r"[\ud800-\udfff]")
 RULES = [  # (pattern, SGR) applied line by line, first match per span wins
     (re.compile(r"^(==|--) .*$"), "1"),                       # section headers
     (re.compile(r"^Thread \d+ .*$"), "1;36"),                 # thread headers
-    (re.compile(r"<(error|unreadable)[^>]*>"), "31"),          # bad items
+    (re.compile(r"<error: .*?>(?=\s|$)"), "31"),             # bad items (render.table.error_text)
     (re.compile(r"\b0x[0-9a-f]+\b"), "34"),                   # addresses
     (re.compile(r"(?<= in )[A-Za-z_][\w.]*"), "33"),          # function names
 ]

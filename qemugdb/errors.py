@@ -24,3 +24,7 @@ class CorruptError(TargetError):
 
 class MissingDebugInfo(TargetError):
     """A type, member, variable or function the debug info does not have."""
+
+
+class NotFound(TargetError):
+    """An argument names nothing: no such block node, AioContext or coroutine."""

@@ -16,10 +16,10 @@ import functools
 import importlib
 from dataclasses import dataclass, field
 
-from .errors import CorruptError, FaultError, MissingDebugInfo, TargetError
+from .errors import CorruptError, FaultError, MissingDebugInfo, NotFound, TargetError
 from .obj import Object
 
-__all__ = ["CorruptError", "FaultError", "MissingDebugInfo", "TargetError", "FAULT_SIGNALS",
+__all__ = ["CorruptError", "FaultError", "MissingDebugInfo", "NotFound", "TargetError", "FAULT_SIGNALS",
            "Location", "Frame", "Thread", "Process", "Target"]
 
 # SIGILL, SIGBUS, SIGFPE, SIGSEGV: the signals whose si_addr is the fault address.

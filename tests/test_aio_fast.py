@@ -10,7 +10,7 @@ from mock_target import (CHAR, INT, UINT64, MockTarget, array, enum, integer, me
 from qemugdb.walkers import aio
 from qemugdb.render.aio import (render_bhs_text, render_contexts_text, render_handlers_text,
                                 render_timers_text)
-from qemugdb.target import Location, MissingDebugInfo
+from qemugdb.target import Location, MissingDebugInfo, NotFound
 
 SYMBOLS = {0x401000: "bh_cb", 0x402000: "read_cb", 0x403000: "poll_cb",
            0x404000: "timer_cb", 0x405000: "write_cb"}
@@ -198,5 +198,5 @@ def test_an_unreadable_bh_is_reported_inline(t):
 def test_selecting_contexts(t):
     assert aio.select_contexts(t, "iohandler") == [(t.addrs["iohandler"], "iohandler")]
     assert aio.select_contexts(t, hex(t.addrs["main"])) == [(t.addrs["main"], "main loop")]
-    with pytest.raises(LookupError, match="known: main loop, iohandler"):
+    with pytest.raises(NotFound, match="known: main loop, iohandler"):
         aio.select_contexts(t, "nosuch")

@@ -12,6 +12,7 @@ from mock_target import (INT, UINT64, CHAR, BOOL, MockTarget, array, enum, membe
 from qemugdb.walkers import block, job
 from qemugdb.render.block import dot_string, graph_plain, render_graph_dot, render_graph_text
 from qemugdb.render.qmp import qmp_block_graph
+from qemugdb.target import NotFound
 
 
 def list_types(elem):
@@ -267,7 +268,7 @@ def test_an_unreadable_node_is_reported_inline(g):
     base = next(n for n in graph.nodes if n.node_name == "base")
     assert base.error == "cannot read memory at 0xdead0000"
     assert base.driver is None
-    assert "<cannot read memory at 0xdead0000>" in render_graph_text(graph)
+    assert "<error: cannot read memory at 0xdead0000>" in render_graph_text(graph)
     # the rest of the graph is intact
     assert qmp_block_graph(graph)["edges"][0]["name"] == "backing"
 
@@ -303,7 +304,7 @@ def test_tracked_requests_of_a_node(g):
     [r] = detail.requests
     assert (r.offset, r.bytes, r.type, r.serialising, r.co) == (4096, 512, "write", True, 0xc0de)
     assert detail.node.tracked_requests == 1
-    with pytest.raises(LookupError):
+    with pytest.raises(NotFound):
         block.node_detail(g.t, "nosuch")
 
 

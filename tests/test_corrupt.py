@@ -223,7 +223,7 @@ def test_report_still_appears(built, core_key):
     for out in (text, gdb_text):
         for section in ("== Process", "== Threads", "== Jobs", "== Block graph"):
             assert section in out, (section, out)
-        assert "<error" in out or "<cannot read" in out
+        assert "<error: " in out
 
 
 def test_truncated_core(built):

@@ -22,7 +22,7 @@ WALKER_LAYERS = [
 ]
 WALKER_RANK = {name: rank for rank, names in enumerate(WALKER_LAYERS) for name in names}
 # Layers outside the walkers: what each may import of qemugdb (besides itself).
-BELOW_WALKERS = ("qemugdb.errors", "qemugdb.obj", "qemugdb.target")
+BELOW_WALKERS = ("qemugdb.errors", "qemugdb.obj", "qemugdb.result", "qemugdb.target")
 
 
 def module_files():

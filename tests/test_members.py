@@ -198,7 +198,7 @@ def test_unreadable_memory_still_ends_the_record_after_the_absent_fields(t):
     [bad] = [b for b in out.items if b.address == 0xdead000]
     assert bad.absent == ["name"] and bad.error == "cannot read memory at 0xdead008"  # cb
     assert (bad.cb, bad.opaque, bad.flags) == (None, None, None)
-    assert "<cannot read memory at 0xdead008>" in render_bhs_text(out)
+    assert "<error: cannot read memory at 0xdead008>" in render_bhs_text(out)
 
 
 class Rec:

@@ -9,7 +9,7 @@ CTX = Arg("ctx", "an AioContext: its address, `main`, `iohandler` or an IOThread
 
 
 def _listing(walk, target, args):
-    return walk(target, args.ctx)  # LookupError when CTX names no AioContext
+    return walk(target, args.ctx)  # NotFound when CTX names no AioContext
 
 
 @command("aio", "Every AioContext with the thread running it and its counters.",

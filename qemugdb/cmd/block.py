@@ -20,7 +20,7 @@ def block_graph(target, args):
          arguments=[Arg("node", "node-name, or a BlockDriverState * (expression or address)")],
          text=render.render_node_text)
 def bdrv(target, args):
-    return block.node_detail(target, args.node)  # LookupError when NODE names no node
+    return block.node_detail(target, args.node)  # NotFound when NODE names no node
 
 
 @command("jobs", "Jobs: id, type, status, progress, speed, AioContext, and where each "

@@ -5,7 +5,8 @@ from dataclasses import dataclass
 from ..walkers import census, coroutine as co
 from ..commands import Arg, command
 from ..render import coroutine as render
-from ..target import TargetError
+from ..result import Record
+from ..target import NotFound, TargetError
 
 
 def _selected_threads(target, all_threads):
@@ -24,7 +25,7 @@ def coroutine(target, args):
     target.lookup_type("CoroutineUContext")  # MissingDebugInfo: no coroutines to read
     address = target.evaluate(args.expr)
     if not address:
-        raise TargetError("NULL coroutine")
+        raise NotFound("NULL coroutine")
     reader = co.Coroutines(target)
     th = reader.running().get(address)
     if th is not None:
@@ -40,7 +41,10 @@ def coroutine(target, args):
 
 
 @dataclass
-class Selection:
+class Selection(Record):
+    """What `coroutine select` did: the coroutine now selected (None: the view is off)."""
+    ERRORS = ()
+    MISSING = ()
     address: int | None
     message: str
 
@@ -57,7 +61,7 @@ def coroutine_select(target, args):
         return Selection(None, "coroutine view off" if was_on else "")
     address = target.evaluate(args.expr)
     if not address:
-        raise TargetError("NULL coroutine")
+        raise NotFound("NULL coroutine")
     thread = target.selected_thread()
     guard = co.pointer_guard(target)
     registers = co.saved_registers(target, address, guard, thread.registers)

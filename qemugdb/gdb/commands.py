@@ -145,8 +145,7 @@ def one_line(name, e, debug):
     printed first when `set qemu debug on`."""
     if debug.value:
         traceback.print_exc()
-    if isinstance(e, (TargetError, gdb.error)) or \
-            type(e) is LookupError:  # a walker's "no such node/context"
+    if isinstance(e, (TargetError, gdb.error)):
         return gdb.GdbError(f"{name}: {e}")
     return gdb.GdbError(f"{name}: internal error: {type(e).__name__}: {e} "
                         "(set qemu debug on for the traceback)")

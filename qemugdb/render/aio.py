@@ -1,6 +1,6 @@
 """Text for the event loop: AioContexts, BHs, fd handlers, timers."""
 
-from .table import Shown, absent_notes, errors_text, hexa, table
+from .table import Shown, absent_notes, error_text, errors_text, hexa, table
 
 
 def _threads(threads):
@@ -15,7 +15,7 @@ def render_contexts_text(records, args=None):
         rows.append([hexa(r.address), ", ".join(r.names) or "-", _threads(r.threads),
                      r.notify_me, r.notified, r.poll_disable_cnt, r.external_disable_cnt,
                      r.bhs, r.bhs_pending, r.handlers, r.timers, r.scheduled_coroutines,
-                     f"<{r.error}>" if r.error else ""])
+                     error_text(r.error)])
     text = table(["AIOCONTEXT", "NAME", "THREAD", "NOTIFY_ME", "NOTIFIED", "POLL-OFF",
                   "EXT-OFF", "BHS", "PENDING", "HANDLERS", "TIMERS", "SCHEDULED", ""], rows,
                  right=("NOTIFY_ME", "POLL-OFF", "EXT-OFF", "BHS", "PENDING", "HANDLERS",
@@ -35,7 +35,7 @@ def _tail(listing, text, what):
 def render_bhs_text(listing, args=None):
     rows = [[hexa(b.ctx), "bh_list" if b.slice is None else f"slice {b.slice}",
              hexa(b.address), b.name, b.cb_symbol or hexa(b.cb), hexa(b.opaque),
-             b.flag_names, f"<{b.error}>" if b.error else ""]
+             b.flag_names, error_text(b.error)]
             for b in map(Shown, listing.items)]
     text = table(["AIOCONTEXT", "LIST", "BH", "NAME", "CALLBACK", "OPAQUE", "FLAGS", ""],
                  rows) if rows else "(no enqueued BHs)"
@@ -47,7 +47,7 @@ def render_handlers_text(listing, args=None):
     for h in map(Shown, listing.items):
         rows.append([hexa(h.ctx), h.fd, h.callbacks.get("io_read"), h.callbacks.get("io_write"),
                      h.callbacks.get("io_poll"), hexa(h.opaque),
-                     "deleted" if h.deleted else "", f"<{h.error}>" if h.error else ""])
+                     "deleted" if h.deleted else "", error_text(h.error)])
     text = table(["AIOCONTEXT", "FD", "IO_READ", "IO_WRITE", "IO_POLL", "OPAQUE", "", ""],
                  rows, right=("FD",)) if rows else "(no fd handlers)"
     return _tail(listing, text, "AioHandler")
@@ -55,7 +55,7 @@ def render_handlers_text(listing, args=None):
 
 def render_timers_text(listing, args=None):
     rows = [[t.group, t.clock, hexa(t.address), t.expire_time, t.scale,
-             t.cb_symbol or hexa(t.cb), hexa(t.opaque), f"<{t.error}>" if t.error else ""]
+             t.cb_symbol or hexa(t.cb), hexa(t.opaque), error_text(t.error)]
             for t in map(Shown, listing.items)]
     text = table(["GROUP", "CLOCK", "TIMER", "EXPIRE", "SCALE", "CALLBACK", "OPAQUE", ""],
                  rows, right=("EXPIRE", "SCALE")) if rows else "(no active timers)"

@@ -10,7 +10,7 @@ Permissions use QMP's spelling (BlockPermission); roles are BDRV_CHILD_* lower-c
 import json
 
 from .coroutine import frames_text, location_text
-from .table import (NA, Shown, absent_notes, blank, errors_text, hexa, section, table,
+from .table import (NA, Shown, absent_notes, blank, error_text, errors_text, hexa, section, table,
                     visible)
 
 NODE_SHAPES = {"block-backend": "house", "block-job": "parallelogram", "block-driver": "box"}
@@ -112,13 +112,13 @@ def render_graph_text(graph, args=None):
     rows = [[blk.name or blank(blk.name), blk.device,
              names.get(blk.root_node, hexa(blk.root_node)), _ctx(graph, blk.aio_context),
              blk.perm, blk.shared_perm, blk.in_flight, blk.quiesce_counter,
-             hexa(blk.address) + (f" <{blk.error}>" if blk.error else "")]
+             hexa(blk.address) + (" " + error_text(blk.error) if blk.error else "")]
             for blk in map(Shown, graph.backends)]
     out.append(section("BlockBackends:", rows and table(
         ["NAME", "DEVICE", "ROOT", "AIOCONTEXT", "PERM", "SHARED", "IN-FLIGHT", "QUIESCE",
          "ADDRESS"], rows, "  ", right=("IN-FLIGHT", "QUIESCE"))))
     rows = [[job.id, job.type, NA if job.children is NA else len(job.children),
-             hexa(job.address) + (f" <{job.error}>" if job.error else "")]
+             hexa(job.address) + (" " + error_text(job.error) if job.error else "")]
             for job in map(Shown, graph.jobs)]
     out.append(section("Block jobs:", rows and table(
         ["ID", "TYPE", "EDGES", "ADDRESS"], rows, "  ")))
@@ -134,7 +134,7 @@ def render_graph_text(graph, args=None):
         if not bs.in_graph:
             mark.append("not on graph_bdrv_states")
         if bs.error:
-            mark.append(f"<{bs.error}>")
+            mark.append(error_text(bs.error))
         rows.append([bs.node_name, bs.driver, _ctx(graph, bs.aio_context), bs.refcnt,
                      bs.read_only, bs.in_flight, bs.quiesce_counter, bs.tracked_requests,
                      hexa(bs.address), " ".join(mark), bs.filename])
@@ -143,7 +143,7 @@ def render_graph_text(graph, args=None):
          "ADDRESS", "STATE", "FILENAME"], rows, "  ",
         right=("REF", "IN-FLIGHT", "QUIESCE", "REQS"))))
     rows = [[names.get(parent, hexa(parent)), c.name, names.get(c.child, hexa(c.child)),
-             c.role, c.perm, c.shared_perm, (f"<{c.error}>" if c.error else "")]
+             c.role, c.perm, c.shared_perm, error_text(c.error)]
             for parent, c in ((parent, Shown(c)) for parent, _, c in _edges(graph))]
     out.append(section("Edges (parent -> child):", rows and table(
         ["PARENT", "CHILD-NAME", "CHILD", "ROLE", "PERM", "SHARED", ""], rows, "  ")))
@@ -177,7 +177,7 @@ def render_node_text(detail, args=None):
               ("file", hexa(more.file))]
     lines += [f"  {k + ':':<17}{'-' if v is None else v}" for k, v in fields]
     if bs.error:
-        lines.append(f"  <error: {bs.error}>")
+        lines.append("  " + error_text(bs.error))
     rows = [[c.name, hexa(c.child), c.role, c.perm, c.shared_perm]
             for c in map(Shown, detail.node.children or ())]
     lines.append(section("Children:", rows and table(
@@ -187,14 +187,14 @@ def render_node_text(detail, args=None):
     lines.append(section("Parents:", rows and table(
         ["TYPE", "PARENT", "NAME", "PERM", "SHARED"], rows, "  "), _none(more.parents)))
     rows = [[r.type, r.offset, r.bytes, r.serialising, hexa(r.co), hexa(r.waiting_for),
-             hexa(r.address) + (f" <{r.error}>" if r.error else ""),
+             hexa(r.address) + (" " + error_text(r.error) if r.error else ""),
              location_text(r.suspended_in) if r.suspended_in else r.co_error or r.co_note]
             for r in map(Shown, detail.requests)]
     body = rows and table(["TYPE", "OFFSET", "BYTES", "SERIALISING", "COROUTINE",
                            "WAITING-FOR", "REQUEST", "SUSPENDED IN"], rows, "  ",
                           right=("OFFSET", "BYTES"))
     if detail.request_error:
-        body = (body + "\n" if body else "") + f"  <error: {detail.request_error}>"
+        body = (body + "\n" if body else "") + "  " + error_text(detail.request_error)
     lines.append(section("Tracked requests:", body))
     edges = (detail.node.children or []) + (detail.parents or [])
     lines += absent_notes(("BlockDriverState", [detail.node, detail]), ("BdrvChild", edges),
@@ -204,11 +204,11 @@ def render_node_text(detail, args=None):
 
 def render_jobs_text(result, args=None):
     if not result.jobs:
-        return "(no jobs)" + (f"\n<error: {result.error}>" if result.error else "")
+        return "(no jobs)" + (f"\n{error_text(result.error)}" if result.error else "")
     jobs = list(map(Shown, result.jobs))
     rows = [[j.id, j.type, j.status, j.current, j.total, j.speed, j.busy, j.paused,
              hexa(j.aio_context), hexa(j.co),
-             hexa(j.address) + (f" <{j.error}>" if j.error else "")]
+             hexa(j.address) + (" " + error_text(j.error) if j.error else "")]
             for j in jobs]
     text = table(["ID", "TYPE", "STATUS", "CURRENT", "TOTAL", "SPEED", "BUSY", "PAUSED",
                   "AIOCONTEXT", "COROUTINE", "JOB"], rows,
@@ -221,7 +221,7 @@ def render_jobs_text(result, args=None):
         if j.frames:
             text += "\n" + frames_text(j.frames)
     if result.error:
-        text += f"\n<error: {result.error}>"
+        text += "\n" + error_text(result.error)
     return "\n".join([text] + absent_notes(("Job", result.jobs)))
 
 
@@ -230,7 +230,7 @@ def render_iothreads_text(records, args=None):
         return "(no IOThreads)"
     rows = [[r.id, r.thread, r.thread_id, hexa(r.aio_context), r.running,
              "internal" if r.internal else "-",
-             hexa(r.address) + (f" <{r.error}>" if r.error else "")]
+             hexa(r.address) + (" " + error_text(r.error) if r.error else "")]
             for r in map(Shown, records)]
     text = table(["ID", "THREAD", "LWP", "AIOCONTEXT", "RUNNING", "", "IOTHREAD"], rows,
                  right=("THREAD", "LWP"))
@@ -308,7 +308,7 @@ def render_graph_dot(graph, args=None, links=None):
             fill = f', fillcolor="{"orange" if bs.in_flight else "lightblue"}"'
         style = f', style="{",".join(styles)}"{fill}' if styles else ""
         if bs.error:
-            label += f"\n<{bs.error}>"
+            label += "\n" + error_text(bs.error)
         add(raw.aio_context, f"{_dot_id(bs.address)} [shape={NODE_SHAPES['block-driver']}, "
                             f"label={dot_string(label)}{style}{url(bs.address)}];")
     for i, (ctx, node_lines) in enumerate(members.items()):

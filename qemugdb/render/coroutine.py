@@ -1,6 +1,6 @@
 """Text for coroutine records: stacks as gdb's `bt` prints them, and coroutine lists."""
 
-from .table import Shown, absent_notes, blank
+from .table import Shown, absent_notes, blank, error_text
 
 
 def location_text(loc):
@@ -45,7 +45,7 @@ def render_coroutine(rec, args=None):
     lines = [coroutine_header(rec)]
     lines += [f"  {why}" for why in rec.waits]
     if rec.error:
-        lines.append(f"  <error: {rec.error}>")
+        lines.append("  " + error_text(rec.error))
     if rec.frames:
         lines.append(frames_text(rec.frames))
     elif rec.state == "running":
@@ -71,12 +71,12 @@ def render_coroutines(result, args=None):
         lines.append(line)
         lines += [f"    {why}" for why in rec.waits]
         if rec.error:
-            lines.append(f"    <error: {rec.error}>")
+            lines.append("    " + error_text(rec.error))
     if pooled:
         lines.append(f"({pooled} idle coroutines in pools; --pooled lists them)")
     if not lines:
         lines.append("no coroutines found")
-    lines += [f"<unreadable: {e}>" for e in result.errors]
+    lines += [error_text(e) for e in result.errors]
     lines += [f"n/a: {m}" for m in result.missing]
     return "\n".join(lines + absent_notes(("Coroutine", result.coroutines)))
 
@@ -92,13 +92,13 @@ def thread_body(t):
         else:
             lines.append(f"Coroutine at {rec.address:#x} (caller, entry {_entry(rec)}):")
         if rec.error:
-            lines.append(f"  <error: {rec.error}>")
+            lines.append("  " + error_text(rec.error))
         if rec.frames:
             lines.append(frames_text(rec.frames))
     if t.kernel_worker:
         lines.append("(a kernel worker thread: no user-level state)")
     if t.error:
-        lines.append(f"<error: {t.error}>")
+        lines.append(error_text(t.error))
     return lines
 
 

@@ -1,6 +1,6 @@
 """Text for `qemu locks` and `qemu waits`."""
 
-from .table import errors_text, hexa, section, table
+from .table import error_text, errors_text, hexa, section, table
 
 
 def _owner(lock):
@@ -15,7 +15,7 @@ def _owner(lock):
 
 def _state(lock):
     if lock.error:
-        return f"<{lock.error}>"
+        return error_text(lock.error)
     if lock.kind == "CoQueue":
         return f"{len(lock.waiting_coroutines)} queued"
     if lock.kind == "graph-lock":
@@ -57,7 +57,7 @@ def render_locks(result, args=None):
     show_all = bool(getattr(args, "all", False))
     out = []
     rows = [[st.num, st.tid, st.role, st.state, st.syscall, _wait_text(st.waits_for),
-             st.where or (f"<{st.error}>" if st.error else None),
+             st.where or error_text(st.error) or None,
              *([st.bql] if result.bql_flag else [])]
             for st in result.threads]
     headers = ["NUM", "LWP", "ROLE", "STATE", "SYSCALL", "WAITS FOR", "IN"]

@@ -1,6 +1,7 @@
 """Text of the triage report: one page to paste into a bug."""
 
 from .coroutine import thread_body
+from .table import error_text
 
 
 def _field(name, value):
@@ -50,7 +51,7 @@ def render_report(rep, args=None, section_renderers=None):
     for t in rep.threads:
         mark = "*" if t.crashed else " "
         co = f"  [coroutine {t.current_coroutine:#x}]" if t.current_coroutine else ""
-        where = t.where or (f"<error: {t.error}>" if t.error else "")
+        where = t.where or error_text(t.error)
         out.append(f"{mark}{t.num:>3}  LWP {t.tid:<8} {t.role:<{width}}  {where}{co}")
     for title, records in rep.sections.items():
         out += ["", f"== {title}", section_renderers[title](records, args)]

@@ -1,7 +1,7 @@
 """Text for the system-emulator records: the memory tree as HMP `info mtree -D` prints it,
 and the lock status table as upstream's tcg-lock-status did."""
 
-from .table import Shown, absent_notes
+from .table import Shown, absent_notes, error_text
 
 INDENT = "  "
 
@@ -17,7 +17,7 @@ def _region_line(r):
     if r.enabled is False:
         text += " [disabled]"
     if r.error:
-        text += f" <unreadable: {r.error}>"
+        text += " " + error_text(r.error)
     return text
 
 
@@ -27,7 +27,7 @@ def render_mtree(tree, args=None):
         lines += headings
         lines += [_region_line(r) for r in regions]
         lines.append("")
-    lines += [f"<unreadable: {e}>" for e in tree.errors]
+    lines += [error_text(e) for e in tree.errors]
     lines += absent_notes(("MemoryRegion", [r for _, regions in tree.trees for r in regions]))
     return "\n".join(lines).rstrip("\n")
 
@@ -43,6 +43,6 @@ def render_lock_status(status, args=None):
              f"per-thread flag {status.flag_name}",
              f"Thread, BQL ({status.flag_name}), Replay, Blocked?"]
     for t in status.threads:
-        blocked = t.blocked if t.error is None else f"<unreadable: {t.error}>"
+        blocked = t.blocked if t.error is None else error_text(t.error)
         lines.append(f"{t.num}/{t.tid}, {_flag(t.bql)}, {_flag(t.replay)}, {blocked}")
     return "\n".join(lines)

@@ -98,5 +98,11 @@ def section(title, body, empty="(none)"):
     return f"{title}\n{body if body else '  ' + empty}"
 
 
+def error_text(message):
+    """The one way an error is shown: `<error: message>` ("" for no error)."""
+    return f"<error: {message}>" if message else ""
+
+
 def errors_text(errors):
-    return "\n".join(f"<error: {e}>" for e in errors)
+    """A result's errors (walks that broke part way), one line each."""
+    return "\n".join(error_text(e) for e in errors)

@@ -23,7 +23,8 @@ from ..obj import Object, co_tls, read_fields, strip_typedefs, thread_variable
 from .iothread import iothreads
 from .queue import LIMIT, qlist_foreach, qsimpleq_foreach, qslist_foreach
 from .roots import all_bdrv_states, all_jobs, main_loop_context
-from ..target import CorruptError, MissingDebugInfo, TargetError
+from ..result import Record
+from ..target import CorruptError, MissingDebugInfo, NotFound, TargetError
 
 # util/async.c's anonymous enum, used only when the backend cannot reach it in DWARF.
 BH_FLAGS_TABLE = (("BH_PENDING", 1), ("BH_SCHEDULED", 2), ("BH_DELETED", 4),
@@ -44,7 +45,7 @@ def symbol(target, pc):
 
 
 @dataclass
-class ContextRecord:
+class ContextRecord(Record):
     address: int
     names: list = field(default_factory=list)    # "main loop", "iohandler", "iothread ID", ...
     threads: list = field(default_factory=list)  # [{"num", "tid"}]
@@ -63,7 +64,7 @@ class ContextRecord:
 
 
 @dataclass
-class BH:
+class BH(Record):
     ctx: int
     address: int
     name: str | None = None
@@ -78,7 +79,7 @@ class BH:
 
 
 @dataclass
-class Handler:
+class Handler(Record):
     ctx: int
     address: int
     fd: int | None = None
@@ -91,7 +92,7 @@ class Handler:
 
 
 @dataclass
-class Timer:
+class Timer(Record):
     group: str                 # "main_loop_tlg" or "AioContext 0x..."
     clock: str
     timer_list: int
@@ -107,8 +108,11 @@ class Timer:
 
 
 @dataclass
-class Listing:
+class Listing(Record):
     """What a command returns: the records, the errors met walking (inline), notes."""
+    ERRORS = ('errors',)
+    MISSING = ()
+    NOTES = ('notes',)
     items: list
     errors: list = field(default_factory=list)
     notes: list = field(default_factory=list)
@@ -217,7 +221,7 @@ def select_contexts(target, spec=None, threads=None):
             return [(a, context_label(known, a))]
     if wanted:
         return [(wanted, f"{wanted:#x}")]
-    raise LookupError(f"no AioContext {spec!r}; known: "
+    raise NotFound(f"no AioContext {spec!r}; known: "
                       + ", ".join(label for _, label in pairs))
 
 

@@ -19,7 +19,8 @@ from ..obj import Object, read_field, read_fields, strip_typedefs
 from .qom import canonical_path
 from .queue import qlist_foreach
 from .roots import all_bdrv_states, block_backends, graph_bdrv_states
-from ..target import MissingDebugInfo, TargetError
+from ..result import Record
+from ..target import MissingDebugInfo, NotFound, TargetError
 
 # include/block/block-common.h: BDRV_O_* are #defines, absent from DWARF.
 OPEN_FLAGS = (
@@ -42,16 +43,20 @@ CHILD_ROLE_TABLE = (("BDRV_CHILD_DATA", 1), ("BDRV_CHILD_METADATA", 2),
 
 
 @dataclass
-class Permission:
+class Permission(Record):
     """One BLK_PERM_* bit and its QMP name (BlockPermission)."""
+    ERRORS = ()
+    MISSING = ()
     name: str      # BLK_PERM_WRITE
     qmp: str       # write
     bit: int
 
 
 @dataclass
-class BlockLayout:
+class BlockLayout(Record):
     """What the version's debug info says about permissions, roles and flags."""
+    ERRORS = ()
+    MISSING = ()
     permissions: list
     permission_source: str
     roles: enums.Flags
@@ -97,7 +102,7 @@ def block_layout(target):
 # ---------------------------------------------------------------- records
 
 @dataclass
-class Child:
+class Child(Record):
     """A BdrvChild edge from `parent` (a BDS, BlockBackend or job address) to node `child`."""
     address: int
     name: str | None = None
@@ -113,7 +118,7 @@ class Child:
 
 
 @dataclass
-class Node:
+class Node(Record):
     """A BlockDriverState."""
     address: int
     node_name: str | None = None
@@ -135,7 +140,7 @@ class Node:
 
 
 @dataclass
-class Backend:
+class Backend(Record):
     """A BlockBackend."""
     address: int
     name: str | None = None
@@ -154,7 +159,7 @@ class Backend:
 
 
 @dataclass
-class GraphJob:
+class GraphJob(Record):
     """A block job as a graph node, with its BdrvChild edges (BlockJob.nodes)."""
     address: int
     id: str | None = None
@@ -166,7 +171,9 @@ class GraphJob:
 
 
 @dataclass
-class BlockGraph:
+class BlockGraph(Record):
+    ERRORS = ('errors',)
+    MISSING = ()
     backends: list
     jobs: list
     nodes: list
@@ -177,7 +184,9 @@ class BlockGraph:
 
 
 @dataclass
-class TrackedRequest:
+class TrackedRequest(Record):
+    ERRORS = ('error', 'co_error')
+    NOTES = ('co_note',)
     address: int
     offset: int | None = None
     bytes: int | None = None
@@ -193,7 +202,8 @@ class TrackedRequest:
 
 
 @dataclass
-class NodeDetail:
+class NodeDetail(Record):
+    ERRORS = ('request_error',)
     node: Node
     backing: int | None
     file: int | None
@@ -345,7 +355,7 @@ def find_node(target, spec):
     try:
         address = target.evaluate(spec)
     except TargetError as e:
-        raise LookupError(f"no block node named {spec!r} ({e})") from None
+        raise NotFound(f"no block node named {spec!r} ({e})") from None
     return Object(target, target.lookup_type("BlockDriverState"), address)
 
 

@@ -10,6 +10,7 @@ this program lacks is listed as missing, one that breaks as an error; the others
 from dataclasses import dataclass, field
 
 from ..obj import Object, co_tls, first_variable, strip_typedefs
+from ..result import Record
 from ..target import MissingDebugInfo, TargetError
 from .aio import known_contexts
 from .coroutine import (CoroutineRecord, Coroutines, callers, comutex_waiters, coqueue_waiters,
@@ -127,7 +128,9 @@ def _pool_roots(target, threads):
 
 
 @dataclass
-class CoroutineList:
+class CoroutineList(Record):
+    ERRORS = ('errors',)
+    MISSING = ('missing',)
     coroutines: list
     errors: list   # roots that could not be walked (one line each)
     missing: list = field(default_factory=list)  # roots this program lacks, with the reason

@@ -9,6 +9,7 @@ coroutine from every subsystem's roots is census.py, above the subsystems.
 from dataclasses import dataclass, field
 
 from ..obj import Object, co_tls, first_variable, read_fields
+from ..result import Record
 from ..target import CorruptError, Location, MissingDebugInfo, TargetError
 from .queue import qsimpleq_foreach, qslist_foreach
 
@@ -29,7 +30,7 @@ CHAIN_LIMIT = 1024
 
 
 @dataclass
-class CoroutineRecord:
+class CoroutineRecord(Record):
     """One coroutine: where it is, what it runs, why it waits, where it is suspended."""
     address: int
     entry: str | None = None          # entry function
@@ -247,8 +248,9 @@ def thread_coroutine_chain(target, thread, guard):
 
 
 @dataclass
-class ThreadBacktrace:
+class ThreadBacktrace(Record):
     """A thread's stack and the coroutines in the co->caller chain of its current one."""
+    MISSING = ()
     num: int
     tid: int
     name: str | None

@@ -11,12 +11,15 @@ a value, a table copied from QEMU's headers is the fallback, and the result says
 from dataclasses import dataclass
 
 from ..obj import strip_typedefs
+from ..result import Record
 from ..target import MissingDebugInfo, TargetError
 
 
 @dataclass
-class Flags:
+class Flags(Record):
     """Single-bit constants [(name, value)] and where they were read from."""
+    ERRORS = ()
+    MISSING = ()
     bits: list
     source: str   # "debug info" or "QEMU's headers (not in the debug info)"
 

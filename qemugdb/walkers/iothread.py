@@ -6,10 +6,11 @@ from dataclasses import dataclass, field
 
 from ..obj import Object, read_fields
 from .qom import children, qom_root, resolve, type_name
+from ..result import Record
 from ..target import TargetError
 
 @dataclass
-class IOThreadRecord:
+class IOThreadRecord(Record):
     address: int
     id: str
     internal: bool = False            # made by QEMU itself (iothread_create), not by -object

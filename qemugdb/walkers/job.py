@@ -10,6 +10,7 @@ from . import enums
 from ..obj import container_of, read_fields
 from .coroutine import Coroutines
 from .roots import all_jobs
+from ..result import Record
 from ..target import TargetError
 
 # blockjob.c is_block_job(): the job types whose Job is embedded in a BlockJob.
@@ -29,7 +30,9 @@ def block_jobs(target):
 
 
 @dataclass
-class JobRecord:
+class JobRecord(Record):
+    ERRORS = ('error', 'co_error')
+    NOTES = ('co_note',)
     address: int
     id: str | None = None
     type: str | None = None
@@ -51,7 +54,8 @@ class JobRecord:
 
 
 @dataclass
-class JobList:
+class JobList(Record):
+    MISSING = ()
     jobs: list
     error: str | None = None        # the list itself broke here
 

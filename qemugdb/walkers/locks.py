@@ -13,6 +13,7 @@ throttle group): member paths and lock types come from DWARF, never from offsets
 from dataclasses import dataclass, field
 
 from ..obj import Object, find_member, first_variable, strip_typedefs, thread_flag
+from ..result import Record
 from ..target import MissingDebugInfo, TargetError
 from . import aio, coroutine, system
 from .queue import qsimpleq_foreach, qtailq_foreach
@@ -48,8 +49,10 @@ EVENT_LOOPS = ("main_loop_wait", "os_host_main_loop_wait", "g_main_loop_run",
 
 
 @dataclass
-class Wait:
+class Wait(Record):
     """What a blocked thread waits for."""
+    ERRORS = ()
+    MISSING = ()
     kind: str                      # mutex | condvar | event | join | futex | aio-wait | drain | io
                                    # | syscall
     address: int | None = None     # the mutex, condvar, event or futex word
@@ -60,8 +63,9 @@ class Wait:
 
 
 @dataclass
-class ThreadState:
+class ThreadState(Record):
     """One thread: its role, whether it is blocked and on what, and its BQL flag."""
+    MISSING = ()
     num: int
     tid: int
     role: str
@@ -74,8 +78,9 @@ class ThreadState:
 
 
 @dataclass
-class Lock:
+class Lock(Record):
     """A lock, its owner and its waiters."""
+    MISSING = ()
     kind: str                      # QemuMutex | QemuRecMutex | CoMutex | CoRwlock | CoQueue | graph-lock
     name: str
     address: int
@@ -92,8 +97,10 @@ class Lock:
 
 
 @dataclass
-class LockList:
+class LockList(Record):
     """What `qemu locks` shows."""
+    ERRORS = ('errors',)
+    MISSING = ('missing',)
     bql_flag: str | None           # bql_locked / iothread_locked, as this QEMU names it
     threads: list                  # ThreadState
     locks: list                    # Lock

@@ -5,6 +5,7 @@ import os
 import signal as signals
 from dataclasses import dataclass, field
 
+from ..result import Record
 from ..target import MissingDebugInfo, TargetError
 from . import coroutine, signature
 from .crash import SI_USER, abort_message, is_crash, signal_name
@@ -16,7 +17,8 @@ SOURCE_CONTEXT = 3
 
 
 @dataclass
-class ThreadSummary:
+class ThreadSummary(Record):
+    MISSING = ()
     num: int
     tid: int
     role: str
@@ -27,14 +29,18 @@ class ThreadSummary:
 
 
 @dataclass
-class SourceLines:
+class SourceLines(Record):
+    ERRORS = ()
+    MISSING = ()
     file: str
     line: int
     lines: list                # [(number, text)]
 
 
 @dataclass
-class Report:
+class Report(Record):
+    ERRORS = ('partial',)
+    MISSING = ('not_applicable',)
     executable: str | None
     qemu_version: str | None
     build_id: str | None

@@ -9,6 +9,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 
+from ..result import Record
 from ..target import TargetError
 from .crash import abort_message, is_crash, signal_name
 
@@ -25,7 +26,9 @@ LINE = re.compile(r":\d+(?=:)")
 
 
 @dataclass
-class Signature:
+class Signature(Record):
+    ERRORS = ('partial',)
+    MISSING = ()
     hash: str                   # 16 hex digits of the SHA-256 of `text`
     text: str                   # `REASON in F1 < F2 < F3`: the functions innermost first
     reason: str                 # signal and normalised assertion or abort message

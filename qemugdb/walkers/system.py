@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from ..obj import Object, first_variable, read_fields, strip_typedefs, thread_flag
 from .queue import qtailq_foreach
+from ..result import Record
 from ..target import MissingDebugInfo, TargetError
 
 MASK64 = (1 << 64) - 1
@@ -14,7 +15,7 @@ MASK64 = (1 << 64) - 1
 # ---------------------------------------------------------------- mtree
 
 @dataclass
-class Region:
+class Region(Record):
     """One MemoryRegion as system/memory.c mtree_print_mr shows it."""
     level: int
     start: int
@@ -33,9 +34,11 @@ class Region:
 
 
 @dataclass
-class MemoryTree:
+class MemoryTree(Record):
     """Region trees: one per address space (`address-space: NAME`), then one per region that
     an alias points to (`memory-region: NAME`), in the order `info mtree` prints them."""
+    ERRORS = ('errors',)
+    MISSING = ()
     trees: list = field(default_factory=list)  # [(heading, [Region])]
     errors: list = field(default_factory=list)
 
@@ -157,7 +160,8 @@ BQL_TAKERS = ("bql_lock_impl", "qemu_mutex_lock_iothread_impl", "bql_lock")
 
 
 @dataclass
-class ThreadLock:
+class ThreadLock(Record):
+    MISSING = ()
     num: int
     tid: int
     name: str | None
@@ -168,7 +172,9 @@ class ThreadLock:
 
 
 @dataclass
-class LockStatus:
+class LockStatus(Record):
+    ERRORS = ()
+    MISSING = ()
     flag_name: str                 # which BQL naming this QEMU uses
     mutex_name: str | None
     owner_tid: int | None          # the BQL's pthread owner (0: free)

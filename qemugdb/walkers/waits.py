@@ -16,6 +16,7 @@ from . import aio, coroutine, locks
 from ..obj import Object
 from .queue import qlist_foreach
 from .roots import all_bdrv_states, node_name
+from ..result import Record
 from ..target import MissingDebugInfo, TargetError
 
 # Where a suspended coroutine waits for I/O: the submitting function names the engine.
@@ -28,7 +29,9 @@ LOCK_WAITS = ("comutex", "corwlock")
 
 
 @dataclass
-class Node:
+class Node(Record):
+    ERRORS = ()
+    MISSING = ()
     id: str                    # "thread N" or "coroutine 0x..."
     kind: str                  # thread | coroutine
     state: str                 # thread: blocked/idle/guest/sleeping/running/unknown;
@@ -39,7 +42,9 @@ class Node:
 
 
 @dataclass
-class Edge:
+class Edge(Record):
+    ERRORS = ()
+    MISSING = ()
     waiter: str                # a Node id
     kind: str                  # mutex condvar event join futex drain aio-wait io syscall comutex
                                # corwlock coqueue graph-lock io-completion timer runs-on
@@ -49,15 +54,19 @@ class Edge:
 
 
 @dataclass
-class Chain:
+class Chain(Record):
     """A path from a blocked thread along the edges, to where it ends."""
+    ERRORS = ()
+    MISSING = ()
     path: list                 # Node ids
     edges: list                # Edge indices along it
     end: str                   # the end in words (a deadlock, running, sleeping, ...)
 
 
 @dataclass
-class WaitGraph:
+class WaitGraph(Record):
+    ERRORS = ('errors',)
+    MISSING = ('missing',)
     nodes: list
     edges: list
     cycles: list = field(default_factory=list)   # [[Edge index, ...]] each a deadlock
