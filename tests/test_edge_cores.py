@@ -101,7 +101,6 @@ def test_52_pool_walk_equals_gdb(qsd52, gdb_batch):
 # AioContext, and the AioContext each IOThread's thread runs (its my_aiocontext).
 _BARE_SCRIPT = """
 import json
-import re
 def tls(name):
     for n in ("co_tls_" + name, name):
         try:
@@ -187,8 +186,7 @@ def test_bare_block_graph_is_its_command_line(bare, bare_gdb):
     exports = told(bare["argv"], "--export")
     assert sorted(name[b["root"]] for b in backends) == sorted(e["node-name"] for e in exports)
     (iothread_ctx,) = bare_gdb["iothreads"].values()
-    in_iothread = {e["node-name"] for e in exports if e.get("iothread")}
-    below = set(in_iothread)
+    below = {e["node-name"] for e in exports if e.get("iothread")}
     while True:  # an export's node moves to its IOThread with everything below it
         more = {c for p, _role, c in edges if p in below} - below
         if not more:
