@@ -144,8 +144,9 @@ def run_cli(args: list, want_output: bool) -> dict:
         except ValueError as e:
             res.update(outcome="failure", steps=[f"--json output does not parse: {e}"])
         else:
-            if want_output:
-                res["json"] = parsed
+            if want_output:   # the input's own path is not part of the answer
+                res["json"] = json.loads(json.dumps(parsed).replace(
+                    json.dumps(args[1])[1:-1], "CORE"))
     return res
 
 
@@ -196,6 +197,17 @@ def run_input(recipe: dict, seed: Seed, objects, workdir: Path, cache_home: str,
 
 # -- the differential check -------------------------------------------------------------
 
+def seed_reader(seed: Seed):
+    """read(vaddr, size) of the unmutated seed core's bytes."""
+    view = fuzz_core.core_view(seed.core)
+    lay = fuzz_core.layout(view)
+
+    def read(vaddr, size):
+        off = lay.file_offset(vaddr, size)
+        return bytes(view[off:off + size])
+    return read
+
+
 def identity(record: dict):
     """A record's identity: its address or id (hex), else its thread id; None if none."""
     for key in ("address", "id"):
@@ -245,13 +257,25 @@ def mentions(record, addresses) -> bool:
     return any(f"{a:#x}" in text or str(a) in text for a in addresses)
 
 
-def differential(recipe: dict, objects, base, mut) -> Counter:
+def shows(m, b, values) -> bool:
+    """Whether record m (not b) holds one of the values written (as a number or hex)."""
+    text, before = json.dumps(m), json.dumps(b)
+    return any(t in text and t not in before
+               for v in values if v > 0xffff for t in (str(v), f"{v:#x}"))
+
+
+def differential(recipe: dict, objects, base, mut, read=None) -> Counter:
     """Compare a --json output of a core with QEMU-object mutations (mut) with the
     unmutated seed's (base): a Counter of verdicts per record (see the module's doc);
-    "mismatch ..." verdicts are the ones to investigate."""
+    "mismatch ..." verdicts are the ones to investigate. read(vaddr, size), the seed's
+    bytes, lets a record that prints the value written count as showing it."""
     ops = recipe["ops"]
-    mutated = {objects.addresses[op["kind"]][op["index"]]: op for op in ops}
+    mutated = defaultdict(list)   # address -> the operations on that object
+    for op in ops:
+        mutated[objects.addresses[op["kind"]][op["index"]]].append(op)
     must_mark = any(qemu_objects.must_be_marked(op, objects) for op in ops)
+    written = [int.from_bytes(qemu_objects.resolve(op, objects, read)[1], "little")
+               for op in ops if read is not None]
     base_recs, mut_recs = records(base), records(mut)
     tree_marked = markers(mut) != markers(base)
     verdicts = Counter()
@@ -261,13 +285,17 @@ def differential(recipe: dict, objects, base, mut) -> Counter:
             verdicts["same"] += 1
             continue
         ident = key[1]
-        is_mutated = any(ident == f"{a:#x}" for a in mutated)
+        own = next((o for a, o in mutated.items() if ident == f"{a:#x}"), None)
+        is_mutated = own is not None
         if m is not None and markers(m) and markers(m) != markers(b):
             verdicts["marked" if is_mutated else "other marked"] += 1
         elif m is None and tree_marked:
             verdicts["dropped from a marked listing"] += 1
+        elif is_mutated and m is not None and shows(m, b, written):
+            verdicts["shows the value written"] += 1   # a pointer printed, not followed
         elif is_mutated:
-            verdicts["mismatch: mutated object changed unmarked" if must_mark
+            verdicts["mismatch: mutated object changed unmarked"
+                     if any(qemu_objects.must_be_marked(op, objects) for op in own)
                      else "silent: plausible value"] += 1
         elif mentions(b, mutated) or (m is not None and mentions(m, mutated)):
             verdicts["refers to the mutated object"] += 1
@@ -454,7 +482,8 @@ def work(item, cache_home, slot):
     res["seconds"] = round(time.monotonic() - t0, 3)
     out = res.pop("json", None)
     if diff and out is not None and family(recipe) == "object":
-        res["differential"] = dict(differential(recipe, objects, base, out))
+        res["differential"] = dict(differential(recipe, objects, base, out,
+                                                seed_reader(seed)))
     elif diff and out is not None:   # a damaged cache may cost time, never change a result
         res["differential"] = {"same output" if out == base else
                                "mismatch: the cache changed the output": 1}
