@@ -8,11 +8,12 @@ a value, a table copied from QEMU's headers is the fallback, and the result says
 (`source`).
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..obj import strip_typedefs
+from ..obj import Object, strip_typedefs
 from ..result import Record
-from ..target import MissingDebugInfo, TargetError
+from ..target import MissingDebugInfo, Target, TargetError
 
 
 @dataclass
@@ -23,7 +24,7 @@ class Flags(Record):
     bits: list
     source: str   # "debug info" or "QEMU's headers (not in the debug info)"
 
-    def decode(self, value, strip=""):
+    def decode(self, value: int, strip: str = "") -> list[str]:
         """Names of the bits set in value (prefix `strip` removed, lower-case when
         stripping), unknown bits as one hex number."""
         names = []
@@ -45,7 +46,7 @@ def _single_bits(enumerators, prefix):
             if n.startswith(prefix) and v > 0 and v & (v - 1) == 0]
 
 
-def enum_type(target, name):
+def enum_type(target: Target, name: str) -> object:
     """An enum type by name ("JobStatus", "enum BlockPermission"); MissingDebugInfo if absent."""
     t = strip_typedefs(target.lookup_type(name))
     if t.kind != "enum":
@@ -53,7 +54,7 @@ def enum_type(target, name):
     return t
 
 
-def enumerators(target, name):
+def enumerators(target: Target, name: str) -> list[tuple[str, int]]:
     """[(name, value)] of a named enum, [] when the debug info lacks it."""
     try:
         return list(enum_type(target, name).enumerators)
@@ -61,7 +62,7 @@ def enumerators(target, name):
         return []
 
 
-def anonymous_enum(target, enumerator):
+def anonymous_enum(target: Target, enumerator: str) -> object | None:
     """The enum type holding `enumerator` (e.g. "BH_PENDING"), or None when the debug info
     lacks it."""
     try:
@@ -70,7 +71,8 @@ def anonymous_enum(target, enumerator):
         return None
 
 
-def flags(target, type_name=None, enumerator=None, prefix="", table=()):
+def flags(target: Target, type_name: str | None = None, enumerator: str | None = None,
+          prefix: str = "", table: Iterable[tuple[str, int]] = ()) -> Flags:
     """A Flags from the named enum `type_name`, else the anonymous enum holding
     `enumerator`, else `table` (QEMU's header values; source says so)."""
     if type_name:
@@ -86,13 +88,15 @@ def flags(target, type_name=None, enumerator=None, prefix="", table=()):
     return Flags(list(table), HEADERS)
 
 
-def enum_name(obj):
-    """An enum Object's enumerator name, or its number as a string."""
+def enum_name(obj: Object) -> str:
+    """An enum Object's enumerator name, or its number as a string.
+
+    :param obj: any enum type"""
     name = obj.enum_name_()
     return name if name is not None else str(obj.value_())
 
 
-def qapi_names(target, enum, lookup):
+def qapi_names(target: Target, enum: str, lookup: str) -> dict[int, str]:
     """{value: QMP spelling} of a QAPI enum: the strings of its QEnumLookup variable
     (e.g. JobStatus_lookup) when readable, else the enumerator names lower-cased after the
     common prefix with '-' for '_' (QAPI's own rule for the usual names)."""

@@ -8,8 +8,10 @@ GSList is public ({data, next}) and read from DWARF. GHashTable is private to gl
 Small keys/values are stored as guint32; a bucket is in use when hashes[i] >= 2.
 """
 
+from collections.abc import Iterator
+
 from ..obj import Object, find_member, strip_typedefs
-from ..target import CorruptError, MissingDebugInfo
+from ..target import CorruptError, MissingDebugInfo, Target
 
 LIMIT = 1_000_000
 
@@ -18,8 +20,11 @@ GHASHTABLE_LAYOUT = {"size": (0, 8), "nnodes": (16, 4), "flags": (24, 4),
                      "keys": (32, 8), "hashes": (40, 8), "values": (48, 8)}
 
 
-def gslist_data(head, limit=LIMIT):
-    """The data pointers of a GSList * Object, bounded; CorruptError on a cycle."""
+def gslist_data(head: Object, limit: int = LIMIT) -> Iterator[int]:
+    """The data pointers of a GSList * Object, bounded; CorruptError on a cycle.
+
+    :param head: GSList *
+    :returns: iterator of the nodes' gpointer data, as addresses"""
     node = head.value_()
     seen = set()
     gslist = strip_typedefs(head.type_).target
@@ -47,7 +52,7 @@ def _layout(target):
     return GHASHTABLE_LAYOUT
 
 
-def ghash_items(target, address, limit=LIMIT):
+def ghash_items(target: Target, address: int, limit: int = LIMIT) -> Iterator[tuple[int, int]]:
     """(key, value) pointers of the GHashTable at address (values == keys for a set)."""
     if not address:
         return

@@ -15,7 +15,7 @@ info or the symbol table (.symtab, or MiniDebugInfo's for a Fedora binary).
 import mmap
 import re
 
-from ..target import TargetError
+from ..target import Target, TargetError
 
 COPYRIGHT = b"Fabrice Bellard and the QEMU Project developers"
 # In the C string holding COPYRIGHT: QEMU_FULL_VERSION ending a line before the copyright
@@ -28,7 +28,7 @@ ROOTS = (("qemu_aio_context", "main-loop.c"), ("all_bdrv_states", "block.c"))
 ROOT_FUNCTIONS = ("qemu_get_aio_context",)   # main-loop.c's, global: in every .symtab
 
 
-def qemu_version(executable):
+def qemu_version(executable: str | None) -> str | None:
     """QEMU_FULL_VERSION from the executable's --version text, None when the file has no
     such text (not QEMU, or not readable). The file is searched as it is, not parsed: the
     text is in .rodata, early in the file."""
@@ -50,7 +50,7 @@ def qemu_version(executable):
     return None
 
 
-def has_qemu_roots(target):
+def has_qemu_roots(target: Target) -> bool:
     """The program defines QEMU's main loop or block layer (see the module docstring)."""
     for name, file in ROOTS:
         try:
@@ -61,7 +61,7 @@ def has_qemu_roots(target):
     return any(target.function_address(name) is not None for name in ROOT_FUNCTIONS)
 
 
-def not_qemu(target):
+def not_qemu(target: Target) -> str | None:
     """None when the target is QEMU; else one line saying it is not."""
     executable = target.process().executable
     if qemu_version(executable) is not None or has_qemu_roots(target):

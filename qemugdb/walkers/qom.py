@@ -10,7 +10,7 @@ machine).
 from .glib import ghash_items
 from ..obj import Object
 from .queue import qtailq_foreach
-from ..target import CorruptError, MissingDebugInfo, TargetError
+from ..target import CorruptError, MissingDebugInfo, Target, TargetError
 
 PARENT_LIMIT = 64
 
@@ -34,8 +34,10 @@ def _anchors(target):
         pass
 
 
-def qom_root(target):
-    """The root Object of the QOM tree."""
+def qom_root(target: Target) -> Object:
+    """The root Object of the QOM tree.
+
+    :returns: Object (QOM's)"""
     object_type = target.lookup_type("Object")
     try:
         root = target.variable("root", file="qom/object.c").value_()
@@ -57,13 +59,18 @@ def qom_root(target):
                            "backend and no global names a QOM object)")
 
 
-def type_name(obj):
-    """The QOM type name of an Object (class->type->name)."""
+def type_name(obj: Object) -> str:
+    """The QOM type name of an Object (class->type->name).
+
+    :param obj: Object (QOM's)"""
     return obj.member_("class").deref_().type.deref_().name.string_()
 
 
-def children(obj):
-    """(name, Object) of each child property of a QOM Object, sorted by name."""
+def children(obj: Object) -> list[tuple[str, Object]]:
+    """(name, Object) of each child property of a QOM Object, sorted by name.
+
+    :param obj: Object (QOM's)
+    :returns: (name, Object (QOM's)) pairs"""
     target = obj.target_
     prop_type = target.lookup_type("ObjectProperty")
     object_type = target.lookup_type("Object")
@@ -75,8 +82,11 @@ def children(obj):
     return sorted(out, key=lambda kv: kv[0])
 
 
-def resolve(obj, path):
-    """The Object at a /-separated child path below obj, or None."""
+def resolve(obj: Object, path: str) -> Object | None:
+    """The Object at a /-separated child path below obj, or None.
+
+    :param obj: Object (QOM's)
+    :returns: Object (QOM's)"""
     for part in path.strip("/").split("/"):
         obj = dict(children(obj)).get(part)
         if obj is None:
@@ -84,9 +94,11 @@ def resolve(obj, path):
     return obj
 
 
-def canonical_path(obj):
+def canonical_path(obj: Object) -> str | None:
     """object_get_canonical_path(): the child property names from the root down to obj,
-    or None when obj is not in the tree."""
+    or None when obj is not in the tree.
+
+    :param obj: Object (QOM's)"""
     target = obj.target_
     object_type = target.lookup_type("Object")
     parts = []
