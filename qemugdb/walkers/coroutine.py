@@ -6,11 +6,13 @@ layout and pointer mangling are architecture facts (`target.facts`). The census 
 coroutine from every subsystem's roots is census.py, above the subsystems.
 """
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ..obj import Object, co_tls, first_variable, read_fields
 from ..result import Record
-from ..target import CorruptError, Location, MissingDebugInfo, TargetError
+from ..target import (CorruptError, Frame, Location, MissingDebugInfo, Target, TargetError,
+                      Thread)
 from .queue import qsimpleq_foreach, qslist_foreach
 
 # Functions that only move a coroutine in or out of the CPU: the frame where a coroutine
@@ -48,12 +50,14 @@ class CoroutineRecord(Record):
     absent: list = field(default_factory=list)   # fields this QEMU version does not have
 
 
-def ucontext(target, address):
-    """The CoroutineUContext of a Coroutine * (Coroutine is its first member `base`)."""
+def ucontext(target: Target, address: int) -> Object:
+    """The CoroutineUContext of a Coroutine * (Coroutine is its first member `base`).
+
+    :returns: CoroutineUContext"""
     return Object(target, target.lookup_type("CoroutineUContext"), int(address))
 
 
-def pointer_guard(target, threads=None):
+def pointer_guard(target: Target, threads: list[Thread] | None = None) -> int:
     """glibc's pointer guard (the same for every thread), read from a thread's TCB."""
     facts = target.facts
     for th in threads if threads is not None else target.threads():
@@ -66,7 +70,8 @@ def pointer_guard(target, threads=None):
     raise TargetError("no thread with a readable thread pointer: cannot demangle jmp_buf")
 
 
-def saved_registers(target, address, guard, thread_registers=None):
+def saved_registers(target: Target, address: int, guard: int,
+                    thread_registers: dict[str, int] | None = None) -> dict[str, int]:
     """A suspended coroutine's registers from its jmp_buf, demangled. fs_base/gs_base come
     from `thread_registers` (the thread that shows the coroutine) so TLS lookups work."""
     facts = target.facts
@@ -81,7 +86,7 @@ def saved_registers(target, address, guard, thread_registers=None):
     return regs
 
 
-def leader(target, thread):
+def leader(target: Target, thread: Thread) -> int | None:
     """The address of `thread`'s leader: the pseudo-coroutine that stands for the thread's
     own stack (a coroutine entered from outside any coroutine has it as caller)."""
     try:
@@ -92,14 +97,14 @@ def leader(target, thread):
         return None
 
 
-def kernel_worker(target, thread):
+def kernel_worker(target: Target, thread: Thread) -> bool:
     """Whether `thread` has no user-level state (pc and sp zero): a kernel worker thread of
     the process, as KVM's in a qemu-system core. It has no stack, TLS or coroutine to read."""
     facts = target.facts
     return not thread.registers.get(facts.PC) and not thread.registers.get(facts.SP)
 
 
-def current_coroutine(target, thread):
+def current_coroutine(target: Target, thread: Thread) -> int | None:
     """The Coroutine * running on `thread`, or None when it runs no coroutine (NULL or the
     thread's leader)."""
     name, file = _ucontext_variable(target, "current")
@@ -120,7 +125,7 @@ def _ucontext_variable(target, name):
                                "(util/coroutine-ucontext.c)") from None
 
 
-def callers(target, address, limit=CHAIN_LIMIT):
+def callers(target: Target, address: int, limit: int = CHAIN_LIMIT) -> Iterator[int]:
     """The co->caller chain above the coroutine at `address` (not including it)."""
     seen = {address}
     co = Object(target, target.lookup_type("Coroutine"), address)
@@ -135,7 +140,7 @@ def callers(target, address, limit=CHAIN_LIMIT):
         co = Object(target, co.type_, caller)
 
 
-def to_bottom(frames):
+def to_bottom(frames: list[Frame]) -> list[Frame]:
     """Frames up to coroutine_trampoline: below it are glibc's __start_context and junk."""
     for i, frame in enumerate(frames):
         if frame.location.function == BOTTOM:
@@ -143,7 +148,7 @@ def to_bottom(frames):
     return frames
 
 
-def suspended_in(frames):
+def suspended_in(frames: list[Frame]) -> Location | None:
     """The first Location outside the coroutine machinery (inline frames included)."""
     for frame in frames:
         for loc in [*frame.location.inlined, frame.location]:
@@ -152,7 +157,9 @@ def suspended_in(frames):
     return None
 
 
-def describe(target, address, guard, thread_registers=None, unwind=True):
+def describe(target: Target, address: int, guard: int,
+             thread_registers: dict[str, int] | None = None,
+             unwind: bool = True) -> CoroutineRecord:
     """A CoroutineRecord for the coroutine at `address` (state/waits left to the caller)."""
     rec = CoroutineRecord(address=int(address))
     try:
@@ -176,13 +183,19 @@ def _symbol_name(target, pc):
     return target.symbolize(pc).function if pc else None
 
 
-def coqueue_waiters(queue):
-    """The coroutines parked in a CoQueue (entries, linked by co_queue_next)."""
+def coqueue_waiters(queue: Object) -> Iterator[Object]:
+    """The coroutines parked in a CoQueue (entries, linked by co_queue_next).
+
+    :param queue: CoQueue
+    :returns: iterator of Coroutine"""
     return qsimpleq_foreach(queue.entries, "co_queue_next")
 
 
-def comutex_waiters(mutex):
-    """The coroutines waiting for a CoMutex (CoWaitRecords in from_push and to_pop)."""
+def comutex_waiters(mutex: Object) -> Iterator[int]:
+    """The coroutines waiting for a CoMutex (CoWaitRecords in from_push and to_pop).
+
+    :param mutex: CoMutex
+    :returns: iterator of Coroutine * (addresses)"""
     for head in ("from_push", "to_pop"):
         for record in qslist_foreach(mutex.member_(head), "next"):
             yield record.co.value_()
@@ -192,20 +205,20 @@ class Coroutines:
     """Coroutines of one target described as every walker needs them: the threads, glibc's
     pointer guard and the coroutine each thread runs are read once, on first use."""
 
-    def __init__(self, target, threads=None):
+    def __init__(self, target: Target, threads: list[Thread] | None = None):
         self.target = target
         self.threads = threads if threads is not None else target.threads()
         self._guard = None
         self._running = None
 
     @property
-    def guard(self):
+    def guard(self) -> int:
         """The pointer guard; TargetError when no thread pointer is readable."""
         if self._guard is None:
             self._guard = pointer_guard(self.target, self.threads)
         return self._guard
 
-    def running(self):
+    def running(self) -> dict[int, Thread]:
         """{Coroutine address: Thread} of the coroutine each thread runs."""
         if self._running is None:
             self._running = {}
@@ -218,13 +231,14 @@ class Coroutines:
                     self._running[current] = th
         return self._running
 
-    def describe(self, address, unwind=True):
+    def describe(self, address: int, unwind: bool = True) -> CoroutineRecord:
         """describe() the coroutine at `address` (TLS read as the first thread's)."""
         registers = self.threads[0].registers if self.threads else None
         return describe(self.target, address, self.guard, registers, unwind=unwind)
 
 
-def thread_coroutine_chain(target, thread, guard):
+def thread_coroutine_chain(target: Target, thread: Thread,
+                           guard: int) -> tuple[CoroutineRecord | None, list[CoroutineRecord]]:
     """(current coroutine record or None, [caller records]) of a thread, for `qemu bt`:
     the current one runs on the thread's stack; its callers are suspended."""
     current = current_coroutine(target, thread)
@@ -261,7 +275,7 @@ class ThreadBacktrace(Record):
     kernel_worker: bool = False   # no user-level state (see kernel_worker): nothing to read
 
 
-def backtraces(target, threads):
+def backtraces(target: Target, threads: list[Thread]) -> list[ThreadBacktrace]:
     """ThreadBacktrace for each of `threads` (for `qemu bt`); without QEMU's coroutine
     debug info, the threads' stacks alone."""
     coroutines = target.has_type("CoroutineUContext")

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from ..obj import Object, read_fields
 from .qom import children, qom_root, resolve, type_name
 from ..result import Record
-from ..target import TargetError
+from ..target import Target, TargetError, Thread
 
 @dataclass
 class IOThreadRecord(Record):
@@ -37,9 +37,11 @@ def _internal_root(target):
     return None
 
 
-def iothread_objects(target):
+def iothread_objects(target: Target) -> list[tuple[str, Object, bool]]:
     """(id, IOThread Object, internal) for every IOThread under /objects (user-created)
-    and under the internal root (iothread_create(), e.g. mon_iothread)."""
+    and under the internal root (iothread_create(), e.g. mon_iothread).
+
+    :returns: (id, IOThread, internal) triples"""
     iothread = target.lookup_type("IOThread")
     out = []
     for container, internal in ((resolve(qom_root(target), "objects"), False),
@@ -51,7 +53,7 @@ def iothread_objects(target):
     return out
 
 
-def iothreads(target, threads=None):
+def iothreads(target: Target, threads: list[Thread] | None = None) -> list[IOThreadRecord]:
     """IOThreadRecords, matched to the target's threads by LWP (IOThread.thread_id)."""
     by_tid = {th.tid: th.num for th in (threads if threads is not None else target.threads())}
     out = []
