@@ -24,14 +24,15 @@ from .iothread import iothreads
 from .queue import LIMIT, qlist_foreach, qsimpleq_foreach, qslist_foreach
 from .roots import all_bdrv_states, all_jobs, main_loop_context
 from ..result import Record
-from ..target import CorruptError, MissingDebugInfo, NotFound, TargetError
+from ..target import CorruptError, MissingDebugInfo, NotFound, Target, TargetError, Thread
 
 # util/async.c's anonymous enum, used only when the backend cannot reach it in DWARF.
 BH_FLAGS_TABLE = (("BH_PENDING", 1), ("BH_SCHEDULED", 2), ("BH_DELETED", 4),
                   ("BH_ONESHOT", 8), ("BH_IDLE", 16))
+KnownContexts = list[tuple[int, list[str], list[dict]]]   # what known_contexts() returns
 
 
-def symbol(target, pc):
+def symbol(target: Target, pc: int) -> str | None:
     """`function+offset` (or `function`) for a code address, None for NULL, hex if unknown."""
     if not pc:
         return None
@@ -120,7 +121,7 @@ class Listing(Record):
 
 # ---------------------------------------------------------------- contexts
 
-def known_contexts(target, threads=None):
+def known_contexts(target: Target, threads: list[Thread] | None = None) -> KnownContexts:
     """[(address, [names], [threads])] of every AioContext we can name, in a stable order:
     the main loop's, the IOThreads', then those only block nodes or jobs point to."""
     threads = threads if threads is not None else target.threads()
@@ -166,7 +167,7 @@ def known_contexts(target, threads=None):
     return [(a, names, runners) for a, (names, runners) in found.items()]
 
 
-def context_label(contexts, address):
+def context_label(contexts: KnownContexts, address: int) -> str:
     """A short name for a context address from known_contexts() output."""
     for a, names, _ in contexts:
         if a == address:
@@ -178,7 +179,7 @@ def _count(iterator):
     return sum(1 for _ in iterator)
 
 
-def contexts(target, threads=None):
+def contexts(target: Target, threads: list[Thread] | None = None) -> list[ContextRecord]:
     """ContextRecords with counters."""
     ctx_type = target.lookup_type("AioContext")
     pending = _pending_bit(target)
@@ -203,7 +204,8 @@ def contexts(target, threads=None):
     return out
 
 
-def select_contexts(target, spec=None, threads=None):
+def select_contexts(target: Target, spec: str | None = None,
+                    threads: list[Thread] | None = None) -> list[tuple[int, str]]:
     """[(address, label)] of the contexts a command asked for: all, or the one whose
     address or name (main loop, also `main` or `main-loop`; iohandler; iothread ID, or just
     the ID) is `spec`."""
@@ -231,7 +233,7 @@ def _pending_bit(target):
     return dict(bh_flags(target).bits).get("BH_PENDING", 1)
 
 
-def bh_flags(target):
+def bh_flags(target: Target) -> enums.Flags:
     return enums.flags(target, enumerator="BH_PENDING", prefix="BH_", table=BH_FLAGS_TABLE)
 
 
@@ -244,7 +246,7 @@ def _bh_objects(ctx):
             yield i, bh
 
 
-def bhs(target, spec=None):
+def bhs(target: Target, spec: str | None = None) -> Listing:
     """Listing of BH records of the selected contexts."""
     ctx_type = target.lookup_type("AioContext")
     flags = bh_flags(target)
@@ -290,7 +292,7 @@ def _callbacks(target, handler):
     return out
 
 
-def handlers(target, spec=None):
+def handlers(target: Target, spec: str | None = None) -> Listing:
     """Listing of fd Handler records of the selected contexts."""
     ctx_type = target.lookup_type("AioContext")
     out = Listing([])
@@ -310,7 +312,7 @@ def handlers(target, spec=None):
 
 # ---------------------------------------------------------------- timers
 
-def clock_names(target):
+def clock_names(target: Target) -> dict[int, str]:
     """{QEMUClockType value: name} from DWARF (QEMU_CLOCK_REALTIME -> realtime)."""
     return {v: n.removeprefix("QEMU_CLOCK_").lower()
             for n, v in enums.enumerators(target, "QEMUClockType") if n != "QEMU_CLOCK_MAX"}
@@ -337,7 +339,7 @@ def _timer_chain(timer_list, limit=LIMIT):
         cur = t.next
 
 
-def timers(target, spec=None):
+def timers(target: Target, spec: str | None = None) -> Listing:
     """Listing of Timer records: main_loop_tlg (unless a context is asked for) and the
     selected contexts' tlg."""
     names = clock_names(target)

@@ -3,26 +3,26 @@
 import signal as signals
 
 from ..obj import find_member, read_c_string
-from ..target import TargetError
+from ..target import Process, Target, TargetError
 
 SI_USER = 0  # si_code of a signal sent by kill(): a hung process dumped from outside
 
 
-def signal_name(number):
+def signal_name(number: int) -> str:
     try:
         return signals.Signals(number).name
     except ValueError:
         return f"signal {number}"
 
 
-def is_crash(process):
+def is_crash(process: Process) -> bool:
     """Whether the process died of a signal it raised itself: not alive, gcore'd or killed
     from outside to dump it."""
     return (process.signal is not None and process.crashed_thread is not None
             and process.signal_code != SI_USER)
 
 
-def abort_message(target):
+def abort_message(target: Target) -> str | None:
     """glibc's __abort_msg (set by assert() and abort messages), else glib's
     __glib_assert_msg (set by g_assert()), or None."""
     try:

@@ -4,25 +4,31 @@ Type and status are spelled as QMP spells them (JobType_lookup, JobStatus_lookup
 is Job.progress (ProgressMeter current/total, QMP's offset/len); speed is BlockJob.speed.
 """
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from . import enums
-from ..obj import container_of, read_fields
+from ..obj import Object, container_of, read_fields
 from .coroutine import Coroutines
 from .roots import all_jobs
 from ..result import Record
-from ..target import TargetError
+from ..target import Target, TargetError
 
 # blockjob.c is_block_job(): the job types whose Job is embedded in a BlockJob.
 BLOCK_JOB_TYPES = ("JOB_TYPE_BACKUP", "JOB_TYPE_COMMIT", "JOB_TYPE_MIRROR", "JOB_TYPE_STREAM")
 
 
-def is_block_job(job):
+def is_block_job(job: Object) -> bool:
+    """Whether a Job is embedded in a BlockJob (blockjob.c is_block_job()).
+
+    :param job: Job"""
     return job.driver.deref_().job_type.enum_name_() in BLOCK_JOB_TYPES
 
 
-def block_jobs(target):
-    """The BlockJob Objects, in job list order (blockjob.c block_job_next_locked)."""
+def block_jobs(target: Target) -> Iterator[Object]:
+    """The BlockJob Objects, in job list order (blockjob.c block_job_next_locked).
+
+    :returns: iterator of BlockJob"""
     block_job = target.lookup_type("BlockJob")
     for job in all_jobs(target):
         if is_block_job(job):
@@ -60,7 +66,7 @@ class JobList(Record):
     error: str | None = None        # the list itself broke here
 
 
-def jobs(target):
+def jobs(target: Target) -> JobList:
     """JobList of every job; a bad job or link is reported, not raised."""
     target.variable_address("jobs", file="job.c")  # MissingDebugInfo: no job layer at all
     types = enums.qapi_names(target, "enum JobType", "JobType_lookup")
@@ -90,7 +96,7 @@ def _spelled(names, enum):
     return names.get(enum.value_(), enums.enum_name(enum))
 
 
-def add_coroutines(target, result, frames=False):
+def add_coroutines(target: Target, result: JobList, frames: bool = False) -> None:
     """Fill each job's `suspended_in` (and `frames` when asked) from its coroutine."""
     reader = Coroutines(target)
     try:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from ..obj import Object, first_variable, read_fields, strip_typedefs, thread_flag
 from .queue import qtailq_foreach
 from ..result import Record
-from ..target import MissingDebugInfo, TargetError
+from ..target import MissingDebugInfo, Target, TargetError
 
 MASK64 = (1 << 64) - 1
 
@@ -43,21 +43,28 @@ class MemoryTree(Record):
     errors: list = field(default_factory=list)
 
 
-def int128(obj):
-    """An Int128 as a Python int: a 16-byte integer, or struct { lo; hi; }."""
+def int128(obj: Object) -> int:
+    """An Int128 as a Python int: a 16-byte integer, or struct { lo; hi; }.
+
+    :param obj: Int128"""
     t = strip_typedefs(obj.type_)
     if t.kind == "struct":
         return obj.lo.value_() | obj.hi.value_() << 64
     return obj.value_()
 
 
-def region_name(mr):
+def region_name(mr: Object) -> str:
+    """A MemoryRegion's name, "anonymous" when it has none.
+
+    :param mr: MemoryRegion"""
     name = mr.name.value_()
     return mr.name.string_() if name else "anonymous"
 
 
-def region_type(mr, depth=0):
-    """system/memory.c memory_region_type."""
+def region_type(mr: Object, depth: int = 0) -> str:
+    """system/memory.c memory_region_type.
+
+    :param mr: MemoryRegion"""
     alias = mr.alias.value_()
     if alias and depth < 16:
         return region_type(mr.alias.deref_(), depth + 1)
@@ -70,7 +77,7 @@ def region_type(mr, depth=0):
     return "ram" if mr.ram.value_() else "i/o"
 
 
-def mr_size(size):
+def mr_size(size: int) -> int:
     """MR_SIZE: size - 1 (as a 64-bit address), 0 for an empty region."""
     return (size - 1) & MASK64 if size else 0
 
@@ -106,7 +113,7 @@ def _walk(mr, level, base, out, aliases, seen, limit):
         rec.error = str(e)
 
 
-def memory_tree(target, limit=100_000):
+def memory_tree(target: Target, limit: int = 100_000) -> MemoryTree:
     """MemoryTree of every AddressSpace (address_spaces list) and aliased region."""
     try:
         head = target.variable("address_spaces", file="memory.c")
@@ -181,7 +188,7 @@ class LockStatus(Record):
     threads: list = field(default_factory=list)
 
 
-def lock_status(target):
+def lock_status(target: Target) -> LockStatus:
     """LockStatus: for each thread, whether it holds the BQL (iothread_locked in QEMU < 8.2,
     bql_locked after), the replay lock, and whether it is blocked on a mutex."""
     try:

@@ -3,7 +3,7 @@ iothread, vCPU, worker, ...) and the IOThread objects' thread ids."""
 
 import re
 
-from ..target import TargetError
+from ..target import Frame, Target, TargetError
 from .iothread import iothreads
 
 # QEMU's thread bodies: the outermost of these on a thread's stack tells its role.
@@ -23,7 +23,7 @@ def _functions(frames):
         yield f.location.function
 
 
-def thread_role(frames):
+def thread_role(frames: list[Frame]) -> str:
     """main loop, iothread, worker, rcu, vCPU, ... from the functions on a thread's stack."""
     for name in reversed([n for n in _functions(frames) if n]):
         if VCPU.search(name):
@@ -33,7 +33,7 @@ def thread_role(frames):
     return "other"
 
 
-def iothread_ids(target):
+def iothread_ids(target: Target) -> dict[int, str]:
     """{tid: IOThread id} from the IOThread objects (thread_id), where readable."""
     try:
         return {t.thread_id: t.id for t in iothreads(target) if t.thread_id}
