@@ -8,6 +8,7 @@ DWARF; QMP's permission spelling comes from BlockPermission_lookup in memory. Re
 read member by member (obj.read_fields): a member this QEMU lacks is marked absent.
 """
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from . import enums
@@ -20,7 +21,7 @@ from .qom import canonical_path
 from .queue import qlist_foreach
 from .roots import all_bdrv_states, block_backends, graph_bdrv_states
 from ..result import Record
-from ..target import MissingDebugInfo, NotFound, TargetError
+from ..target import MissingDebugInfo, NotFound, Target, TargetError
 
 # include/block/block-common.h: BDRV_O_* are #defines, absent from DWARF.
 OPEN_FLAGS = (
@@ -63,13 +64,13 @@ class BlockLayout(Record):
     open_flags: enums.Flags
     child_classes: dict     # address of a BdrvChildClass -> "block-driver"|"block-backend"|"block-job"
 
-    def perm_names(self, value):
+    def perm_names(self, value: int) -> list[str]:
         names = [p.qmp for p in self.permissions if value & p.bit]
         rest = value & ~sum(p.bit for p in self.permissions)
         return names + ([f"{rest:#x}"] if rest else [])
 
 
-def block_layout(target):
+def block_layout(target: Target) -> BlockLayout:
     """Read BlockLayout from the target (cheap; call once per command)."""
     qapi = [(n, v) for n, v in enums.enumerators(target, "enum BlockPermission")
             if not n.endswith("__MAX")]
@@ -222,8 +223,10 @@ def _string(obj):
     return obj.string_()
 
 
-def child_record(layout, child):
-    """A Child record for a BdrvChild Object."""
+def child_record(layout: BlockLayout, child: Object) -> Child:
+    """A Child record for a BdrvChild Object.
+
+    :param child: BdrvChild"""
     rec = Child(address=child.address_)
     read_fields(rec, child, name=lambda: _string(child.name),
                 child=lambda: child.bs.value_() or None,
@@ -236,8 +239,10 @@ def child_record(layout, child):
     return rec
 
 
-def node_record(layout, bs, in_graph=True):
-    """A Node record for a BlockDriverState Object, children included."""
+def node_record(layout: BlockLayout, bs: Object, in_graph: bool = True) -> Node:
+    """A Node record for a BlockDriverState Object, children included.
+
+    :param bs: BlockDriverState"""
     rec = Node(address=bs.address_, in_graph=in_graph)
     read_fields(rec, bs, node_name=lambda: bs.node_name.string_(),
                 driver=lambda: (bs.drv.deref_().format_name.string_() if bs.drv.value_()
@@ -266,7 +271,10 @@ def _child_records(layout, children, out):
     return out
 
 
-def backend_record(layout, blk):
+def backend_record(layout: BlockLayout, blk: Object) -> Backend:
+    """A Backend record for a BlockBackend Object, its root edge included.
+
+    :param blk: BlockBackend"""
     rec = Backend(address=blk.address_)
     read_fields(rec, blk, name=lambda: _string(blk.name) or "",
                 device=lambda: _device(blk), aio_context="ctx", refcnt="refcnt",
@@ -290,8 +298,10 @@ def _device(blk):
         Object(blk.target_, blk.target_.lookup_type("Object"), dev)) or ""
 
 
-def graph_job_record(layout, job):
-    """A GraphJob for a BlockJob Object (its BdrvChildren from the `nodes` GSList)."""
+def graph_job_record(layout: BlockLayout, job: Object) -> GraphJob:
+    """A GraphJob for a BlockJob Object (its BdrvChildren from the `nodes` GSList).
+
+    :param job: BlockJob"""
     rec = GraphJob(address=job.address_)
     read_fields(rec, job, id=lambda: _string(job.job.id), aio_context="job.aio_context",
                 type=lambda: enums.enum_name(job.job.driver.deref_().job_type)
@@ -306,7 +316,7 @@ def _job_edges(job):
     return (Object(job.target_, child_type, data) for data in gslist_data(job.nodes))
 
 
-def block_graph(target, layout=None):
+def block_graph(target: Target, layout: BlockLayout | None = None) -> BlockGraph:
     """The whole graph as QMP x-debug-query-block-graph sees it (backends, block jobs,
     graph_bdrv_states), plus nodes only on all_bdrv_states (in_graph False)."""
     try:
@@ -343,9 +353,11 @@ def block_graph(target, layout=None):
     return graph
 
 
-def find_node(target, spec):
+def find_node(target: Target, spec: str) -> Object:
     """The BlockDriverState Object whose node-name is `spec`, else at the address `spec`
-    denotes (a number, or a debugger expression where the target evaluates them)."""
+    denotes (a number, or a debugger expression where the target evaluates them).
+
+    :returns: BlockDriverState"""
     for bs in all_bdrv_states(target):
         try:
             if bs.node_name.string_() == spec:
@@ -359,8 +371,10 @@ def find_node(target, spec):
     return Object(target, target.lookup_type("BlockDriverState"), address)
 
 
-def tracked_requests(bs):
-    """TrackedRequest records of a BlockDriverState Object (list `tracked_requests`)."""
+def tracked_requests(bs: Object) -> Iterator[TrackedRequest]:
+    """TrackedRequest records of a BlockDriverState Object (list `tracked_requests`).
+
+    :param bs: BlockDriverState"""
     for req in qlist_foreach(bs.tracked_requests, "list"):
         rec = TrackedRequest(address=req.address_)
         read_fields(rec, req, offset="offset", bytes="bytes",
@@ -371,7 +385,7 @@ def tracked_requests(bs):
         yield rec
 
 
-def node_detail(target, spec):
+def node_detail(target: Target, spec: str) -> NodeDetail:
     """NodeDetail for `qemu bdrv NODE`."""
     layout = block_layout(target)
     bs = find_node(target, spec)

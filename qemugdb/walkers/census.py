@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from ..obj import Object, co_tls, first_variable, strip_typedefs
 from ..result import Record
-from ..target import MissingDebugInfo, TargetError
+from ..target import MissingDebugInfo, Target, TargetError
 from .aio import known_contexts
 from .coroutine import (CoroutineRecord, Coroutines, callers, comutex_waiters, coqueue_waiters,
                         current_coroutine, leader)
@@ -136,7 +136,7 @@ class CoroutineList(Record):
     missing: list = field(default_factory=list)  # roots this program lacks, with the reason
 
 
-def all_coroutines(target, unwind=True, pooled=True):
+def all_coroutines(target: Target, unwind: bool = True, pooled: bool = True) -> CoroutineList:
     """Every coroutine reachable from the known roots, merged by address: threads' current
     coroutines and callers, jobs, tracked requests and their waiters, BlockBackends'
     queued_requests, throttle group queues, AioContext scheduled lists and (with pooled)
