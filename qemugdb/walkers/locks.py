@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from ..obj import Object, find_member, first_variable, strip_typedefs, thread_flag
 from ..result import Record
-from ..target import MissingDebugInfo, TargetError
+from ..target import MissingDebugInfo, Target, TargetError, Thread
 from . import aio, coroutine, system
 from .queue import qsimpleq_foreach, qtailq_foreach
 from .roots import (all_bdrv_states, backend_name, block_backends, node_name,
@@ -147,12 +147,15 @@ def _body(functions):
 class Names:
     """Names addresses: variables from the symbol table, members of known objects."""
 
-    def __init__(self, target):
+    def __init__(self, target: Target):
         self.target = target
         self.objects = []          # (start, end, label, type)
         self._layouts = {}
 
-    def add(self, label, obj):
+    def add(self, label: str, obj: Object) -> None:
+        """Name the addresses inside obj as `label.member`.
+
+        :param obj: any struct"""
         try:
             size = strip_typedefs(obj.type_).size or 0
         except TargetError:
@@ -160,7 +163,7 @@ class Names:
         if obj.address_ and size:
             self.objects.append((obj.address_, obj.address_ + size, label, obj.type_))
 
-    def name(self, address, exact=False):
+    def name(self, address: int, exact: bool = False) -> str | None:
         """`variable.member.path`, `LABEL.member` or None; with `exact`, only when address
         is where that member starts."""
         found = self.target.data_symbol(address)
@@ -189,7 +192,7 @@ LEAF_TYPES = (*LOCK_TYPES, "QemuCond", "QemuEvent", "QemuSemaphore", "QemuLockCn
               "pthread_mutex_t", "pthread_cond_t")
 
 
-def member_path(type_, offset, depth=8):
+def member_path(type_: object, offset: int, depth: int = 8) -> tuple[str, int]:
     """(`.a.b`, offset left) of the member at `offset` in type_, down to a lock."""
     path = ""
     for _ in range(depth):
@@ -242,8 +245,11 @@ def _offset(target, type_name, *path):
     return total
 
 
-def pthread_mutex(obj):
-    """The pthread_mutex_t inside a QemuMutex / QemuRecMutex (or the object itself)."""
+def pthread_mutex(obj: Object) -> Object:
+    """The pthread_mutex_t inside a QemuMutex / QemuRecMutex (or the object itself).
+
+    :param obj: QemuMutex, QemuRecMutex or pthread_mutex_t
+    :returns: pthread_mutex_t"""
     for _ in range(4):
         t = strip_typedefs(obj.type_)
         if obj.type_.name == "pthread_mutex_t" or t.kind == "union":
@@ -254,8 +260,10 @@ def pthread_mutex(obj):
     raise MissingDebugInfo(f"no pthread_mutex_t in {obj.type_.name}")
 
 
-def mutex_state(mutex):
-    """(locked, owner tid, recursion count) of a pthread_mutex_t Object."""
+def mutex_state(mutex: Object) -> tuple[bool, int, int]:
+    """(locked, owner tid, recursion count) of a pthread_mutex_t Object.
+
+    :param mutex: pthread_mutex_t"""
     data = mutex.member_("__data")
     return bool(data.member_("__lock").value_()), data.member_("__owner").value_(), \
         data.member_("__count").value_()
@@ -263,7 +271,9 @@ def mutex_state(mutex):
 
 # ---------------------------------------------------------------- threads
 
-def thread_states(target, threads=None, names=None, iothreads=None):
+def thread_states(target: Target, threads: list[Thread] | None = None,
+                  names: Names | None = None,
+                  iothreads: dict[int, str] | None = None) -> list[ThreadState]:
     """ThreadState of each thread; `iothreads` is {tid: IOThread id} when known."""
     threads = threads if threads is not None else target.threads()
     names = names or Names(target)
@@ -432,7 +442,7 @@ def _lock_type_name(type_):
     return next((n for n in LOCK_TYPES if n in _type_names(type_)), None)
 
 
-def read_lock(target, kind, name, address):
+def read_lock(target: Target, kind: str, name: str, address: int) -> Lock:
     """A Lock for the lock of type `kind` at address."""
     rec = Lock(kind, name, address)
     try:
@@ -475,10 +485,14 @@ def _object_locks(target, label, obj, cache):
     return out
 
 
-def known_objects(target, contexts, errors, missing, cache):
+def known_objects(target: Target, contexts: aio.KnownContexts, errors: list[str],
+                  missing: list[str], cache: dict) -> list[tuple[str, Object]]:
     """(label, Object) of every object whose locks are listed: AioContexts and the
     objects they point to that hold locks (their thread pool, ...), nodes and their
-    drivers' state, BlockBackends, throttle groups and their members."""
+    drivers' state, BlockBackends, throttle groups and their members.
+
+    :returns: (label, Object) pairs: AioContext, a struct an AioContext points to,
+        BlockDriverState, BDRV<Name>State, BlockBackend, ThrottleGroup, ThrottleGroupMember"""
     out = []
     ctx_type = target.lookup_type("AioContext")
     for address, labels, _ in contexts:
@@ -542,10 +556,13 @@ def _pointed_objects(target, label, obj, cache):
     return out
 
 
-def driver_state(target, bs):
+def driver_state(target: Target, bs: Object) -> Object | None:
     """bs->opaque as its driver's state type, found by the driver's format name
     (BDRV<Name>State, e.g. BDRVQcow2State) and checked against drv->instance_size;
-    None when no such type has that size."""
+    None when no such type has that size.
+
+    :param bs: BlockDriverState
+    :returns: BDRV<Name>State"""
     if not bs.drv.value_() or not bs.opaque.value_():
         return None
     drv = bs.drv.deref_()
@@ -561,7 +578,7 @@ def driver_state(target, bs):
     return None
 
 
-def graph_lock(target, contexts):
+def graph_lock(target: Target, contexts: aio.KnownContexts) -> Lock:
     """block/graph-lock.c's reader/writer lock (QEMU >= 8.0): has_writer, each
     AioContext's reader_count, orphaned readers, and reader_queue's waiting coroutines."""
     writer = target.variable("has_writer", file="graph-lock.c")
@@ -597,7 +614,8 @@ def graph_lock(target, contexts):
 GLOBAL_MUTEXES = (("job_mutex", "job.c"), ("aio_context_list_lock", "graph-lock.c"))
 
 
-def all_locks(target, threads=None, contexts=None):
+def all_locks(target: Target, threads: list[Thread] | None = None,
+              contexts: aio.KnownContexts | None = None) -> LockList:
     """A LockList: every thread's state and every lock found, with owners and waiters;
     `contexts` is aio.known_contexts() when the caller has it."""
     threads = threads if threads is not None else target.threads()

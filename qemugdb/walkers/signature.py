@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..result import Record
-from ..target import TargetError
+from ..target import Frame, Target, TargetError
 from .crash import abort_message, is_crash, signal_name
 
 FUNCTIONS = 3   # innermost QEMU functions kept, as ABRT's duphash keeps three frames
@@ -36,7 +36,7 @@ class Signature(Record):
     partial: list = field(default_factory=list)  # why it may not match its bug's others
 
 
-def message_reason(message):
+def message_reason(message: str) -> str:
     """What an abort message says, without what varies between builds and runs: glibc's
     `PROG: FILE:LINE: FUNC: Assertion `EXPR' failed.` gives `assertion `EXPR' failed`, glib's
     `ERROR:FILE:LINE:FUNC: assertion failed: (EXPR)` gives `assertion failed: (EXPR)`;
@@ -51,12 +51,13 @@ def message_reason(message):
     return LINE.sub("", ADDRESS.sub("0x?", message))
 
 
-def function_name(name):
+def function_name(name: str) -> str:
     """A function's name without the compiler's clone suffixes (foo.isra.0 -> foo)."""
     return name.split(".", 1)[0]
 
 
-def qemu_functions(frames, executable, limit=FUNCTIONS):
+def qemu_functions(frames: list[Frame], executable: str | None,
+                   limit: int = FUNCTIONS) -> list[str | None]:
     """The innermost `limit` functions of the executable's frames (inline ones included,
     as gdb shows them), outside MACHINERY; None for a frame without a name (a stripped
     executable without its debug info)."""
@@ -73,7 +74,8 @@ def qemu_functions(frames, executable, limit=FUNCTIONS):
     return out
 
 
-def signature(signal, message, frames, executable):
+def signature(signal: str, message: str | None, frames: list[Frame],
+              executable: str | None) -> Signature:
     """The Signature of a crash: `signal` its name (SIGABRT), `message` the abort message
     or None, `frames` the crashing thread's."""
     reason = signal + (f": {message_reason(message)}" if message else "")
@@ -90,7 +92,7 @@ def signature(signal, message, frames, executable):
                      partial)
 
 
-def crash_signature(target):
+def crash_signature(target: Target) -> Signature | None:
     """The Signature of the target's crash, or None when it did not crash (alive, gcore'd,
     or killed from outside to dump it)."""
     p = target.process()

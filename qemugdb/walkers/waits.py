@@ -17,7 +17,7 @@ from ..obj import Object
 from .queue import qlist_foreach
 from .roots import all_bdrv_states, node_name
 from ..result import Record
-from ..target import MissingDebugInfo, TargetError
+from ..target import MissingDebugInfo, Target, TargetError
 
 # Where a suspended coroutine waits for I/O: the submitting function names the engine.
 IO_SUBMITS = {"thread_pool_submit_co": "thread pool", "laio_co_submit": "linux-aio",
@@ -148,7 +148,7 @@ class _Builder:
         return id_
 
 
-def wait_graph(target):
+def wait_graph(target: Target) -> WaitGraph:
     """The WaitGraph of the target's threads and the coroutines they wait for."""
     b = _Builder(target)
     lk = locks.all_locks(target, b.threads, b.contexts)
@@ -258,7 +258,7 @@ def _out_edges(graph):
     return out
 
 
-def cycles(graph):
+def cycles(graph: WaitGraph) -> list[list[int]]:
     """Every elementary cycle of holder edges, once each, as lists of Edge indices."""
     out_edges = _out_edges(graph)
     found, seen = [], set()
@@ -281,7 +281,7 @@ def cycles(graph):
     return found
 
 
-def chains(graph, starts):
+def chains(graph: WaitGraph, starts: list[str]) -> list[Chain]:
     """For each node id in `starts`, the first path along holder edges to its end."""
     out_edges = _out_edges(graph)
     nodes = {n.id: n for n in graph.nodes}
@@ -315,7 +315,7 @@ STATES = {"running": "is running (not in a system call: executing, or stopped by
           "unknown": "is in an unknown state"}
 
 
-def describe_end(node, graph, edges):
+def describe_end(node: Node | None, graph: WaitGraph, edges: list[int]) -> str:
     """Where a chain ends, in words."""
     if node is None:
         return "unknown"
@@ -344,7 +344,7 @@ def _hand_over(graph, chain):
     return edge.kind == "mutex" and edge.what.endswith(f"({FREE})")
 
 
-def diagnosis(graph):
+def diagnosis(graph: WaitGraph) -> str:
     """One or two sentences: what the process is stuck on, or that nothing is blocked."""
     nodes = {n.id: n for n in graph.nodes}
     if graph.cycles:
