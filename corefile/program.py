@@ -272,31 +272,11 @@ class Program:
     def read(self, addr: int, size: int) -> bytes:
         return self.memory.read(addr, size)
 
-    def read_u8(self, addr: int) -> int:
-        return self.read(addr, 1)[0]
-
-    def read_u16(self, addr: int) -> int:
-        return struct.unpack("<H", self.read(addr, 2))[0]
-
-    def read_u32(self, addr: int) -> int:
-        return struct.unpack("<I", self.read(addr, 4))[0]
-
     def read_u64(self, addr: int) -> int:
         return struct.unpack("<Q", self.read(addr, 8))[0]
 
     def read_pointer(self, addr: int) -> int:
         return self.read_u64(addr)
-
-    def read_cstring(self, addr: int, limit: int = 4096) -> bytes:
-        out = bytearray()
-        while len(out) < limit:
-            n = min(256, limit - len(out), 4096 - (addr + len(out)) % 4096)
-            chunk = self.read(addr + len(out), n)
-            i = chunk.find(b"\0")
-            if i >= 0:
-                return bytes(out + chunk[:i])
-            out += chunk
-        return bytes(out)
 
     # -- modules -------------------------------------------------------------------
 

@@ -2,8 +2,7 @@
 
 `Object(target, type, address)` is a C lvalue. Members read as attributes (`bs.node_name`),
 array elements and pointer offsets by index, and the helpers end in an underscore so they
-never hide a member: value_(), deref_(), string_(), enum_name_(), cast_(), address_,
-type_. Memory is read when a value is asked for, never cached across objects.
+never hide a member: value_(), deref_(), string_(), enum_name_(), address_, type_. Memory is read when a value is asked for, never cached across objects.
 
 QEMU's layouts change from version to version, so the walkers probe what they read:
 read_fields() fills a record field by field, marking the fields this QEMU's debug info
@@ -114,12 +113,6 @@ class Object:
             raise MissingDebugInfo(f"cannot dereference {type_name(t)}")
         return Object(self.target_, t.target, self.value_())
 
-    def cast_(self, type_):
-        """The same value seen as another type (a name or a type); pointers keep their value."""
-        if isinstance(type_, str):
-            type_ = self.target_.lookup_type(type_)
-        return Value(self.target_, type_, self.value_())
-
     # Values.
 
     def read_(self):
@@ -179,22 +172,6 @@ class Object:
         else:
             raise TypeError(f"{type_name(t)} is not a string")
         return raw.split(b"\0", 1)[0].decode("utf-8", "backslashreplace")
-
-
-class Value(Object):
-    """An rvalue: a number with a type and no address (the result of cast_)."""
-
-    __slots__ = ("_v",)
-
-    def __init__(self, target, type_, value):
-        super().__init__(target, type_, None)
-        self._v = value
-
-    def __repr__(self):
-        return f"Value({type_name(self.type_)} {self._v:#x})"
-
-    def value_(self):
-        return self._v
 
 
 def read_c_string(target, address, limit=4096):

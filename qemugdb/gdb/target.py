@@ -55,10 +55,6 @@ class GdbType:
         return f"GdbType({self.kind} {self.name})"
 
     @property
-    def gdb_type(self):
-        return self._gtype
-
-    @property
     def size(self):
         if self.kind in ("void", "function"):
             return None
