@@ -3,10 +3,11 @@ doing, and (from the other walkers) the event loop, jobs and block graph."""
 
 import os
 import signal as signals
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from ..result import Record
-from ..target import MissingDebugInfo, TargetError
+from ..target import Frame, MissingDebugInfo, Target, TargetError
 from . import coroutine, signature
 from .crash import SI_USER, abort_message, is_crash, signal_name
 from .identity import qemu_version
@@ -76,7 +77,7 @@ def _where(frames, executable):
     return None
 
 
-def source_lines(frames, source_dir, limit=3):
+def source_lines(frames: list[Frame], source_dir: str, limit: int = 3) -> list[SourceLines]:
     """A few lines of source around each of the first `limit` frames with a file."""
     out = []
     for f in frames:
@@ -107,7 +108,8 @@ def _find_source(source_dir, file):
     return None
 
 
-def report(target, source_dir=None, sections=()):
+def report(target: Target, source_dir: str | None = None,
+           sections: Iterable[tuple[str, Callable[[Target], object]]] = ()) -> Report:
     """A Report; `sections` is [(title, walk(target))] of other walkers to include."""
     p = target.process()
     rep = Report(executable=p.executable, qemu_version=qemu_version(p.executable),
