@@ -315,13 +315,22 @@ def test_fedora_sources_map_to_a_tree_as_gdb_shows_them(fedora, gdb_batch):
         assert shown[file, line] == [line, lines[line]]
 
 
-@pytest.mark.xfail(strict=True, reason="report shows no source without --source-dir and says "
-                   "nothing of it: the one-line note waits for report's record to carry it "
-                   "(qemugdb/walkers/report.py is being moved to the result contract)")
-def test_fedora_report_without_source_dir_says_so_in_one_line(fedora):
-    """Without --source-dir the report shows no source block and says, in one line, that
-    the source is not shown (naming --source-dir)."""
+def test_fedora_report_without_source_dir_says_so_in_one_line(fedora, gdb_batch):
+    """Without --source-dir (or with a tree that lacks the files) the report shows no
+    source block and says so in one line, naming QEMU's innermost frame as gdb names it."""
     status, out, err = cli(fedora, "report", "--debug-dir", fedora["debug_dir"])
     assert status == 0, err
-    assert report_sources(out)[1] == []
-    assert len([line for line in out.splitlines() if "--source-dir" in line]) == 1, out
+    focus, blocks = report_sources(out)
+    assert blocks == []
+    (note,) = [line for line in out.splitlines() if line.startswith("-- source")]
+    assert note.startswith("-- source not shown: ") and "no --source-dir given" in note
+    assert [line for line in out.splitlines() if "--source-dir" in line] == [note]
+    ours = [f for f in gdb_frames(fedora, focus, gdb_batch) if f["file"]
+            and f["comp_dir"] and f["comp_dir"].startswith("/usr/src/debug/")
+            and not f["file"].endswith(".h")]
+    assert f" at {ours[0]['file']}:{ours[0]['line']} " in note, (note, ours[0])
+    status, out, err = cli(fedora, "report", "--debug-dir", fedora["debug_dir"],
+                           "--source-dir", fedora["debug_dir"])  # a tree without them
+    assert status == 0 and report_sources(out)[1] == [], err
+    (note,) = [line for line in out.splitlines() if line.startswith("-- source")]
+    assert note.endswith(f": its file is not under {fedora['debug_dir']}"), note

@@ -46,6 +46,8 @@ def render_report(rep, args=None, section_renderers=None):
         for (n, _), text in zip(src.lines, code.split("\n")):
             mark = ">" if n == src.line else " "
             out.append(f"{mark}{n:>6}  {text}")
+    if rep.source_note:
+        out += ["", f"-- source not shown: {rep.source_note}"]
     out += ["", "== Threads"]
     width = max((len(t.role) for t in rep.threads), default=0)
     for t in rep.threads:

@@ -42,6 +42,7 @@ class SourceLines(Record):
 class Report(Record):
     ERRORS = ('partial',)
     MISSING = ('not_applicable',)
+    NOTES = ('source_note',)
     executable: str | None
     qemu_version: str | None
     build_id: str | None
@@ -53,6 +54,7 @@ class Report(Record):
                                # the signal, else (a hang) the main loop's
     focus_why: str | None = None
     source: list = field(default_factory=list)   # SourceLines around the crashing frames
+    source_note: str | None = None  # why the focus's frames show no source (one line)
     threads: list = field(default_factory=list)  # ThreadSummary
     sections: dict = field(default_factory=dict)  # title -> records of other walkers
     partial: list = field(default_factory=list)  # what could not be read: the report is partial
@@ -140,11 +142,16 @@ def report(target: Target, source_dir: str | None = None,
         rep.signature = signature.signature(rep.signal, rep.abort_message, rep.focus.frames,
                                             p.executable)
         rep.partial += [f"Signature: {why}" for why in rep.signature.partial]
-    if rep.focus is not None and source_dir:
+    if rep.focus is not None:
         frames = list(rep.focus.frames)
         for c in rep.focus.callers:
             frames.extend(c.frames)
-        rep.source = source_lines(frames, source_dir)
+        rep.source = source_lines(frames, source_dir) if source_dir else []
+        where = _where(frames, p.executable)
+        if not rep.source and where and " at " in where:
+            rep.source_note = (f"{where} and the frames below it: no --source-dir given"
+                               if not source_dir else f"{where}: its file is not under "
+                               f"{source_dir}")
     if p.signal is None or p.signal_code == SI_USER:   # alive, gcore'd, or killed to dump
         try:
             rep.diagnosis = wait_graph(target).diagnosis
