@@ -94,7 +94,8 @@ def test_serialising_waiters_through_the_cli(name):
     [node] = [n for n in qmp(meta, "query-named-block-nodes")
               if n["node-name"] == want["node"]]
     assert (export["node-name"], node["drv"]) == (want["node"], "blkdebug")
-    check_serialising(meta, cli(meta, "coroutines"), cli(meta, "waits"))
+    coroutines = cli(meta, "coroutines")
+    check_serialising(meta, coroutines, cli(meta, "waits"))
     # bdrv NODE: every tracked request, its coroutine, serialising flag and waiting_for
     requests = {r["address"]: r for r in cli(meta, "bdrv", want["node"])["requests"]}
     sent = [want["holder"], *want["waiters"]]
@@ -107,8 +108,8 @@ def test_serialising_waiters_through_the_cli(name):
     # the writes are the NBD server's: gdb names each coroutine's entry
     entries = gdb_entries(meta, [r["co"] for r in sent])
     assert set(entries.values()) == {"nbd_trip"}, entries
-    coroutines = {c["address"]: c["entry"] for c in cli(meta, "coroutines")["coroutines"]}
-    assert {co: coroutines[co] for co in entries} == entries
+    entry = {c["address"]: c["entry"] for c in coroutines["coroutines"]}
+    assert {co: entry[co] for co in entries} == entries
 
 
 @pytest.mark.parametrize("name", SERIALISING)
