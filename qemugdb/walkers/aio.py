@@ -121,6 +121,17 @@ class Listing(Record):
 
 # ---------------------------------------------------------------- contexts
 
+def _iothread_or_main_context(target, thread, pid):
+    """The AioContext `thread` runs in a QEMU without util/async.c's my_aiocontext: its
+    IOThread's (iothread.c's `__thread IOThread *my_iothread`, what that QEMU's
+    qemu_get_current_aio_context() reads), else the main loop's on the process's main
+    thread (where QEMU runs its main loop); None on other threads."""
+    iothread = thread_variable(target, ("my_iothread",), ("iothread.c",), thread)
+    if iothread.value_():
+        return iothread.deref_().ctx.value_()
+    return main_loop_context(target, "qemu_aio_context") if thread.tid == pid else None
+
+
 def known_contexts(target: Target, threads: list[Thread] | None = None) -> KnownContexts:
     """[(address, [names], [threads])] of every AioContext we can name, in a stable order:
     the main loop's, the IOThreads', then those only block nodes or jobs point to."""
@@ -143,10 +154,15 @@ def known_contexts(target: Target, threads: list[Thread] | None = None) -> Known
             add(it.aio_context, f"iothread {it.id}")
     except TargetError:
         pass
+    pid = None
     for th in threads:
         try:
-            add(thread_variable(target, co_tls("my_aiocontext"), ("async.c",), th).value_(), None,
-                {"num": th.num, "tid": th.tid})
+            try:
+                ctx = thread_variable(target, co_tls("my_aiocontext"), ("async.c",), th).value_()
+            except MissingDebugInfo:  # QEMU before my_aiocontext (5.2)
+                pid = pid or target.process().pid
+                ctx = _iothread_or_main_context(target, th, pid)
+            add(ctx, None, {"num": th.num, "tid": th.tid})
         except TargetError:
             continue
     main = found.get(main_loop_context(target, "qemu_aio_context"))
