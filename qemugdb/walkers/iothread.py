@@ -9,6 +9,7 @@ from .qom import children, qom_root, resolve, type_name
 from ..result import Record
 from ..target import Target, TargetError, Thread
 
+
 @dataclass
 class IOThreadRecord(Record):
     address: int

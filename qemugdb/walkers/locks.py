@@ -503,6 +503,7 @@ def known_objects(target: Target, contexts: aio.KnownContexts, errors: list[str]
             out += _pointed_objects(target, label, ctx, cache)
         except TargetError as e:
             errors.append(f"{label}: {e}")
+
     def nodes():
         for bs in all_bdrv_states(target):
             node = node_name(bs)
