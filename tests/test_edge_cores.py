@@ -95,6 +95,33 @@ def test_52_pool_walk_equals_gdb(qsd52, gdb_batch):
     assert got == want
 
 
+# Before my_aiocontext, the context a thread runs is its IOThread's (`__thread IOThread
+# *my_iothread` in iothread.c) or, on the main thread, qemu_aio_context.
+_52_CONTEXTS_SCRIPT = """
+import json
+out = {"main": int(gdb.parse_and_eval("'main-loop.c'::qemu_aio_context")), "threads": {}}
+for th in gdb.selected_inferior().threads():
+    th.switch()
+    iothread = gdb.parse_and_eval("'iothread.c'::my_iothread")
+    if iothread:
+        out["threads"].setdefault(int(iothread["ctx"]), []).append(th.ptid[1])
+print("@@" + json.dumps(out))
+"""
+
+
+def test_52_aio_contexts_have_their_threads(qsd52, gdb_batch):
+    """`aio` gives the main loop's AioContext the main thread and each IOThread's context
+    the thread whose my_iothread points to it (gdb)."""
+    want = gdb_json(qsd52, _52_CONTEXTS_SCRIPT, gdb_batch)
+    status, out, err = cli(qsd52, "aio", "--json")
+    assert status == 0, err
+    got = {c["address"]: sorted(t["tid"] for t in c["threads"])
+           for c in json.loads(out)}
+    assert got[want["main"]] == [qsd52["pid"]]
+    assert want["threads"] and all(got[int(ctx)] == sorted(tids)
+                                   for ctx, tids in want["threads"].items())
+
+
 # ---------------------------------------------------------------- no monitor, no throttle group
 
 # gdb's own answers: QOM's root (object_get_root()'s function-scope static), the main
