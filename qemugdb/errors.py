@@ -26,5 +26,10 @@ class MissingDebugInfo(TargetError):
     """A type, member, variable or function the debug info does not have."""
 
 
+class NoDebugInfo(MissingDebugInfo):
+    """The program's debug info itself is missing (a stripped binary without its debug
+    file): what it would have said is unknown, not absent."""
+
+
 class NotFound(TargetError):
     """An argument names nothing: no such block node, AioContext or coroutine."""

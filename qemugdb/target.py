@@ -16,11 +16,12 @@ import functools
 import importlib
 from dataclasses import dataclass, field
 
-from .errors import CorruptError, FaultError, MissingDebugInfo, NotFound, TargetError
+from .errors import (CorruptError, FaultError, MissingDebugInfo, NoDebugInfo, NotFound,
+                     TargetError)
 from .obj import Object
 
-__all__ = ["CorruptError", "FaultError", "MissingDebugInfo", "NotFound", "TargetError", "FAULT_SIGNALS",
-           "Location", "Frame", "Thread", "Process", "Target"]
+__all__ = ["CorruptError", "FaultError", "MissingDebugInfo", "NoDebugInfo", "NotFound",
+           "TargetError", "FAULT_SIGNALS", "Location", "Frame", "Thread", "Process", "Target"]
 
 # SIGILL, SIGBUS, SIGFPE, SIGSEGV: the signals whose si_addr is the fault address.
 FAULT_SIGNALS = (4, 7, 8, 11)

@@ -3,8 +3,8 @@ Used by the CLI; inside gdb, qemugdb.gdb.target serves instead."""
 
 import corefile
 
-from ..target import (FAULT_SIGNALS, FaultError, Frame, Location, MissingDebugInfo, Process,
-                      Target, Thread)
+from ..target import (FAULT_SIGNALS, FaultError, Frame, Location, MissingDebugInfo, NoDebugInfo,
+                      Process, Target, Thread)
 
 
 def _location(loc, tailcall=False):
@@ -43,7 +43,7 @@ class CoreTarget(Target):
         try:
             t = self.program.type(name)
         except corefile.MissingDebugInfoError as e:
-            raise MissingDebugInfo(str(e)) from None
+            raise NoDebugInfo(str(e)) from None
         if t is None:
             raise MissingDebugInfo(f"no type {name!r} in the debug info")
         self._types[name] = t
@@ -53,7 +53,7 @@ class CoreTarget(Target):
         try:
             t = self.program.enumerator(name)
         except corefile.MissingDebugInfoError as e:
-            raise MissingDebugInfo(str(e)) from None
+            raise NoDebugInfo(str(e)) from None
         if t is None:
             raise MissingDebugInfo(f"no enumerator {name!r} in the debug info")
         return t
@@ -67,7 +67,7 @@ class CoreTarget(Target):
             try:
                 found = self.program.variable(name, file=file, thread=core_thread)
             except corefile.MissingDebugInfoError as e:
-                raise MissingDebugInfo(str(e)) from None
+                raise NoDebugInfo(str(e)) from None
             except corefile.CorefileError as e:
                 raise MissingDebugInfo(f"{name}: {e}") from None
             self._variables[key] = found

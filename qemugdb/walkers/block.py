@@ -21,7 +21,7 @@ from .qom import canonical_path
 from .queue import qlist_foreach
 from .roots import all_bdrv_states, block_backends, graph_bdrv_states
 from ..result import Record
-from ..target import MissingDebugInfo, NotFound, Target, TargetError
+from ..target import MissingDebugInfo, NoDebugInfo, NotFound, Target, TargetError
 
 # include/block/block-common.h: BDRV_O_* are #defines, absent from DWARF.
 OPEN_FLAGS = (
@@ -321,6 +321,8 @@ def block_graph(target: Target, layout: BlockLayout | None = None) -> BlockGraph
     graph_bdrv_states), plus nodes only on all_bdrv_states (in_graph False)."""
     try:
         target.variable_address("all_bdrv_states", file="block.c")
+    except NoDebugInfo:
+        raise
     except MissingDebugInfo as e:
         raise MissingDebugInfo(f"no block layer in the debug info ({e})") from None
     layout = layout or block_layout(target)

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from ..result import Record
-from ..target import Frame, MissingDebugInfo, Target, TargetError
+from ..target import Frame, MissingDebugInfo, NoDebugInfo, Target, TargetError
 from . import coroutine, signature
 from .crash import SI_USER, abort_message, is_crash, signal_name
 from .identity import qemu_version
@@ -160,6 +160,8 @@ def report(target: Target, source_dir: str | None = None,
     for title, walk in sections:
         try:
             rep.sections[title] = walk(target)
+        except NoDebugInfo as e:   # unknown, not absent: the debug info is missing
+            rep.partial.append(f"{title}: {e}")
         except MissingDebugInfo as e:  # e.g. a program without QEMU's block layer
             rep.not_applicable.append(f"{title}: {e}")
         except TargetError as e:
