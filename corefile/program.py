@@ -105,13 +105,15 @@ class Module:
                 ("+mini" if self.image.section(".gnu_debugdata") else "")
             path = self.program.cache_path("symbols", self.build_id, variant)
             syms = cache.load(path)
+            try:
+                syms = None if syms is None else [Symbol._make(s) for s in syms]
+            except (TypeError, ValueError):   # an entry of another shape: made again
+                syms = None
             if syms is None:
                 syms = self.image.symbols()
                 if merged:
                     syms = merge_symbols(syms, dbg.symbols())
                 cache.store(path, [tuple(s) for s in syms])
-            else:
-                syms = [Symbol._make(s) for s in syms]
             self._symtab = SymbolTable(syms)
         return self._symtab
 
@@ -123,7 +125,8 @@ class Module:
         if self._data_symbols is None:
             path = self.program.cache_path("data-symbols", self.build_id)
             found = cache.load(path)
-            if found is None:
+            if not (isinstance(found, tuple) and len(found) == 3 and
+                    all(isinstance(x, list) and len(x) == len(found[0]) for x in found)):
                 objects = self.symtab.objects
                 found = ([s.address for s in objects], [s.address + s.size for s in objects],
                          [s.name for s in objects])
