@@ -63,15 +63,16 @@ def test_corpus_input(path, seed_for, tmp_path):
                                                           child=False))
         assert res["outcome"] in ("success", "partial", "error"), res["steps"]
         return
-    # The unmutated seed's listings (where its objects are), warm cache, and baseline.
-    wanted = [recipe["command"]] if recipe.get("differential") else []
+    # The unmutated seed's listings (where its objects are), and its run of the command
+    # (the warm cache the fuzzer had, and the baseline of the differential check).
     info, bases, outcomes = fuzz_cli.seed_info(seed, tmp_path / "scratch", cache,
-                                               tmp_path / "baselines", wanted)
+                                               tmp_path / "baselines", [recipe["command"]])
+    compare = bool(recipe.get("differential"))
     res = _within_budget(lambda: fuzz_cli.run_input(
         recipe, seed, info.objects, tmp_path / "work", cache, child=False,
-        want_output=bool(wanted)))
+        want_output=compare))
     assert res["outcome"] in ("success", "partial", "error"), res["steps"]
-    if wanted:
+    if compare:
         verdicts = fuzz_cli.differential(recipe, info.objects, bases[recipe["command"]],
                                          res["json"])
         assert not [v for v in verdicts if v.startswith("mismatch")], verdicts
