@@ -210,7 +210,7 @@ class Page:
         lines, level = [], 0
         for frame in frames:
             src, highlighted = self.source(frame) or (None, None)
-            for i, loc in enumerate([*frame.location.inlined, frame.location]):
+            for i, loc in enumerate(frame.locations()):
                 pc = f'<span class="pc">{frame.pc:#018x}</span> in ' if i == 0 else ""
                 where = location_text(loc)[len(loc.function or "??"):]
                 line = (f'<span class="lvl">#{level}</span>{pc}<span class="fn">'

@@ -51,6 +51,11 @@ class Frame:
     registers: dict = field(default_factory=dict, repr=False)
     fallback: bool = False  # found by a heuristic, not by CFI
 
+    def locations(self):
+        """What gdb shows at this frame's pc, innermost first: the inline frames, then the
+        physical function's Location."""
+        return [*self.location.inlined, self.location]
+
 
 @dataclass
 class Thread:

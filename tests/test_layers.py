@@ -14,8 +14,8 @@ WALKER_LAYERS = [
     ("queue", "glib", "enums", "identity"),      # list macros, GLib, enums, program identity
     ("roots", "qom"),                            # QEMU's global roots; the QOM tree
     ("coroutine", "iothread"),                   # coroutine basics; IOThread objects
-    ("aio", "job", "system", "crash", "threads"),   # subsystems, thread roles, how it died
-    ("block",),                                  # the block graph (uses aio, job)
+    ("aio", "job", "crash", "threads"),          # subsystems, thread roles, how it died
+    ("block", "system"),                         # the block graph; memory tree and BQL
     ("census", "locks"),                         # every coroutine; every lock
     ("waits", "signature"),                      # the wait-for graph; a crash's signature
     ("report",),                                 # the one-page report

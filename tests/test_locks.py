@@ -235,3 +235,23 @@ def test_bql_and_flags_are_gdbs(qemu_core):
     flags = {int(tid): value == "true" for tid, value in re.findall(
         r"LWP (\d+)\)\):\n\$\d+ = (true|false)", parts[3])}
     assert flags and {t["tid"]: t["bql"] for t in cli["threads"] if t["tid"] in flags} == flags
+
+
+def test_graph_lock_readers_are_named_by_their_aiocontext(qemu_core):
+    """Each AioContext's reader_count of the block graph lock (QEMU >= 8.0) as gdb's `p` of
+    ctx->bdrv_graph->reader_count, under the context's name: the main loop's and each
+    IOThread's (the iothread objects QMP's qom-list /objects listed)."""
+    cli = outputs(qemu_core, "cli")["locks"]
+    graph = [lk for lk in cli["locks"] if lk["kind"] == "graph-lock"]
+    commands = ["p qemu_aio_context->bdrv_graph->reader_count"]
+    parts, stderr = run_gdb([qemu_core["exe"], qemu_core["core"]], commands, load=False)
+    if not graph:   # QEMU 7.2: no graph lock
+        assert "There is no member named bdrv_graph" in stderr or "No symbol" in stderr
+        return
+    readers = {r["context"]: r["count"] for r in graph[0]["readers"]}
+    main = int(re.search(r"= (\d+)", parts[0]).group(1))
+    assert readers.get("main loop", 0) == main
+    objects = json.load(open(f"{qemu_core['oracle']}/qom-list-objects.json"))
+    iothreads = {f"iothread {o['name']}" for o in objects if o["type"] == "child<iothread>"}
+    assert {c for c in readers if c.startswith("iothread ")} <= iothreads
+    assert not [c for c in readers if c.startswith("0x")], readers   # every context named

@@ -19,7 +19,7 @@ def frames_text(frames, first_level=0):
     lines = []
     level = first_level
     for frame in frames:
-        for i, loc in enumerate([*frame.location.inlined, frame.location]):
+        for i, loc in enumerate(frame.locations()):
             address = f"{frame.pc:#018x} in " if i == 0 else ""
             lines.append(f"#{level:<2} {address}{location_text(loc)}")
             level += 1

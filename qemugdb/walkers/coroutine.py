@@ -151,7 +151,7 @@ def to_bottom(frames: list[Frame]) -> list[Frame]:
 def suspended_in(frames: list[Frame]) -> Location | None:
     """The first Location outside the coroutine machinery (inline frames included)."""
     for frame in frames:
-        for loc in [*frame.location.inlined, frame.location]:
+        for loc in frame.locations():
             if loc.function not in MACHINERY:
                 return loc
     return None

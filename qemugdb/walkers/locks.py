@@ -19,16 +19,12 @@ from . import aio, coroutine, system
 from .queue import qsimpleq_foreach, qtailq_foreach
 from .roots import (all_bdrv_states, backend_name, block_backends, node_name,
                     throttle_group_members, throttle_groups)
-from .threads import iothread_ids, thread_role
+from . import threads
+from .threads import COND_WAITS, MUTEX_WAITS, iothread_ids, thread_role
 
 # Lock types found by their DWARF type name inside known objects.
 LOCK_TYPES = ("QemuMutex", "QemuRecMutex", "CoMutex", "CoRwlock", "CoQueue")
 MEMBER_DEPTH = 3        # how deep embedded structs are searched for locks
-# glibc's functions that wait: for a mutex, for a condition variable.
-MUTEX_WAITS = ("__lll_lock_wait", "__lll_lock_wait_private", "__pthread_mutex_lock_full",
-               "___pthread_mutex_lock", "__pthread_mutex_lock")
-COND_WAITS = ("__pthread_cond_wait_common", "___pthread_cond_wait",
-              "___pthread_cond_timedwait64", "__pthread_cond_timedwait")
 EVENT_WAITS = ("qemu_event_wait",)
 JOIN_WAITS = ("__pthread_clockjoin_ex", "___pthread_join", "pthread_join")
 POLLS = ("poll", "ppoll", "epoll_wait", "epoll_pwait", "epoll_pwait2", "select", "pselect6",
@@ -36,13 +32,8 @@ POLLS = ("poll", "ppoll", "epoll_wait", "epoll_pwait", "epoll_pwait2", "select",
 SLEEPS = ("nanosleep", "clock_nanosleep", "pause")
 IO_CALLS = ("read", "write", "pread64", "pwrite64", "readv", "writev", "preadv", "pwritev",
             "preadv2", "pwritev2", "fsync", "fdatasync", "fallocate", "io_getevents")
-# QEMU's wrappers around a wait: the function that waits is the first frame outside them.
-WAIT_WRAPPERS = frozenset({
-    "qemu_mutex_lock_impl", "qemu_rec_mutex_lock_impl", "qemu_cond_wait_impl",
-    "qemu_cond_timedwait_impl", "qemu_cond_timedwait_ts", "qemu_futex_wait",
-    "qemu_event_wait", "qemu_sem_wait", "qemu_sem_timedwait", "qemu_poll_ns",
-    "fdmon_poll_wait", "fdmon_epoll_wait", "fdmon_io_uring_wait", "aio_poll",
-    "qemu_thread_start", *system.BQL_TAKERS})
+# Frames to skip when naming the function that waits: QEMU's wrappers and BQL takers.
+WAIT_WRAPPERS = frozenset({*threads.WAIT_WRAPPERS, *system.BQL_TAKERS})
 # Event loops: a thread polling in one of these with nothing nested waits for work.
 EVENT_LOOPS = ("main_loop_wait", "os_host_main_loop_wait", "g_main_loop_run",
                "g_main_context_iteration")
@@ -111,7 +102,7 @@ class LockList(Record):
 def _functions(frames):
     """(function, module) of every frame, inline ones included, innermost first."""
     for f in frames:
-        for loc in [*f.location.inlined, f.location]:
+        for loc in f.locations():
             yield loc.function or "?", f.location.module, loc.file or ""
 
 
@@ -586,18 +577,18 @@ def graph_lock(target: Target, contexts: aio.KnownContexts) -> Lock:
     rec = Lock("graph-lock", "graph lock (block/graph-lock.c)", writer.address_)
     try:
         rec.locked = bool(writer.value_())
-        contexts = {}
+        by_graph = {}   # BdrvGraphRWlock address -> its AioContext's name
         for address, labels, _ in contexts:
             try:
                 ctx = Object(target, target.lookup_type("AioContext"), address)
-                contexts[ctx.bdrv_graph.value_()] = labels[0] if labels else f"{address:#x}"
+                by_graph[ctx.bdrv_graph.value_()] = labels[0] if labels else f"{address:#x}"
             except TargetError:
                 continue
         for lock in qtailq_foreach(target.variable("aio_context_list", file="graph-lock.c"),
                                    "next_aio"):
             n = lock.reader_count.value_()
             if n:
-                rec.readers.append({"context": contexts.get(lock.address_,
+                rec.readers.append({"context": by_graph.get(lock.address_,
                                                             f"{lock.address_:#x}"),
                                     "count": n})
         orphaned = target.variable("orphaned_reader_count", file="graph-lock.c").value_()

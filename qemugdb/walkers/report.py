@@ -72,7 +72,7 @@ def _where(frames, executable):
     for f in frames:
         if f.location.module != executable:
             continue
-        for loc in [*f.location.inlined, f.location]:
+        for loc in f.locations():
             if loc.function in coroutine.MACHINERY or (loc.file or "").endswith(".h"):
                 continue
             return f"{loc.function} at {loc.file}:{loc.line}" if loc.file else loc.function
@@ -85,7 +85,7 @@ def source_lines(frames: list[Frame], source_dir: str, limit: int = 3) -> list[S
     for f in frames:
         if len(out) >= limit:
             break
-        for loc in [*f.location.inlined, f.location]:
+        for loc in f.locations():
             if not loc.file or not loc.line:
                 continue
             path = _find_source(source_dir, loc.file)

@@ -65,7 +65,7 @@ def qemu_functions(frames: list[Frame], executable: str | None,
     for f in frames:
         if f.location.module != executable:
             continue
-        for loc in [*f.location.inlined, f.location]:
+        for loc in f.locations():
             name = loc.function and function_name(loc.function)
             if name not in MACHINERY:
                 out.append(name)

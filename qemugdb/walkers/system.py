@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from ..obj import Object, first_variable, read_fields, strip_typedefs, thread_flag
 from .queue import qtailq_foreach
+from .threads import COND_WAITS, MUTEX_WAITS, WAIT_WRAPPERS
 from ..result import Record
 from ..target import MissingDebugInfo, Target, TargetError
 
@@ -158,11 +159,6 @@ def memory_tree(target: Target, limit: int = 100_000) -> MemoryTree:
 # The BQL's TLS flag and mutex under each name QEMU has used (cpus.c).
 BQL_FLAGS = ("co_tls_bql_locked", "co_tls_iothread_locked", "iothread_locked")
 BQL_MUTEXES = ("bql", "qemu_global_mutex")
-MUTEX_WAITS = ("__lll_lock_wait", "__lll_lock_wait_private")
-COND_WAITS = ("__pthread_cond_wait_common", "___pthread_cond_wait", "___pthread_cond_timedwait64")
-# Wrappers to skip when naming the function that waits.
-WAIT_WRAPPERS = ("qemu_mutex_lock_impl", "qemu_cond_wait_impl", "qemu_cond_timedwait_impl",
-                 "qemu_cond_timedwait_ts", "qemu_futex_wait", "qemu_event_wait")
 BQL_TAKERS = ("bql_lock_impl", "qemu_mutex_lock_iothread_impl", "bql_lock")
 
 
@@ -217,7 +213,7 @@ def lock_status(target: Target) -> LockStatus:
 
 
 def _blocked(frames, owner, target):
-    names = [loc.function or "?" for f in frames for loc in [*f.location.inlined, f.location]]
+    names = [loc.function or "?" for f in frames for loc in f.locations()]
 
     def waiter():
         return next((n for n in names if not n.startswith(("_", "pthread_", "futex", "?",

@@ -16,11 +16,22 @@ ROLES = {
 VCPU = re.compile(r"cpu_thread_fn$")  # kvm_vcpu_thread_fn, mttcg_cpu_thread_fn, rr_..., hvf_...
 
 
+# glibc's functions that wait: for a mutex, for a condition variable.
+MUTEX_WAITS = ("__lll_lock_wait", "__lll_lock_wait_private", "__pthread_mutex_lock_full",
+               "___pthread_mutex_lock", "__pthread_mutex_lock")
+COND_WAITS = ("__pthread_cond_wait_common", "___pthread_cond_wait",
+              "___pthread_cond_timedwait64", "__pthread_cond_timedwait")
+# QEMU's wrappers around a wait: the function that waits is the first frame outside them.
+WAIT_WRAPPERS = frozenset({
+    "qemu_mutex_lock_impl", "qemu_rec_mutex_lock_impl", "qemu_cond_wait_impl",
+    "qemu_cond_timedwait_impl", "qemu_cond_timedwait_ts", "qemu_futex_wait",
+    "qemu_event_wait", "qemu_sem_wait", "qemu_sem_timedwait", "qemu_poll_ns",
+    "fdmon_poll_wait", "fdmon_epoll_wait", "fdmon_io_uring_wait", "aio_poll",
+    "qemu_thread_start"})
+
+
 def _functions(frames):
-    for f in frames:
-        for loc in f.location.inlined:
-            yield loc.function
-        yield f.location.function
+    return (loc.function for f in frames for loc in f.locations())
 
 
 def thread_role(frames: list[Frame]) -> str:

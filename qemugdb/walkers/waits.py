@@ -127,7 +127,7 @@ class _Builder:
             return id_
         if rec.suspended_in is not None:
             n.where = rec.suspended_in.function
-        names = [loc.function for f in rec.frames for loc in [*f.location.inlined, f.location]]
+        names = [loc.function for f in rec.frames for loc in f.locations()]
         ctx = None
         try:
             co = Object(self.target, self.target.lookup_type("Coroutine"), address)
