@@ -33,7 +33,7 @@ docs/robustness.md's rows.
 """
 
 import argparse
-import hashlib
+import difflib
 import json
 import os
 import random
@@ -388,13 +388,12 @@ def select_user_frame(gdb):
     gdb.run("frame 1")
 
 
-def digest(out, err, core):
-    """A hash of a command's output, the core's path and gdb's warnings aside (gdb warns
-    about a core's sections when it first reads a thread: which command that is depends
-    on what gdb had read before)."""
+def normalized(out, err, core):
+    """A command's output as compared between gdbs: the core's path and gdb's warnings
+    aside (gdb warns about a core's sections when it first reads a thread: which command
+    that is depends on what gdb had read before)."""
     err = "\n".join(ln for ln in err.splitlines() if not ln.startswith("warning:"))
-    text = (out + "\0" + err).replace(core, "CORE")
-    return hashlib.sha1(text.encode("utf-8", "backslashreplace")).hexdigest()[:16]
+    return (out + "\n" + err).replace(core, "CORE")
 
 
 def run_input(gdb, exe, core, runs):
@@ -414,7 +413,7 @@ def run_input(gdb, exe, core, runs):
     select_user_frame(gdb)
     base = gdb.state()
     threads = len(base["threads"])
-    for commands in runs:
+    for j, commands in enumerate(runs):
         for i, (key, command) in enumerate(commands):
             t0 = time.monotonic()
             try:
@@ -441,9 +440,9 @@ def run_input(gdb, exe, core, runs):
                 gdb.load(exe, core)
                 select_user_frame(gdb)
                 base = gdb.state()
-            results.append({"key": key, "command": command, "outcome": outcome, "why": why,
-                            "seconds": round(seconds, 3), "threads": threads,
-                            "digest": digest(out, err, core)})
+            results.append({"key": key, "command": command, "at": [j, i], "outcome": outcome,
+                            "why": why, "seconds": round(seconds, 3), "threads": threads,
+                            "text": normalized(out, err, core)})
             if outcome in ("error", "failure") and i == 0 and len(commands) > 1:
                 break   # `select` failed: no view to look at or turn off
     return results
@@ -453,7 +452,8 @@ def run_input(gdb, exe, core, runs):
 
 def prepare(seeds: dict, budget=BUDGET):
     """Per seed name: its command lists, its objects (seed_facts() of its core) and its
-    baseline ({command line: digest} of a gdb that opened only this core)."""
+    baseline ({(command list, position): its output} in a gdb that opened only this
+    core: `bt` runs once per coroutine selected)."""
     runs, objects, baselines = {}, {}, {}
     for name, s in seeds.items():
         gdb = Gdb(budget)
@@ -461,7 +461,7 @@ def prepare(seeds: dict, budget=BUDGET):
             gdb.load(s.exe, s.core)
             values, objects[name] = seed_facts(gdb, s)
             runs[name] = command_list(gdb, values)
-            baselines[name] = {r["command"]: r["digest"]
+            baselines[name] = {tuple(r["at"]): r["text"]
                                for r in run_input(gdb, s.exe, s.core, runs[name])}
         finally:
             gdb.kill()
@@ -472,9 +472,14 @@ def compare(results, baseline):
     """Control inputs (the unmutated seed, in a gdb that read other cores before): each
     command's output must equal the baseline's, else the result is a failure."""
     for r in results:
-        if r["command"] in baseline and r.get("digest") != baseline[r["command"]]:
+        alone = baseline.get(tuple(r.get("at", ())))
+        if alone is not None and r.get("text") != alone:
+            diff = difflib.unified_diff(alone.splitlines(),
+                                        r["text"].splitlines(), "alone", "here", n=0,
+                                        lineterm="")
             r["outcome"] = "failure"
-            r["why"] = "stale: output differs from a gdb that opened only this core"
+            r["why"] = ("stale: output differs from a gdb that opened only this core: " +
+                        " / ".join(list(diff)[2:8]))[:600]
     return results
 
 
@@ -670,8 +675,9 @@ class Report:
                     {**recipe, "commands": sorted({r["key"] for r in failures}),
                      "lines": [r["command"] for r in failures],
                      "why": [r["why"] for r in failures]}, indent=1))
+            logged = [{k: v for k, v in r.items() if k != "text"} for r in results]
             self.log.write(json.dumps({"i": i, "recipe": recipe, "skipped": skipped,
-                                       "seconds": round(seconds, 2), "results": results})
+                                       "seconds": round(seconds, 2), "results": logged})
                            + "\n")
             self.log.flush()
             if self.n % 20 == 0:   # figures so far, should the run be stopped
