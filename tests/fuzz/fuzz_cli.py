@@ -699,18 +699,21 @@ class Summary:
         return summary
 
 
-def table(summary: dict) -> str:
-    """docs/robustness.md's rows of a summary: inputs and outcomes per command variant."""
-    rows = []
-    for variant, c in sorted(summary["by_variant"].items()):
-        rows.append(f"| `{variant}` | CLI | {sum(c.values())} | " + " | ".join(
+def table(results: Path) -> str:
+    """docs/robustness.md's rows of a run (its results.jsonl, read as far as it got):
+    inputs and outcomes per command variant."""
+    by_variant = defaultdict(Counter)
+    for line in results.read_text().splitlines():
+        r = json.loads(line)
+        by_variant[r["command"]][r["outcome"]] += 1
+    return "\n".join(
+        f"| `{variant}` | CLI | {sum(c.values())} | " + " | ".join(
             str(c.get(o, 0)) for o in ("success", "partial", "error", "failure", "skipped"))
-            + " |")
-    return "\n".join(rows)
+        + " |" for variant, c in sorted(by_variant.items()))
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--table"]:
-        print(table(json.loads(Path(sys.argv[2]).read_text())))
+    if sys.argv[1:2] == ["--table"]:   # --table OUT
+        print(table(Path(sys.argv[2]) / "results.jsonl"))
     else:
         fuzz(parser().parse_args())
