@@ -62,9 +62,14 @@ def demangle(value: int, guard: int) -> int:
     return ror ^ guard
 
 
+# The registers that locate a thread's TLS (the thread pointer first): a suspended
+# coroutine's register set borrows them from the thread it is read for.
+TLS_REGISTERS = ("fs_base", "gs_base")
+
+
 def thread_pointer(registers: dict) -> int:
     """TLS variant II: the thread pointer is fs_base."""
-    return registers["fs_base"]
+    return registers[TLS_REGISTERS[0]]
 
 
 def static_tls_address(tp: int, tls_vaddr: int, tls_memsz: int, tls_align: int,

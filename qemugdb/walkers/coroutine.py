@@ -61,7 +61,7 @@ def pointer_guard(target: Target, threads: list[Thread] | None = None) -> int:
     """glibc's pointer guard (the same for every thread), read from a thread's TCB."""
     facts = target.facts
     for th in threads if threads is not None else target.threads():
-        tp = th.registers.get("fs_base")
+        tp = th.registers.get(facts.TLS_REGISTERS[0])
         if tp:
             try:
                 return target.read_uint(tp + facts.POINTER_GUARD_OFFSET, 8)
@@ -72,15 +72,16 @@ def pointer_guard(target: Target, threads: list[Thread] | None = None) -> int:
 
 def saved_registers(target: Target, address: int, guard: int,
                     thread_registers: dict[str, int] | None = None) -> dict[str, int]:
-    """A suspended coroutine's registers from its jmp_buf, demangled. fs_base/gs_base come
-    from `thread_registers` (the thread that shows the coroutine) so TLS lookups work."""
+    """A suspended coroutine's registers from its jmp_buf, demangled. The TLS registers
+    (facts.TLS_REGISTERS) come from `thread_registers` (the thread that shows the
+    coroutine) so TLS lookups work."""
     facts = target.facts
     jmpbuf = ucontext(target, address).env[0].member_("__jmpbuf")
     regs = {}
     for name, slot in facts.JMPBUF_SLOTS.items():
         value = jmpbuf[slot].value_() & (1 << 64) - 1
         regs[name] = facts.demangle(value, guard) if name in facts.JMPBUF_MANGLED else value
-    for name in ("fs_base", "gs_base"):
+    for name in facts.TLS_REGISTERS:
         if thread_registers and name in thread_registers:
             regs[name] = thread_registers[name]
     return regs
