@@ -15,7 +15,10 @@ executable changes) and `core-file CORE`. The commands are listed from gdb at st
 functions from `show convenience`): every command in every format, each switch, the
 optional AioContext argument, `bdrv` on node names and addresses, `coroutine` and
 `coroutine select` + `bt` + `select off` on coroutine addresses, and `output $qemu_...(co)`.
-Arguments come from the seed's unmutated core (its own JSON output).
+Arguments come from the seed's unmutated core (its own JSON output). That `core-file`
+really reads the new core is checked at start (check_switching: each seed's threads) and by
+control inputs (the unmutated seed after every --control-every inputs: each command must
+print what a gdb that opened only that core printed).
 
 Per (input, command), outcome:
   success   output and no error
@@ -38,7 +41,6 @@ import json
 import os
 import random
 import re
-import runpy
 import select
 import shutil
 import signal
@@ -49,6 +51,7 @@ import threading
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
+from queue import Queue
 
 ROOT = Path(__file__).resolve().parents[2]
 for p in (ROOT, ROOT / "fixtures", ROOT / "tests"):
@@ -599,15 +602,15 @@ def fuzz(args) -> dict:
         pending = sorted(enumerate(replay), key=lambda item: (seeds[item[1]["seed"]].exe,
                                                               item[0]))
         report = Report(out, " ".join(["python3", *sys.argv]), started)
-        import queue as queue_mod
-        queue = queue_mod.Queue()
+        queue = Queue()
         for item in pending:
             queue.put(item)
         for _ in range(args.jobs):
             queue.put(None)
-        threads = [threading.Thread(target=worker, args=(k, queue, seeds, (runs, objects, baselines, stamps),
-                                                         scratch, args.budget,
-                                                         args.control_every, report.done))
+        facts = (runs, objects, baselines, stamps)
+        threads = [threading.Thread(target=worker, args=(k, queue, seeds, facts, scratch,
+                                                         args.budget, args.control_every,
+                                                         report.done))
                    for k in range(args.jobs)]
         for t in threads:
             t.start()
