@@ -314,8 +314,8 @@ def baseline(seed: Seed, variant: str, objects, scratch: Path, cache_home: str,
              baselines: Path) -> dict:
     """The unmutated seed's run of a variant (outcome, and "json" for --json ones), kept
     in baselines/SEED-BUILD/ (a rebuilt seed gets new ones)."""
-    st = os.stat(seed.core)
-    path = baselines / f"{seed.name}-{st.st_size:x}-{st.st_mtime_ns:x}" / \
+    size, mtime = _build_id(seed)
+    path = baselines / f"{seed.name}-{size:x}-{mtime:x}" / \
         (variant.replace(" ", "_").replace("/", "") + ".json")
     if path.exists():
         return json.loads(path.read_text())
@@ -555,11 +555,12 @@ def fuzz(args) -> dict:
                                     dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
     cache_home = str(out / "cache")   # warm, shared, never damaged (prepare() copies it)
     weights = {k: float(v) for k, v in (w.split("=") for w in args.weight)}
-    infos, bases = {}, {}
+    infos, bases, builds = {}, {}, {}
 
     def add_seeds(names):
         for name, s in seeds(names, scratch).items():
             t0 = time.monotonic()
+            builds[name] = _build_id(s)
             infos[name], bases[name], outcomes = seed_info(s, scratch, cache_home,
                                                            out / "baselines")
             objs = infos[name].objects
@@ -595,7 +596,10 @@ def fuzz(args) -> dict:
                 log.flush()
                 summary.add(line)
             for first in range(0, total, args.batch):
-                ready = [n for n in later if _made(n)]
+                # A fixture core remade meanwhile (make_cores.py run again) is a new seed:
+                # its objects are located and its baselines made again.
+                remade = [n for n, i in infos.items() if _build_id(i.seed) != builds[n]]
+                ready = remade + [n for n in later if _made(n)]
                 if ready:
                     later = [n for n in later if n not in ready]
                     add_seeds(ready)
@@ -610,6 +614,12 @@ def fuzz(args) -> dict:
         return result
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _build_id(seed):
+    """(size, mtime) of the seed's core: which make of the fixture it is."""
+    st = os.stat(seed.core)
+    return st.st_size, st.st_mtime_ns
 
 
 def _made(name):
