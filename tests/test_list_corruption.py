@@ -1,4 +1,4 @@
-"""The list walkers (qemugdb/queue.py) on the synthetic fixture's well-formed and broken
+"""The list walkers (qemugdb/walkers/queue.py) on the synthetic fixture's well-formed and broken
 lists (self-cycle, cycle after N, NULL next, next into unmapped memory), through gdb and
 through corefile, against what qemu_shapes.c put there (expected.json)."""
 

@@ -4,7 +4,7 @@
 - corefile: the `qemu-coredump report CORE` command, cold (an empty cache directory each
   run) and warm (a cache primed by one earlier run).
 - gdb: `gdb -batch` with qemugdb loaded running `qemu report`: the same walkers through
-  gdb's Python API (gdb_target), gdb's own DWARF reader and unwinder.
+  gdb's Python API (qemugdb/gdb/target.py), gdb's own DWARF reader and unwinder.
 - drgn 0.3: the script DRGN below, written for this comparison: every thread unwound with
   each frame's function and source line; the block graph (all_bdrv_states with children
   and parents edges, block_backends with their root and permissions); the jobs (with their
