@@ -104,6 +104,37 @@ class Label(FrameDecorator):
         return None
 
 
+class ReadArgs(FrameDecorator):
+    """A frame below the label: an argument gdb cannot read is given as its error, since
+    gdb's frame-filter path would stop the whole backtrace there (its own path marks it)."""
+
+    def frame_args(self):
+        args = super().frame_args()
+        if args is None:
+            return None
+        frame = self.inferior_frame()
+        return [_UnreadArg(a, frame) for a in args]
+
+
+class _UnreadArg:
+    """An argument as gdb's frame filters want it: value() None lets gdb read and print it
+    (entry values included); a string when reading it fails."""
+
+    def __init__(self, arg, frame):
+        self._symbol, self._value = arg.symbol(), arg.value()
+        if self._value is None and isinstance(self._symbol, gdb.Symbol):
+            try:
+                self._symbol.value(frame).fetch_lazy()
+            except gdb.error as e:   # gdb.MemoryError is one
+                self._value = f"<error reading variable: {e}>"
+
+    def symbol(self):
+        return self._symbol
+
+    def value(self):
+        return self._value
+
+
 class CoroutineFrameFilter:
     """Hides the thread's frames above the claimed one, labels it, stops at the bottom of
     the coroutine stack."""
@@ -133,7 +164,7 @@ class CoroutineFrameFilter:
             if level == view.level:
                 yield Label(decorator, view.label)
                 continue
-            yield decorator
+            yield ReadArgs(decorator)
             if decorator.inferior_frame().name() == BOTTOM:
                 return
 
