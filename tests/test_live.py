@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import click
 import pytest
 
 import corelist
@@ -216,13 +218,22 @@ def test_refusals(live):
     finally:
         gdb.communicate(b"detach\nquit\n", timeout=120)
     src = Path(__file__).resolve().parents[1]
-    # nobody must reach the checkout to run the CLI (a `mktemp -d` clone is 0700)
+    # nobody must reach the checkout to run the CLI (a `mktemp -d` clone is 0700), and runs
+    # the system's Python with a copy of click: root's own interpreter and site-packages
+    # may be out of its reach (/root is 0700 on a fresh Debian)
     for d in Path(__file__).resolve().parents:
         os.chmod(d, os.stat(d).st_mode | 0o005)
-    r = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
-                        sys.executable, "-c", f"import sys; sys.path.insert(0, {str(src)!r}); "
-                        "from cli.main import main; main()", "bt", "--pid", str(pid)],
-                       capture_output=True, text=True, timeout=120, cwd="/")
+    deps = Path(tempfile.mkdtemp())
+    try:
+        deps.chmod(0o755)
+        shutil.copytree(Path(click.__file__).parent, deps / "click")
+        r = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                            "/usr/bin/python3", "-c",
+                            f"import sys; sys.path[:0] = [{str(src)!r}, {str(deps)!r}]; "
+                            "from cli.main import main; main()", "bt", "--pid", str(pid)],
+                           capture_output=True, text=True, timeout=120, cwd="/")
+    finally:
+        shutil.rmtree(deps)
     assert r.returncode == 2, r.stderr
     assert r.stderr == f"qemu-coredump: process {pid} belongs to uid 0: run as root (sudo) " \
                        f"or as that user\n"
