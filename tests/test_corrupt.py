@@ -109,6 +109,9 @@ def test_block_graph_marks_each_bad_item(built, core_key):
         assert int(edges[(hex(a["bdrv0"]), "file")]["child"], 16) == a["bdrv1"]
         assert edges[(hex(a["bdrv0"]), "backing")]["child"] is None   # NULL in the middle
         assert int(edges[(hex(a["bdrv1"]), "file")]["child"], 16) == a["bdrv2"]
+        unmapped = edges[(hex(a["bdrv2"]), "backing")]            # bs points at no node
+        assert int(unmapped["child"], 16) == UNMAPPED
+        assert unmapped["error"] == f"child node {UNMAPPED:#x}: cannot read memory at {UNMAPPED:#x}"
 
 
 @pytest.mark.parametrize("core_key", ["kernel_core", "gcore"])

@@ -326,6 +326,8 @@ def render_graph_dot(graph, args=None, links=None):
             continue
         c = Shown(c)
         label = f"{c.name}\n{_short_perm(c.perm)} / {_short_perm(c.shared_perm)}"
+        if c.error:
+            label += "\n" + error_text(c.error)
         lines.append(f"  {_dot_id(parent)} -> {_dot_id(c.child)} [label={dot_string(label)}];")
     legend = ("Legend\nhouse: BlockBackend\nparallelogram: block job\nbox: block node\n"
               "edge: child name, perm / shared perm\nR consistent-read, W write,\n"

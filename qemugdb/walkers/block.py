@@ -236,6 +236,11 @@ def child_record(layout: BlockLayout, child: Object) -> Child:
                 perm=lambda: layout.perm_names(child.perm.value_()),
                 shared_perm=lambda: layout.perm_names(child.shared_perm.value_()),
                 frozen=lambda: bool(child.frozen.value_()))
+    if rec.child is not None and rec.error is None:
+        try:   # an edge to memory that holds no node is marked, not drawn as a node
+            child.target_.read(rec.child, 1)
+        except TargetError as e:
+            rec.error = f"child node {rec.child:#x}: {e}"
     return rec
 
 
