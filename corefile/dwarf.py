@@ -420,34 +420,36 @@ class DebugInfo:
     # -- variables and functions ----------------------------------------------------
 
     @_checked
-    def find_variable(self, name, file=None):
+    def find_variable(self, name, file=None, function=None):
         """(address, Type) of a global or file-static variable, or None.
 
         address is unbiased, or ('tls', offset) for a __thread variable (its offset in this
         module's TLS block). With file, only the unit whose name ends with file is searched
-        (e.g. file="util/coroutine-ucontext.c" for a static variable of that file), and a
-        static variable of one of its functions counts too (qom/object.c's `root`, the
-        `static Object *root` of object_get_root()) when no file-scope one has the name.
+        (e.g. file="util/coroutine-ucontext.c" for a static variable of that file). With
+        function too, the static variable is one of that function's (qom/object.c's
+        `root`, the `static Object *root` of object_get_root()).
         """
-        found = self._variable(dies(self.index.variables, name.encode()), file)
-        if found is None and file is not None:
-            found = self._variable(self._function_statics(file).get(name.encode(), ()), file)
-        return found
+        if function is not None and file is not None:
+            offsets = self._function_statics(file, function.encode()).get(name.encode(), ())
+        else:
+            offsets = dies(self.index.variables, name.encode())
+        return self._variable(offsets, file)
 
-    def _function_statics(self, file):
-        """{name: [DIE offset]} of the variables declared in the functions of the units
-        whose name ends with file (no name index has them: those units alone are read)."""
+    def _function_statics(self, file, function):
+        """{name: [DIE offset]} of the variables declared in the function named function of
+        the units whose name ends with file (no name index has them: those units alone are
+        read, their top-level DIEs and that function's)."""
         memo = self._per_unit.setdefault("function statics", {})
-        if file not in memo:
+        if (file, function) not in memo:
             found = {}
             for name in self.index.units:
                 if _name_matches(name, file):
                     for unit in map(self.reader.unit_at, dies(self.index.units, name)):
-                        for off, tag, _attrs in self.children(unit, unit.die_offset):
-                            if tag == F.TAG_subprogram:
+                        for off, tag, attrs in self.children(unit, unit.die_offset):
+                            if tag == F.TAG_subprogram and attrs.get(F.AT_name) == function:
                                 self._scope_variables(unit, off, found)
-            memo[file] = found
-        return memo[file]
+            memo[(file, function)] = found
+        return memo[(file, function)]
 
     def _scope_variables(self, unit, scope, found):
         for off, tag, attrs in self.children(unit, scope):

@@ -578,12 +578,14 @@ class Program:
                 return t
         return None
 
-    def variable(self, name: str, file: str | None = None, thread=None):
-        """(address, Type) of a global, a file-static (file= a CU name) or a __thread
-        variable (resolved for `thread`, default the first thread); None if unknown."""
+    def variable(self, name: str, file: str | None = None, thread=None,
+                 function: str | None = None):
+        """(address, Type) of a global, a file-static (file= a CU name), a static of one
+        function of that file (function= its name) or a __thread variable (resolved for
+        `thread`, default the first thread); None if unknown."""
         self._require_dwarf()
         for mod in self.modules:
-            found = mod.dwarf_call("find_variable", name, file)
+            found = mod.dwarf_call("find_variable", name, file, function)
             if found is None:
                 continue
             addr, typ = found

@@ -109,9 +109,10 @@ class Target:
         one; MissingDebugInfo when absent."""
         raise MissingDebugInfo(f"no enumerator {name!r} in the debug info")
 
-    def variable_address(self, name, file=None, thread=None):
-        """(address, type) of a global, of a file-static in the CU whose name ends with `file`,
-        or of a __thread variable for `thread` (a Thread); MissingDebugInfo when absent."""
+    def variable_address(self, name, file=None, thread=None, function=None):
+        """(address, type) of a global, of a file-static in the CU whose name ends with `file`
+        (with `function`, a static variable of that function of the file), or of a __thread
+        variable for `thread` (a Thread); MissingDebugInfo when absent."""
         raise NotImplementedError
 
     def function_address(self, name):
@@ -176,7 +177,8 @@ class Target:
         except MissingDebugInfo:
             return False
 
-    def variable(self, name, file=None, thread=None):
+    def variable(self, name, file=None, thread=None, function=None):
         """A typed Object for a variable (see variable_address)."""
-        address, type_ = self.variable_address(name, file=file, thread=thread)
+        address, type_ = self.variable_address(name, file=file, thread=thread,
+                                               function=function)
         return Object(self, type_, address)

@@ -111,7 +111,7 @@ class MockTarget(Target):
         except KeyError:
             raise MissingDebugInfo(f"no type {name!r}") from None
 
-    def variable_address(self, name, file=None, thread=None):
+    def variable_address(self, name, file=None, thread=None, function=None):
         try:
             return self.variables[(name, file)]
         except KeyError:

@@ -71,8 +71,9 @@ class HidingTarget(Target):
     def lookup_enumerator(self, name):
         return self._wrap(self.inner.lookup_enumerator(name))
 
-    def variable_address(self, name, file=None, thread=None):
-        address, type_ = self.inner.variable_address(name, file=file, thread=thread)
+    def variable_address(self, name, file=None, thread=None, function=None):
+        address, type_ = self.inner.variable_address(name, file=file, thread=thread,
+                                                     function=function)
         return address, self._wrap(type_)
 
     def function_address(self, name):

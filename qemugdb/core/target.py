@@ -58,14 +58,15 @@ class CoreTarget(Target):
             raise MissingDebugInfo(f"no enumerator {name!r} in the debug info")
         return t
 
-    def variable_address(self, name, file=None, thread=None):
-        key = (name, file, None if thread is None else thread.num)
+    def variable_address(self, name, file=None, thread=None, function=None):
+        key = (name, file, None if thread is None else thread.num, function)
         if key in self._variables:   # a core does not change: walkers ask again and again
             found = self._variables[key]
         else:
             core_thread = None if thread is None else self.program.threads[thread.num - 1]
             try:
-                found = self.program.variable(name, file=file, thread=core_thread)
+                found = self.program.variable(name, file=file, thread=core_thread,
+                                              function=function)
             except corefile.MissingDebugInfoError as e:
                 raise NoDebugInfo(str(e)) from None
             except corefile.CorefileError as e:
@@ -73,6 +74,8 @@ class CoreTarget(Target):
             self._variables[key] = found
         if found is None:
             where = f" in {file}" if file else ""
+            if function:
+                where = f" in {function}(){where}"
             raise MissingDebugInfo(f"no variable {name!r}{where} in the debug info")
         return found
 

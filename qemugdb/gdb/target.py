@@ -212,46 +212,41 @@ class GdbTarget(Target):
 
     # Symbols.
 
-    def _symbol(self, name, file):
+    def _symbol(self, name, file, function=None):
+        if function is not None:
+            sym = self._function_static(name, file, function)
+            if sym is None:
+                raise MissingDebugInfo(f"no static {name!r} in {function}() of {file}")
+            return sym
         if file is not None:
             for sym in gdb.lookup_static_symbols(name):
                 if sym.symtab is not None and sym.symtab.filename.endswith(file):
                     return sym
-            sym = self._function_static(name, file)
-            if sym is None:
-                raise MissingDebugInfo(f"no static {name!r} in {file}")
-            return sym
+            raise MissingDebugInfo(f"no static {name!r} in {file}")
         sym = gdb.lookup_global_symbol(name) or gdb.lookup_static_symbol(name)
         if sym is None:
             raise MissingDebugInfo(f"no symbol {name!r} in the debug info")
         return sym
 
     @staticmethod
-    def _function_static(name, file):
-        """A static variable of one of file's functions (qom/object.c's root, in
+    def _function_static(name, file, function):
+        """The static variable `name` of `function` in `file` (qom/object.c's root, in
         object_get_root()), or None: gdb files it in the function's block, where
         lookup_static_symbols does not look."""
-        try:
-            sals = gdb.decode_line(f"{file}:1")[1] or ()
-        except gdb.error:
-            return None
-        for sal in sals:
-            if sal.symtab is None or not sal.symtab.filename.endswith(file):
+        for sym in (gdb.lookup_global_symbol(function), *gdb.lookup_static_symbols(function)):
+            if sym is None or not sym.is_function or sym.symtab is None \
+                    or not sym.symtab.filename.endswith(file):
                 continue
-            for block in (sal.symtab.global_block(), sal.symtab.static_block()):
-                for function in block:
-                    if not function.is_function:
-                        continue
-                    scope = gdb.block_for_pc(int(function.value().address))
-                    while scope is not None and scope.function is None:
-                        scope = scope.superblock
-                    for sym in scope or ():
-                        if sym.name == name and sym.addr_class == gdb.SYMBOL_LOC_STATIC:
-                            return sym
+            scope = gdb.block_for_pc(int(sym.value().address))
+            while scope is not None and scope.function is None:
+                scope = scope.superblock
+            for local in scope or ():
+                if local.name == name and local.addr_class == gdb.SYMBOL_LOC_STATIC:
+                    return local
         return None
 
-    def variable_address(self, name, file=None, thread=None):
-        sym = self._symbol(name, file)
+    def variable_address(self, name, file=None, thread=None, function=None):
+        sym = self._symbol(name, file, function)
         with preserved_selection():
             if thread is not None:
                 _gdb_thread(thread.num).switch()

@@ -40,7 +40,8 @@ def qom_root(target: Target) -> Object:
     :returns: Object (QOM's)"""
     object_type = target.lookup_type("Object")
     try:
-        root = target.variable("root", file="qom/object.c").value_()
+        root = target.variable("root", file="qom/object.c",
+                               function="object_get_root").value_()
         if root:
             return Object(target, object_type, root)
     except (TargetError, TypeError):
