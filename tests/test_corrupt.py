@@ -44,7 +44,10 @@ def gdb_addresses(exe, core):
              "t1": "&timers_[1]", "t2": "&timers_[2]", "t3": "&timers_[3]",
              "req0": "&requests[0]", "req1": "&requests[1]", "co0": "coroutines[0]",
              "co1": "coroutines[1]", "co2": "coroutines[2]", "co3": "coroutines[3]",
-             "co4": "coroutines[4]", "as1": "&spaces[1]", "mr3": "&regions[3]"}
+             "co4": "coroutines[4]", "as1": "&spaces[1]", "mr3": "&regions[3]",
+             "reqs_lock": "&bdrv[0].reqs_lock", "holder": "bdrv[0].reqs_lock.holder",
+             "pushed": "bdrv[0].reqs_lock.from_push.slh_first->co",
+             "popped": "bdrv[0].reqs_lock.to_pop.slh_first->co"}
     out = subprocess.run(["gdb", "-batch", "-nx", *sum((["-ex", f"p/x {e}"] for e in names.values()), []),
                           exe, core], capture_output=True, text=True, timeout=60).stdout
     values = [int(v, 16) for v in re.findall(r"^\$\d+ = (0x[0-9a-f]+)", out, re.M)]
@@ -144,18 +147,23 @@ def test_tracked_requests_cycle(built, core_key):
 @pytest.mark.parametrize("core_key", ["kernel_core", "gcore"])
 def test_coroutines_mark_each_bad_item(built, core_key):
     """coroutine-ucontext.c: the thread's current coroutine co4, its caller co1 cycling on
-    itself, the job's co0, scheduled co2 -> co3 -> unmapped: each found, the bad ones
-    marked, and `bt` keeps the callers before the cycle."""
+    itself, the job's co0 (holding top's reqs_lock), scheduled co2 -> co3 -> unmapped (co2
+    and co3 waiting for top's reqs_lock): each found, the bad ones marked, and `bt` keeps
+    the callers before the cycle."""
     a = built["addrs"][core_key]
+    scheduled = "scheduled on AioContext " + hex(a["ctx"])
     for listing, threads in zip(both(built, core_key, "coroutines"), both(built, core_key, "bt")):
-        got = [(c["address"], c["state"], c["waits"][0].split(" (")[0], c["error"])
+        got = [(c["address"], c["state"], [w.split(" (")[0] for w in c["waits"]], c["error"])
                for c in listing["coroutines"]]
-        assert got == [(a["co4"], "running", "current on thread 1", None),
-                       (a["co1"], "suspended", f"caller of {a['co4']:#x}", None),
-                       (a["co0"], "suspended", "job stream0", None),
-                       (a["co2"], "suspended", "scheduled on AioContext " + hex(a["ctx"]), None),
-                       (a["co3"], "suspended", "scheduled on AioContext " + hex(a["ctx"]), None),
-                       (UNMAPPED, "suspended", "scheduled on AioContext " + hex(a["ctx"]),
+        assert got == [(a["co4"], "running", ["current on thread 1"], None),
+                       (a["co1"], "suspended", [f"caller of {a['co4']:#x}"], None),
+                       (a["co0"], "suspended", ["job stream0", "holds reqs_lock of node top"],
+                        None),
+                       (a["co2"], "suspended", ["waits for reqs_lock of node top", scheduled],
+                        None),
+                       (a["co3"], "suspended", ["waits for reqs_lock of node top", scheduled],
+                        None),
+                       (UNMAPPED, "suspended", [scheduled],
                         f"cannot read memory at {UNMAPPED:#x}")]
         assert f"threads: co->caller chain cycles at {a['co1']:#x}" in listing["errors"]
         (main,) = threads
@@ -163,6 +171,34 @@ def test_coroutines_mark_each_bad_item(built, core_key):
         assert [(c["address"], c["error"]) for c in main["callers"]] == [
             (a["co1"], None), (a["co1"], f"co->caller chain cycles at {a['co1']:#x}")]
         assert main["frames"][-1]["location"]["function"] == "main"
+
+
+@pytest.mark.parametrize("core_key", ["kernel_core", "gcore"])
+def test_reqs_lock_holder_and_waiters(built, core_key):
+    """top's reqs_lock (a CoMutex, as before QEMU 8.0; qemu-coroutine-lock.c): held by co0,
+    co2 waiting in from_push and co3 in to_pop, locked = 3; `locks` lists it so."""
+    a = built["addrs"][core_key]
+    assert (a["holder"], a["pushed"], a["popped"]) == (a["co0"], a["co2"], a["co3"])
+    for listing in both(built, core_key, "locks"):
+        (lock,) = [x for x in listing["locks"] if x["name"] == "node top.reqs_lock"]
+        assert (lock["kind"], lock["address"], lock["locked"], lock["count"], lock["holder"],
+                lock["error"]) == ("CoMutex", a["reqs_lock"], True, 3, a["holder"], None)
+        assert sorted(lock["waiting_coroutines"]) == sorted([a["pushed"], a["popped"]])
+
+
+@pytest.mark.parametrize("core_key", ["kernel_core", "gcore"])
+def test_reqs_lock_wait_edges(built, core_key):
+    """The wait graph has a comutex edge from each of top's reqs_lock waiters (co2, co3) to
+    its holder (co0), and no other."""
+    a = built["addrs"][core_key]
+    holder = f"coroutine {a['holder']:#x}"
+    for graph in both(built, core_key, "waits"):
+        edges = [(e["waiter"], e["holder"], e["address"]) for e in graph["edges"]
+                 if e["kind"] == "comutex"]
+        assert sorted(edges) == sorted([(f"coroutine {a['pushed']:#x}", holder, a["reqs_lock"]),
+                                        (f"coroutine {a['popped']:#x}", holder, a["reqs_lock"])])
+        assert all(f"held by {holder}" in e["what"] for e in graph["edges"]
+                   if e["kind"] == "comutex")
 
 
 @pytest.mark.parametrize("core_key", ["kernel_core", "gcore"])
