@@ -366,17 +366,17 @@ def seed_info(seed: Seed, scratch: Path, cache_home: str, baselines: Path,
     for v in wanted:
         if v not in listing:
             run(v, objects)
-    exe = Path(seed.exe).read_bytes() if os.path.getsize(seed.exe) < (8 << 20) else None
-    debug_layouts = {}
-    for role, path in fuzz_core.debug_files(seed).items():
+    layouts = {}
+    for role, path in {"exe": seed.exe, **fuzz_core.debug_files(seed)}.items():
         img = ElfImage(path)
         try:
-            debug_layouts[role] = (fuzz_core.layout(img.data), len(img.data))
+            layouts[role] = (fuzz_core.layout(img.data), len(img.data))
         finally:
             img.close()
+    exe_layout = layouts.pop("exe")
     patterns = sorted({fuzz_core._entry_pattern(e) for e in fuzz_core.cache_entries(
         Path(cache_home) / "qemugdb", fuzz_core.seed_build_ids(seed))})
-    info = fuzz_core.SeedInfo(seed, head, exe, objects, debug_layouts, patterns)
+    info = fuzz_core.SeedInfo(seed, head, exe_layout, objects, layouts, patterns)
     return info, outputs, outcomes
 
 

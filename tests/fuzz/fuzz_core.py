@@ -531,12 +531,12 @@ def core_view(path):
 @dataclass
 class SeedInfo:
     """What random_recipe() needs of a seed, read once: the core (its first MiB, or all of
-    it mapped: core_view()), the executable's bytes (small seeds only), its QEMU objects
+    it mapped: core_view()), the executable's section layout and size, its QEMU objects
     (qemu_objects.SeedObjects or None), the section layouts of its separate debug and
     dwz files, and the cache entries its unmutated runs wrote (patterns)."""
     seed: Seed
     head: bytes
-    exe: bytes | None = None
+    exe_layout: tuple | None = None   # (Layout, size)
     objects: object = None
     debug_layouts: dict = field(default_factory=dict)   # role -> Layout
     cache_patterns: list = field(default_factory=list)
@@ -544,6 +544,10 @@ class SeedInfo:
 
 FAMILIES = {"elf": 0.22, "object": 0.45, "dwarf": 0.07, "debug": 0.07, "compress": 0.08,
             "cache": 0.11}
+# A mutated executable is indexed afresh: under a second for qemu-storage-daemon (12-14 MB),
+# 4-5 s for qemu-system-x86_64 (77 MB), so an executable over BIG_EXE has its DWARF
+# mutated at the weight DWARF_BIG instead.
+BIG_EXE, DWARF_BIG = 64 << 20, 0.01
 
 
 def random_recipe(rng, info: SeedInfo, family: str | None = None) -> dict:
@@ -555,18 +559,20 @@ def random_recipe(rng, info: SeedInfo, family: str | None = None) -> dict:
     fall back to "elf"."""
     possible = {f for f in FAMILIES
                 if not (f == "object" and not (info.objects and info.objects.kinds()))
-                and not (f == "dwarf" and info.exe is None)
+                and not (f == "dwarf" and info.exe_layout is None)
                 and not (f == "debug" and not info.debug_layouts)
                 and not (f == "cache" and not info.cache_patterns)
                 and not (f == "compress" and os.path.getsize(info.seed.core) > COMPRESS_MAX)}
     if family is None:
         fams = sorted(possible)
-        family = rng.choices(fams, [FAMILIES[f] for f in fams])[0]
+        big = info.exe_layout is not None and info.exe_layout[1] > BIG_EXE
+        family = rng.choices(fams, [DWARF_BIG if f == "dwarf" and big else FAMILIES[f]
+                                    for f in fams])[0]
     elif family not in possible:
         family = "elf"
     name = info.seed.name
     if family == "dwarf":
-        return mutate_sections(rng, name, "exe", layout(info.exe), len(info.exe))
+        return mutate_sections(rng, name, "exe", *info.exe_layout)
     if family == "debug":
         role = rng.choice(sorted(info.debug_layouts))
         lay, size = info.debug_layouts[role]
