@@ -177,7 +177,7 @@ def test_bare_qom_root_equals_gdb(bare, bare_gdb):
     """corefile finds qom/object.c's `root` (a static of object_get_root()) where gdb does."""
     import corefile
     with corefile.open(bare["core"], bare["exe"]) as prog:
-        address, _type = prog.variable("root", file="qom/object.c")
+        address, _type = prog.variable("root", file="qom/object.c", function="object_get_root")
         assert prog.read_pointer(address) == bare_gdb["root"] != 0
 
 
