@@ -92,7 +92,7 @@ def render_waits(graph, args=None):
     chains = []
     for c in graph.chains:
         chains.append("  " + " -> ".join(c.path) + f": {c.end}")
-    out.append(section("Blocked threads", "\n".join(chains)))
+    out.append(section("Wait chains", "\n".join(chains)))
     rows = [[e.waiter, _where(nodes.get(e.waiter)), e.what, e.holder or "-"]
             for e in graph.edges]
     out.append(section("Wait-for edges", table(["WAITER", "IN", "WAITS FOR", "RELEASED BY"],
