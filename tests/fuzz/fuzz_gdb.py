@@ -58,6 +58,7 @@ for p in (ROOT, ROOT / "fixtures", ROOT / "tests"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
+import corelist  # noqa: E402
 from fuzz import fuzz_cli, fuzz_core, qemu_objects  # noqa: E402  (seeds and recipes)
 
 LOAD = ROOT / "qemugdb" / "gdb_load.py"
@@ -66,6 +67,8 @@ CORE_BUDGET = 60       # seconds for `file` + `core-file`
 QEMU_SEEDS = ("qsd-10.0-kernel", "qsd-10.0-gcore", "qsd-7.2-kernel", "qsd-7.2-gcore",
               "system-10.0-kernel", "system-10.0-gcore")
 SMALL_SEEDS = ("corrupt-kernel", "corrupt-gcore", "synthetic-kernel", "synthetic-gcore")
+DISTRO_SEEDS = tuple(corelist.DISTRO_NAMES)   # stripped, debug info by build-id, dwz'd
+EXE_DWARF_MAX = 8 << 20   # gdb re-reads a mutated executable's DWARF: small ones only
 SETTINGS = ("pagination", "height", "width", "confirm", "print pretty", "print elements",
             "backtrace past-main", "backtrace past-entry", "backtrace limit", "language",
             "print frame-arguments", "print address", "print object", "style enabled",
@@ -77,6 +80,10 @@ FAILURE_TEXT = (("Traceback (most recent call last)", "traceback"),
                 (": internal error: ", "qemugdb internal error"),
                 ("internal-error", "gdb internal-error"),
                 ("A problem internal to GDB", "gdb internal-error"))
+# gdb's own DWARF reader on garbage DWARF: its "Dwarf Error: ..." messages and its dwarf2/
+# sources in an internal-error (gdb_dwarf()).
+GDB_DWARF = re.compile(r"Dwarf Error: |gdb/dwarf2/[\w.]+:\d+: internal-error")
+OURS = ("traceback", "python exception", "qemugdb internal error")
 
 # gdb's state, as one JSON line: defined in gdb as the command `fuzz-state`.
 PROBE = r'''
@@ -144,7 +151,7 @@ class Gdb:
             start_new_session=True, cwd=self.cwd, env={**os.environ, "NO_COLOR": "1"})
         for fd in (self.proc.stdout.fileno(), self.proc.stderr.fileno()):
             os.set_blocking(fd, False)
-        self.exe = None
+        self.exe = self.debug_dirs = None
         self.run("set prompt")
         out, err = self.run(f"source {LOAD}")
         if out.strip() or err.strip():
@@ -199,12 +206,21 @@ class Gdb:
         return text.removesuffix("\n"), err.decode("utf-8", "backslashreplace")
 
     def _status(self, output=b""):
+        """How gdb ended: its exit status, what it said of an internal-error or a fatal
+        signal (and the backtrace's dwarf2 frames), and the last of its output."""
         try:
             code = self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             code = None
-        tail = output[-300:].decode("utf-8", "backslashreplace")
-        return f"gdb exited with {code}: {tail}"
+        try:
+            output += self.proc.stderr.read() or b""
+        except (OSError, ValueError):
+            pass
+        text = output.decode("utf-8", "backslashreplace")
+        said = [ln for ln in text.splitlines()
+                if "internal-error" in ln or ln.startswith("Fatal signal")][:2]
+        said += [ln.strip() for ln in text.splitlines() if "dwarf2" in ln][:3]
+        return f"gdb exited with {code}: {' | '.join(said + [text[-300:]])}"
 
     def state(self):
         out, err = self.run("fuzz-state")
@@ -213,12 +229,16 @@ class Gdb:
             raise RuntimeError(f"fuzz-state said: {out}{err}")
         return json.loads(line[len("@@state "):])
 
-    def load(self, exe, core):
-        """`file EXE` if it changed, then `core-file CORE`: (stdout, stderr)."""
+    def load(self, exe, core, debug_dir=None):
+        """`set debug-file-directory` (debug_dir, a distribution-shaped core's separate
+        debug info, then the system's: as the tests run gdb) and `file EXE` if either
+        changed, then `core-file CORE`: (stdout, stderr)."""
+        dirs = corelist.gdb_debug_dirs(debug_dir) or corelist.SYSTEM_DEBUG_DIR
         texts = []
-        if exe != self.exe:
+        if (exe, dirs) != (self.exe, self.debug_dirs):
+            texts.append(self.run(f"set debug-file-directory {dirs}"))
             texts.append(self.run(f"file {exe}", CORE_BUDGET))
-            self.exe = exe
+            self.exe, self.debug_dirs = exe, dirs
         texts.append(self.run(f"core-file {core}", CORE_BUDGET))
         return "".join(t[0] for t in texts), "".join(t[1] for t in texts)
 
@@ -289,7 +309,8 @@ def seed_facts(gdb, seed):
     import corefile
     listings = {c: _json(gdb, f"qemu {c} --format json") for c in qemu_objects.LISTINGS}
     try:
-        prog = corefile.open(seed.core, seed.exe)
+        prog = corefile.open(seed.core, seed.exe,
+                             debug_dirs=[seed.debug_dir] if seed.debug_dir else ())
     except corefile.CorefileError:
         return {}, None
     try:
@@ -350,14 +371,30 @@ def command_list(gdb, values):
 
 # -- one input ------------------------------------------------------------------------
 
-def classify(out, err):
+def gdb_dwarf(why):
+    """Whether a failure is gdb's own DWARF reader failing on garbage DWARF: a `Dwarf
+    Error`, an internal-error in gdb's dwarf2/ sources, or a fatal signal whose backtrace is
+    in its dwarf2 code; never a Python exception or qemugdb's internal error."""
+    if why.startswith(OURS):
+        return False
+    return bool(GDB_DWARF.search(why)) or ("Fatal signal" in why and "dwarf2" in why)
+
+
+def classify(out, err, dwarf=False):
     """(outcome, why) of one command's output: "success", "partial" (output with items
-    marked `<error: ...>` or a JSON "error"), "error" (one error line) or "failure"."""
+    marked `<error: ...>` or a JSON "error"), "error" (one error line) or "failure". With
+    dwarf (the input's DWARF is mutated), a failure gdb_dwarf() blames on gdb's DWARF
+    reader is "gdb-dwarf", and gdb's `Dwarf Error` lines beside a command's own line
+    (gdb's reader printing them as it goes) make it "gdb-dwarf", not "more than one"."""
     for text, why in FAILURE_TEXT:
         if text in out or text in err:
             line = next(ln for ln in (out + "\n" + err).splitlines() if text in ln)
-            return "failure", f"{why}: {line.strip()[:300]}"
+            why = f"{why}: {line.strip()[:300]}"
+            return ("gdb-dwarf" if dwarf and gdb_dwarf(why) else "failure"), why
     errors = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith("warning:")]
+    reader = [ln for ln in errors if dwarf and GDB_DWARF.search(ln)]
+    if len(errors) > 1 and len(errors) - len(reader) <= 1:
+        return "gdb-dwarf", f"{len(reader)} gdb DWARF reader lines: {' | '.join(errors)[:300]}"
     if len(errors) > 1:
         return "failure", f"{len(errors)} error lines: {' | '.join(errors)[:300]}"
     if errors:
@@ -399,18 +436,28 @@ def normalized(out, err, core):
     return (out + "\n" + err).replace(core, "CORE")
 
 
-def run_input(gdb, exe, core, runs):
-    """Load CORE and run every command list on it; a result dict per command."""
+def died(e, dwarf):
+    """(outcome, why) of gdb dying or hanging: "gdb-dwarf" when it died in its DWARF
+    reader on mutated DWARF (gdb_dwarf()), else "failure"."""
+    why = f"{type(e).__name__}: {e}"
+    return ("gdb-dwarf" if dwarf and isinstance(e, GdbDied) and gdb_dwarf(why)
+            else "failure"), why
+
+
+def run_input(gdb, exe, core, runs, debug_dir=None, dwarf=False):
+    """Load CORE (EXE, DEBUG_DIR: Gdb.load()) and run every command list on it; a result
+    dict per command. dwarf: the input's DWARF is mutated (classify())."""
     results = []
     try:
-        out, err = gdb.load(exe, core)
+        out, err = gdb.load(exe, core, debug_dir)
     except (GdbHang, GdbDied) as e:
         gdb.restart()
-        return [{"key": "core-file", "command": f"core-file {core}", "outcome": "failure",
-                 "why": f"{type(e).__name__}: {e}", "seconds": 0}]
+        outcome, why = died(e, dwarf)
+        return [{"key": "core-file", "command": f"core-file {core}", "outcome": outcome,
+                 "why": why, "seconds": 0}]
     outcome, why = classify(out, "\n".join(ln for ln in err.splitlines()
-                                           if "Python" in ln or "internal" in ln))
-    if outcome == "failure":
+                                           if "Python" in ln or "internal" in ln), dwarf)
+    if outcome in ("failure", "gdb-dwarf"):
         results.append({"key": "core-file", "command": f"core-file {core}",
                         "outcome": outcome, "why": why, "seconds": 0})
     select_user_frame(gdb)
@@ -422,7 +469,7 @@ def run_input(gdb, exe, core, runs):
             try:
                 out, err = gdb.run(command)
                 seconds = time.monotonic() - t0
-                outcome, why = classify(out, err)
+                outcome, why = classify(out, err, dwarf)
                 if outcome == "failure" and "internal error" in why:
                     _, tb = gdb.run(f"set qemu debug on\n{command}\nset qemu debug off")
                     why += " | " + " / ".join(tb.strip().splitlines()[-6:])[:600]
@@ -438,15 +485,15 @@ def run_input(gdb, exe, core, runs):
                         base = gdb.state()
             except (GdbHang, GdbDied) as e:
                 seconds = time.monotonic() - t0
-                outcome, why = "failure", f"{type(e).__name__}: {e}"
+                outcome, why = died(e, dwarf)
                 gdb.restart()
-                gdb.load(exe, core)
+                gdb.load(exe, core, debug_dir)
                 select_user_frame(gdb)
                 base = gdb.state()
             results.append({"key": key, "command": command, "at": [j, i], "outcome": outcome,
                             "why": why, "seconds": round(seconds, 3), "threads": threads,
                             "text": normalized(out, err, core)})
-            if outcome in ("error", "failure") and i == 0 and len(commands) > 1:
+            if outcome not in ("success", "partial") and i == 0 and len(commands) > 1:
                 break   # `select` failed: no view to look at or turn off
     return results
 
@@ -461,11 +508,11 @@ def prepare(seeds: dict, budget=BUDGET):
     for name, s in seeds.items():
         gdb = Gdb(budget)
         try:
-            gdb.load(s.exe, s.core)
+            gdb.load(s.exe, s.core, s.debug_dir)
             values, objects[name] = seed_facts(gdb, s)
             runs[name] = command_list(gdb, values)
-            baselines[name] = {tuple(r["at"]): r["text"]
-                               for r in run_input(gdb, s.exe, s.core, runs[name])}
+            baselines[name] = {tuple(r["at"]): r["text"] for r in
+                               run_input(gdb, s.exe, s.core, runs[name], s.debug_dir)}
         finally:
             gdb.kill()
     return runs, objects, baselines
@@ -489,14 +536,14 @@ def compare(results, baseline):
 def check_switching(gdb, seeds: dict):
     """`core-file` really reads the new core: after switching through every seed, each
     seed's threads (gdb number, LWP) equal those of a gdb that opened only that core."""
-    order = sorted(seeds, key=lambda n: seeds[n].exe)
+    order = sorted(seeds, key=lambda n: (seeds[n].exe, seeds[n].debug_dir or ""))
     for name in order + order[:1]:
         s = seeds[name]
-        gdb.load(s.exe, s.core)
+        gdb.load(s.exe, s.core, s.debug_dir)
         switched = gdb.state()["threads"]
         fresh = Gdb()
         try:
-            fresh.load(s.exe, s.core)
+            fresh.load(s.exe, s.core, s.debug_dir)
             alone = fresh.state()["threads"]
         finally:
             fresh.kill()
@@ -504,27 +551,50 @@ def check_switching(gdb, seeds: dict):
             raise RuntimeError(f"core-file {s.core}: threads {switched}, alone {alone}")
 
 
+DWARF_TARGETS = {"exe", "debug", "dwz"}
+
+
 def run_recipe(gdb, recipe, seed, objects, runs, workdir: Path):
-    """Materialize the recipe's core in workdir and run_input() it; the results, or
-    RecipeError. A recipe's "commands" (keys), when given, select the command lists run."""
-    if any(op.get("target", "core") != "core" or op["op"] == "compress"
-           for op in recipe["ops"]):
-        raise fuzz_core.RecipeError("not a core mutation (gdb reads cores only)")
+    """Materialize the recipe's files in workdir and run_input() them; the results, or
+    RecipeError. The core, and the mutated executable (exe operations) or a mirror of the
+    seed's debug directory with its debug or dwz file mutated (fuzz_core.mirror_debug_dir)
+    in a directory of their own (gdb shares an open file by name, size and mtime: a new
+    name is read afresh). A recipe's "commands" (keys), when given, select the command
+    lists run."""
+    targets = {op.get("target", "core") for op in recipe["ops"]}
+    if targets - {"core"} - DWARF_TARGETS or \
+            any(op["op"] in ("compress", "cache") for op in recipe["ops"]):
+        raise fuzz_core.RecipeError("neither a core nor a DWARF mutation (gdb opens no "
+                                    "compressed core and has no cache of ours)")
     fuzz_core.materialize(recipe, "core", seed.core, workdir / "core", objects)
+    exe, debug_dir = seed.exe, seed.debug_dir
+    if targets & DWARF_TARGETS:
+        old = sorted(workdir.glob("dwarf-*"), key=lambda p: p.stat().st_mtime_ns)
+        for d in old[:-1]:   # the last input's files stay until gdb has let them go
+            shutil.rmtree(d, ignore_errors=True)
+        files = Path(tempfile.mkdtemp(prefix="dwarf-", dir=workdir))
+        if "exe" in targets:
+            exe = str(files / os.path.basename(seed.exe))
+            fuzz_core.materialize(recipe, "exe", seed.exe, Path(exe))
+        if targets & {"debug", "dwz"}:
+            debug_dir = str(fuzz_core.mirror_debug_dir(recipe, seed, files / "debug"))
     keys = recipe.get("commands")
     if keys:
         runs = [r for r in runs if any(key in keys for key, _ in r)]
-    return run_input(gdb, seed.exe, str(workdir / "core"), runs)
+    return run_input(gdb, exe, str(workdir / "core"), runs, debug_dir,
+                     dwarf=bool(targets & DWARF_TARGETS))
 
 
 def stamp(seed):
     """The seed's files' sizes and mtimes (a fixture remade during a run changes them)."""
-    return [(os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in (seed.core, seed.exe)]
+    return [(os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in
+            (seed.core, seed.exe, *fuzz_core.debug_files(seed).values())]
 
 
-def worker(k, queue, seeds, facts, scratch, budget, control_every, done):
-    """Take inputs from queue (sorted by executable) until None; report each to done().
-    Every control_every inputs, a control input: the unmutated seed, compare()d."""
+def worker(k, queue, seeds, facts, scratch, budget, control_every, done, deadline=None):
+    """Take inputs from queue (sorted by executable) until None or the deadline
+    (time.monotonic()); report each to done(). Every control_every inputs, a control
+    input: the unmutated seed, compare()d."""
     runs, objects, baselines, stamps = facts
     slot = scratch / f"slot{k}"
     slot.mkdir(exist_ok=True)
@@ -532,7 +602,7 @@ def worker(k, queue, seeds, facts, scratch, budget, control_every, done):
     try:
         while True:
             item = queue.get()
-            if item is None:
+            if item is None or deadline is not None and time.monotonic() > deadline:
                 return
             i, recipe = item
             name = recipe["seed"]
@@ -560,15 +630,29 @@ def parser():
     ap.add_argument("--seed", type=int, default=1, help="random seed")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--object-share", type=float, default=0.5,
-                    help="fraction of inputs mutating QEMU's objects")
+                    help="fraction of the core inputs mutating QEMU's objects")
+    ap.add_argument("--dwarf-share", type=float, default=0.1,
+                    help="fraction of inputs mutating DWARF (the executable of a small "
+                    "seed, the debug or dwz file of a distribution-shaped one)")
     ap.add_argument("--control-every", type=int, default=10,
                     help="an unmutated control input after every N inputs (0: none)")
     ap.add_argument("--budget", type=float, default=BUDGET, help="seconds per command")
+    ap.add_argument("--max-seconds", type=float, default=0,
+                    help="take no new input after this many seconds from the start (0: "
+                    "no limit)")
     ap.add_argument("--out", default="/tmp/fuzz-gdb/run")
-    ap.add_argument("--seeds", nargs="*", default=list(QEMU_SEEDS + SMALL_SEEDS))
+    ap.add_argument("--seeds", nargs="*", default=default_seeds(),
+                    help="default: the QEMU cores, the distribution-shaped ones made, the "
+                    "small ones")
     ap.add_argument("--replay", metavar="DIR",
                     help="run the recipes DIR/*.json (e.g. an earlier run's failures/)")
     return ap
+
+
+def default_seeds():
+    """QEMU_SEEDS, the DISTRO_SEEDS whose cores have been made, SMALL_SEEDS."""
+    made = {m["name"] for m in corelist.cores()}
+    return list(QEMU_SEEDS) + [n for n in DISTRO_SEEDS if n in made] + list(SMALL_SEEDS)
 
 
 def main():
@@ -608,9 +692,10 @@ def fuzz(args) -> dict:
         for _ in range(args.jobs):
             queue.put(None)
         facts = (runs, objects, baselines, stamps)
+        deadline = started + args.max_seconds if args.max_seconds else None
         threads = [threading.Thread(target=worker, args=(k, queue, seeds, facts, scratch,
                                                          args.budget, args.control_every,
-                                                         report.done))
+                                                         report.done, deadline))
                    for k in range(args.jobs)]
         for t in threads:
             t.start()
@@ -622,20 +707,50 @@ def fuzz(args) -> dict:
 
 
 def recipes(args, seeds, objects):
-    """args.inputs recipes over the seeds (fuzz_core.random_recipe): args.object_share of
-    them inside QEMU's objects (family "object"), the others ELF structure ("elf")."""
+    """args.inputs recipes over the seeds: args.dwarf_share of them mutate DWARF
+    (fuzz_core.mutate_sections on dwarf_files()), of the others args.object_share are
+    inside QEMU's objects (fuzz_core.random_recipe's family "object"), the rest ELF
+    structure ("elf")."""
     rng = random.Random(args.seed)
     infos = {name: fuzz_core.SeedInfo(s, fuzz_core.core_view(s.core), objects=objects[name])
              for name, s in seeds.items()}
+    files = {name: dwarf_files(s) for name, s in seeds.items()}
+    dwarf = sorted(name for name in seeds if files[name])
     try:
         names = sorted(seeds)
-        return [fuzz_core.random_recipe(rng, infos[rng.choice(names)],
-                                        "object" if rng.random() < args.object_share
-                                        else "elf")
-                for _ in range(args.inputs)]
+        out = []
+        for _ in range(args.inputs):
+            if dwarf and rng.random() < args.dwarf_share:
+                name = rng.choice(dwarf)
+                role = rng.choice(sorted(files[name]))
+                out.append(fuzz_core.mutate_sections(rng, name, role, *files[name][role]))
+            else:
+                out.append(fuzz_core.random_recipe(
+                    rng, infos[rng.choice(names)],
+                    "object" if rng.random() < args.object_share else "elf"))
+        return out
     finally:
         for info in infos.values():
             info.head.close()
+
+
+def dwarf_files(seed) -> dict:
+    """{target: (fuzz_core.Layout, size)} of the seed's files whose DWARF the fuzzer
+    mutates: the separate debug and dwz files of a distribution-shaped seed, the executable
+    of a seed without them under EXE_DWARF_MAX (gdb reads a QEMU executable's 100 MB of
+    DWARF afresh for each one: seconds)."""
+    from corefile.elf import ElfImage
+    paths = fuzz_core.debug_files(seed)
+    if not paths and os.path.getsize(seed.exe) < EXE_DWARF_MAX:
+        paths = {"exe": seed.exe}
+    out = {}
+    for role, path in paths.items():
+        img = ElfImage(path)
+        try:
+            out[role] = (fuzz_core.layout(img.data), len(img.data))
+        finally:
+            img.close()
+    return out
 
 
 class Report:
@@ -648,6 +763,8 @@ class Report:
         self.lock = threading.Lock()
         self.log = open(out / "results.jsonl", "w")
         self.inputs = Counter()
+        self.families = Counter()   # mutated inputs by what they mutate
+        self.gdb_dwarf = []         # [input, command, why] of gdb's DWARF reader failing
         self.outcomes = Counter()
         self.controls = Counter()   # outcomes of the control inputs' commands
         self.by_key = defaultdict(Counter)
@@ -664,6 +781,13 @@ class Report:
             failures = [r for r in results if r["outcome"] == "failure"]
             for r in results if control else ():
                 self.controls[r["outcome"]] += 1
+            if not control and not skipped:
+                targets = {op.get("target", "core") for op in recipe["ops"]}
+                self.families["dwarf: " + "+".join(sorted(targets & DWARF_TARGETS))
+                              if targets & DWARF_TARGETS else "core"] += 1
+            for r in results:
+                if r["outcome"] == "gdb-dwarf":
+                    self.gdb_dwarf.append([i, r["command"], r["why"]])
             for r in () if control else results:
                 self.outcomes[r["outcome"]] += 1
                 self.by_key[r["key"]][r["outcome"]] += 1
@@ -695,12 +819,14 @@ class Report:
     def write_summary(self):
         summary = {"command": self.command,
                    "seconds": round(time.monotonic() - self.started, 1),
-                   "inputs": dict(self.inputs), "outcomes": dict(self.outcomes),
+                   "inputs": dict(self.inputs), "families": dict(self.families),
+                   "outcomes": dict(self.outcomes),
                    "control_outcomes": dict(self.controls),
                    "by_command": {k: dict(v) for k, v in sorted(self.by_key.items())},
                    "by_seed": {k: dict(v) for k, v in sorted(self.by_seed.items())},
                    "failure_classes": {k: len(v) for k, v in self.classes.items()},
                    "failure_examples": {k: v[:3] for k, v in self.classes.items()},
+                   "gdb_dwarf": len(self.gdb_dwarf), "gdb_dwarf_examples": self.gdb_dwarf[:10],
                    "slowest": self.slowest}
         (self.out / "summary.json").write_text(json.dumps(summary, indent=1))
         return summary
