@@ -7,7 +7,8 @@ Through the CLI (coroutines, waits, bdrv NODE, locks, --json) and through gdb (q
 coroutines, qemu waits), checked against truth.json: the requests the scenario sent and the
 request and coroutine addresses gdb read in the live process before the dump; against the
 QMP answers captured before the stall; and against gdb's own reading of the core (each
-coroutine's entry function). Never against our own output."""
+coroutine's entry function; the drained node's tracked requests). Never against our own
+output."""
 
 import json
 import re
@@ -120,6 +121,68 @@ def test_serialising_waiters_in_gdb(name):
 
 # ---------------------------------------------------------------- queued_requests
 
+# gdb Python on the core: "DRAINED JSON": the tracked requests of node NODE (type, co),
+# BlockBackend BLK's quiesce_counter, and gdb's thread number of each LWP.
+GDB_DRAINED = """
+import json
+reqs, bs = [], gdb.parse_and_eval("'block.c'::all_bdrv_states")["tqh_first"]
+while bs:
+    if bs["node_name"].string() == NODE:
+        req = bs["tracked_requests"]["lh_first"]
+        while req:
+            reqs.append({"type": str(req["type"]), "co": int(req["co"])})
+            req = req["list"]["le_next"]
+    bs = bs["bs_list"]["tqe_next"]
+blk = gdb.parse_and_eval("(BlockBackend *) %d" % BLK)
+print("DRAINED " + json.dumps({"requests": reqs, "quiesce_counter": int(blk["quiesce_counter"]),
+                               "threads": {t.ptid[1]: t.num
+                                           for t in gdb.selected_inferior().threads()}}))
+"""
+
+
+def gdb_drained(meta, want):
+    """gdb's reading of the core: (the truncate request's coroutine on the drained node,
+    the BlockBackend's quiesce_counter, {LWP: gdb's thread number})."""
+    script = GDB_DRAINED.replace("NODE", repr(want["node"])).replace("BLK", str(want["address"]))
+    (text,), _ = run_gdb([meta["exe"], meta["core"]], [f"python exec({script!r})"],
+                         load=False)
+    got = json.loads(re.search(r"^DRAINED (.*)$", text, re.M).group(1))
+    [truncate] = [r["co"] for r in got["requests"] if r["type"] == "BDRV_TRACKED_TRUNCATE"]
+    return truncate, got["quiesce_counter"], {int(k): v for k, v in got["threads"].items()}
+
+
+def check_drained(meta, waits):
+    """Each queued coroutine waits for the end of the drained section (block_resize's),
+    released by the truncate's coroutine, whose thread-pool I/O the stalled worker holds:
+    the chain from each ends there, and the diagnosis says so."""
+    want = truth(meta, "queued")
+    truncate, quiesce, num = gdb_drained(meta, want)
+    assert quiesce > 0
+    [stall] = [b for b in truth(meta, "blocked") if b["waits_for"]["kind"] == "stall"]
+    assert stall["waits_for"]["call"] == "ftruncate64"
+    worker = f"thread {num[stall['tid']]}"
+    what = f"the end of the drained section on BlockBackend {want['backend']} " \
+           f"(quiesce_counter {quiesce})"
+    truncate_id = f"coroutine {truncate:#x}"
+    edges = sorted((e["waiter"], e["holder"], e["address"], e["what"])
+                   for e in waits["edges"] if e["kind"] == "drained")
+    assert edges == sorted((f"coroutine {co:#x}", truncate_id, want["address"], what)
+                           for co in want["coroutines"])
+    # the CoQueue is not also left as a wait nobody releases
+    assert not [e for e in waits["edges"] if e["kind"] == "coqueue"]
+    paths = {c["path"][0]: c for c in waits["chains"]}
+    for co in want["coroutines"]:
+        chain = paths[f"coroutine {co:#x}"]
+        assert chain["path"] == [f"coroutine {co:#x}", truncate_id, worker], chain
+        assert chain["end"].startswith(f"worker {worker} is sleeping (pause)"), chain
+    diagnosis = waits["diagnosis"]
+    assert diagnosis.startswith(f"{len(want['coroutines'])} coroutines wait for {what}; "
+                                f"{truncate_id} (tracked request truncate on node "
+                                f"{want['node']}) waits for I/O completion (thread pool)"), \
+        diagnosis
+    assert f"released by {worker}; worker {worker} is sleeping (pause)" in diagnosis, diagnosis
+
+
 def check_queued(meta, coroutines, locks):
     want = truth(meta, "queued")
     queued = coroutines_with(coroutines, f"queued on BlockBackend {want['backend']} while it is "
@@ -145,19 +208,17 @@ def test_queued_requests_through_the_cli(name):
     entries = gdb_entries(meta, want["coroutines"])
     assert set(entries.values()) == {"blk_aio_read_entry"}, entries
     assert {co: queued[co]["entry"] for co in entries} == entries
-    # waits: each queued coroutine waits on that CoQueue; nobody named releases it
-    edges = [e for e in cli(meta, "waits")["edges"] if e["kind"] == "coqueue"]
-    assert sorted(e["waiter"] for e in edges) == sorted(f"coroutine {co:#x}"
-                                                        for co in want["coroutines"])
-    assert {e["what"] for e in edges} == {
-        f"CoQueue BlockBackend {want['backend']}.queued_requests"}
-    assert {e["holder"] for e in edges} == {None}
+    check_drained(meta, cli(meta, "waits"))
+    assert cli(meta, "report")["diagnosis"].startswith(f"{len(want['reads'])} coroutines wait "
+                                                       "for the end of the drained section")
 
 
 @pytest.mark.parametrize("name", QUEUED)
 def test_queued_requests_in_gdb(name):
     meta = fixture_core(name)
-    check_queued(meta, *in_gdb(meta, "coroutines", "locks"))
+    coroutines, locks, waits = in_gdb(meta, "coroutines", "locks", "waits")
+    check_queued(meta, coroutines, locks)
+    check_drained(meta, waits)
 
 
 # ---------------------------------------------------------------- reqs_lock (QEMU < 8.0)

@@ -4,18 +4,21 @@ Nodes are threads and coroutines; an edge says what a waiter waits for and who c
 release it: a blocked thread waits for a mutex (its owner), a drain or AIO_WAIT_WHILE
 (the coroutines of the requests still in flight on the quiesced nodes, else the thread
 running their AioContext), a condition, an event or a futex (nobody known); a coroutine
-waits for a CoMutex (its holder), a CoQueue (a serialising request, the throttle timer,
-the end of a drain), I/O completion (the thread polling its AioContext) or runs on a
-thread. Cycles are deadlocks; every other chain ends in a thread or coroutine that waits
-for nothing we can name: running, idle, sleeping, or blocked in the kernel.
+waits for a CoMutex (its holder), a CoQueue (a serialising request, the throttle timer),
+the end of the drained section that queued it on a BlockBackend (like a drain: the
+requests in flight on the quiesced nodes under the backend), I/O completion (the thread
+polling its AioContext) or runs on a thread. Cycles are deadlocks; every other chain ends
+in a thread or coroutine that waits for nothing we can name: running, idle, sleeping, or
+blocked in the kernel.
 """
 
 from dataclasses import dataclass, field
 
 from . import aio, coroutine, locks
 from ..obj import Object
+from .enums import enum_name
 from .queue import qlist_foreach
-from .roots import all_bdrv_states, node_name
+from .roots import all_bdrv_states, backend_name, block_backends, node_name
 from ..result import Record
 from ..target import MissingDebugInfo, Target, TargetError
 
@@ -24,8 +27,10 @@ IO_SUBMITS = {"thread_pool_submit_co": "thread pool", "laio_co_submit": "linux-a
               "luring_co_submit": "io_uring"}
 SLEEPERS = ("qemu_co_sleep", "qemu_co_sleep_ns_wakeable", "qemu_co_sleep_ns", "job_sleep_ns")
 PATH_LIMIT = 32
-# Coroutine waits that make a chain of their own: a lock some coroutine holds.
+# Coroutine waits that make a chain of their own: a lock some coroutine holds, and the end
+# of a drained section that queues a BlockBackend's requests.
 LOCK_WAITS = ("comutex", "corwlock")
+CHAIN_WAITS = (*LOCK_WAITS, "drained")
 
 
 @dataclass
@@ -47,7 +52,7 @@ class Edge(Record):
     MISSING = ()
     waiter: str                # a Node id
     kind: str                  # mutex condvar event join futex drain aio-wait io syscall comutex
-                               # corwlock coqueue graph-lock io-completion timer runs-on
+                               # corwlock coqueue drained graph-lock io-completion timer runs-on
     what: str                  # what it waits for, in words
     holder: str | None = None  # the Node id that could release it, None when unknown
     address: int | None = None
@@ -71,7 +76,8 @@ class WaitGraph(Record):
     edges: list
     cycles: list = field(default_factory=list)   # [[Edge index, ...]] each a deadlock
     chains: list = field(default_factory=list)   # Chain per blocked thread, then per
-                                                 # coroutine waiting for a held CoMutex
+                                                 # coroutine waiting for a held CoMutex or
+                                                 # queued by a drained section
     errors: list = field(default_factory=list)
     missing: list = field(default_factory=list)
     diagnosis: str | None = None   # diagnosis() of the graph
@@ -159,10 +165,13 @@ def wait_graph(target: Target) -> WaitGraph:
                label=st.role, syscall=st.syscall)
     b.busy_workers = [f"thread {st.num}" for st in lk.threads
                       if st.role == "worker" and st.state not in ("idle", "unknown")]
-    # Coroutine locks first: the coroutines they name get their lock edges before any
-    # edge found from their stacks.
+    # Coroutine waits first: the coroutines they name get these edges before any edge
+    # found from their stacks. A quiesced BlockBackend's queue is followed to the drained
+    # section rather than left as a CoQueue nobody is known to release.
+    drained = _drained_edges(b)
     for lock in lk.locks:
-        _lock_edges(b, lock)
+        if lock.address not in drained:
+            _lock_edges(b, lock)
     for st in lk.threads:
         w = st.waits_for
         if st.state != "blocked" or w is None:
@@ -182,10 +191,12 @@ def wait_graph(target: Target) -> WaitGraph:
             b.edge(me, w.kind, w.detail)
         else:
             b.edge(me, w.kind, f"{w.kind} {_named(w)}", None, w.address)
-    graph = WaitGraph(list(b.nodes.values()), b.edges, errors=b.errors, missing=b.missing)
+    # a list both locks and this walk read may break in both: said once
+    graph = WaitGraph(list(b.nodes.values()), b.edges, errors=list(dict.fromkeys(b.errors)),
+                      missing=list(dict.fromkeys(b.missing)))
     graph.cycles = cycles(graph)
     starts = [f"thread {st.num}" for st in lk.threads if st.state == "blocked"]
-    starts += [e.waiter for e in b.edges if e.kind in LOCK_WAITS and e.holder]
+    starts += [e.waiter for e in b.edges if e.kind in CHAIN_WAITS and e.holder]
     graph.chains = chains(graph, list(dict.fromkeys(starts)))
     graph.diagnosis = diagnosis(graph)
     return graph
@@ -213,34 +224,86 @@ def _lock_edges(b, lock):
         b.edge(b.coroutine(co, f"waits in {lock.name}"), kind, what, holder, lock.address)
 
 
-def _drain_edges(b, me, w):
-    """A thread in AIO_WAIT_WHILE waits for the nodes with requests in flight (in a
-    drain, the quiesced ones): the coroutines of their tracked requests could end it,
-    else the threads running their AioContexts."""
-    drain = w.kind == "drain"
+def _busy_nodes(b, nodes, quiesced):
+    """The nodes among `nodes` with requests in flight (with quiesced, only the quiesced
+    ones), as "NAME (in_flight N, quiesce_counter M)", and who could finish those requests:
+    the coroutines of their tracked requests, else the threads running their AioContexts.
+    A node that cannot be read is an error (or missing), the others go on."""
     busy, holders = [], []
     try:
-        for bs in all_bdrv_states(b.target):
+        for bs in nodes:
             in_flight, quiesce = bs.in_flight.value_(), bs.quiesce_counter.value_()
-            if not in_flight or drain and not quiesce:
+            if not in_flight or quiesced and not quiesce:
                 continue
             name = node_name(bs)
             busy.append(f"{name} (in_flight {in_flight}, quiesce_counter {quiesce})")
             found = []
             for req in qlist_foreach(bs.tracked_requests, "list"):
                 if req.co.value_():
-                    found.append(b.coroutine(req.co.value_(), f"tracked request on node {name}"))
+                    kind = enum_name(req.type).removeprefix("BDRV_TRACKED_").lower()
+                    found.append(b.coroutine(req.co.value_(),
+                                             f"tracked request {kind} on node {name}"))
                     _serialising_edges(b, req, name)
             holders += found or [b.context_thread(bs.aio_context.value_())]
     except MissingDebugInfo as e:
         b.missing.append(f"block nodes: {e}")
     except TargetError as e:
         b.errors.append(f"block nodes: {e}")
+    return busy, list(dict.fromkeys(holders))
+
+
+def _drain_edges(b, me, w):
+    """A thread in AIO_WAIT_WHILE waits for the nodes with requests in flight (in a
+    drain, the quiesced ones)."""
+    drain = w.kind == "drain"
+    busy, holders = _busy_nodes(b, all_bdrv_states(b.target), drain)
     what = (f"{'a drain' if drain else 'AIO_WAIT_WHILE'} in {b.nodes[me].where}: "
             + (f"node{'s' if len(busy) > 1 else ''} {', '.join(busy)}" if busy else
                "no node has requests in flight"))
-    for h in dict.fromkeys(holders) or [None]:
+    for h in holders or [None]:
         b.edge(me, w.kind, what, h if h != me else None)
+
+
+def _subtree(blk):
+    """The BlockDriverStates under a BlockBackend: its root node and that node's children,
+    recursively, each once."""
+    todo = [blk.root.deref_().bs] if blk.root.value_() else []
+    seen = set()
+    while todo:
+        bs = todo.pop(0).deref_()
+        if bs.address_ and bs.address_ not in seen:
+            seen.add(bs.address_)
+            yield bs
+            todo += [child.bs for child in qlist_foreach(bs.children, "next")]
+
+
+def _drained_edges(b):
+    """A coroutine in a quiesced BlockBackend's queued_requests (blk_wait_while_drained)
+    waits for the end of the drained section: for the requests in flight on the quiesced
+    nodes under the backend, as a drain does. Returns the addresses of those CoQueues."""
+    queues = set()
+    try:
+        for blk in block_backends(b.target):
+            quiesce = blk.quiesce_counter.value_()
+            if not quiesce:
+                continue
+            waiters = [co.address_ for co in coroutine.coqueue_waiters(blk.queued_requests)]
+            if not waiters:
+                continue
+            name = backend_name(blk)
+            queues.add(blk.queued_requests.address_)
+            _, holders = _busy_nodes(b, _subtree(blk), True)
+            what = (f"the end of the drained section on BlockBackend {name} (quiesce_counter "
+                    f"{quiesce})")
+            for co in waiters:
+                me = b.coroutine(co, f"queued on BlockBackend {name} while it is quiesced")
+                for h in holders or [None]:
+                    b.edge(me, "drained", what, h if h != me else None, blk.address_)
+    except MissingDebugInfo as e:
+        b.missing.append(f"BlockBackends: {e}")
+    except TargetError as e:
+        b.errors.append(f"BlockBackends: {e}")
+    return queues
 
 
 def _serialising_edges(b, req, name):
@@ -357,7 +420,7 @@ def diagnosis(graph: WaitGraph) -> str:
     threads = [c for c in graph.chains if nodes[c.path[0]].kind == "thread"]
     chain = min(threads or graph.chains,
                 key=lambda c: (nodes[c.path[0]].label != "main loop", c.path[0]))
-    steps = [_step(graph, nodes, i) for i in chain.edges]
+    steps = [_step(graph, nodes, i, label=k > 0) for k, i in enumerate(chain.edges)]
     if not threads:   # coroutines queued on a lock: say how many, then follow one
         what = graph.edges[chain.edges[0]].what
         same = [c for c in graph.chains if graph.edges[c.edges[0]].what == what]
@@ -373,18 +436,23 @@ def diagnosis(graph: WaitGraph) -> str:
     return f"{'; '.join(steps)}; {chain.end}{tail}."
 
 
-def _who(node):
+def _who(node, label=True):
+    """A node in words: a thread with its role; with label, a coroutine with why it was
+    found (a chain's start says that itself: it waits for what it was found waiting in)."""
     if node.kind == "thread" and node.label and node.label != "other":
         return f"{node.label} {node.id}"
+    if node.kind == "coroutine" and node.label and label:
+        return f"{node.id} ({node.label})"
     return node.id
 
 
-def _step(graph, nodes, index):
+def _step(graph, nodes, index, label=True):
     """`WAITER waits for WHAT, released by HOLDER (and N more)` for edge `index`."""
     edge = graph.edges[index]
+    who = _who(nodes[edge.waiter], label)
     if edge.kind == "runs-on":
-        return f"{_who(nodes[edge.waiter])} {edge.what}"
-    text = f"{_who(nodes[edge.waiter])} waits for {edge.what}"
+        return f"{who} {edge.what}"
+    text = f"{who} waits for {edge.what}"
     if not edge.holder or edge.kind in ("mutex", "join", *LOCK_WAITS):
         return text
     others = sum(1 for e in graph.edges if e.waiter == edge.waiter and e.what == edge.what
