@@ -186,7 +186,8 @@ def test_drain_in_flight_is_what_gdb_reads(name):
 # ---------------------------------------------------------------- idle fixture cores
 
 IDLE_MARKERS = {"idle": ("poll", "worker_thread", "call_rcu_thread"),
-                "guest": ("kvm_vcpu_ioctl",)}
+                "guest": ("kvm_vcpu_ioctl",),
+                "sleeping": ("clock_nanosleep", "g_usleep")}   # call_rcu_thread's batching
 
 
 def gdb_thread_blocks(text):
