@@ -5,12 +5,17 @@
 
 Inputs are tests/fuzz/fuzz_core.py's recipes (a seed core and structural mutations, made,
 resolved and applied by fuzz_core), on the QEMU fixture cores (qemu-storage-daemon and
-qemu-system-x86_64, kernel cores and gcores), the corrupted-structures fixture
-(fixtures/corrupt: QEMU's names, built here) and the synthetic fixture.
+qemu-system-x86_64, kernel cores and gcores), the distribution-shaped ones (stripped, their
+debug info in a separate debug file found by build-id and a dwz file: fixtures/distro.py),
+the corrupted-structures fixture (fixtures/corrupt: QEMU's names, built here) and the
+synthetic fixture. --dwarf-share of the inputs mutate DWARF instead of the core: the
+executable's sections on a small seed, the debug or dwz file's on a distribution-shaped one
+(in a mirror of its debug directory: fuzz_core.mirror_debug_dir).
 
 Each worker keeps one gdb running (`gdb -nx` reading commands from a pipe) with qemugdb
-loaded once (`source qemugdb/gdb_load.py`) and switches inputs with `file EXE` (when the
-executable changes) and `core-file CORE`. The commands are listed from gdb at start
+loaded once (`source qemugdb/gdb_load.py`) and switches inputs with `set
+debug-file-directory` (the seed's debug directory, then the system's) and `file EXE` (when
+either changes) and `core-file CORE`. The commands are listed from gdb at start
 (`help qemu`, recursively; formats and switches from each command's usage; the convenience
 functions from `show convenience`): every command in every format, each switch, the
 optional AioContext argument, `bdrv` on node names and addresses, `coroutine` and
@@ -29,6 +34,12 @@ Per (input, command), outcome:
             over the budget (gdb killed and restarted), more than one error line, or gdb's
             state not restored (selected thread, frame and the newest frames' pcs,
             settings, frame filters, convenience variables, value history).
+  gdb-dwarf on mutated DWARF only, gdb's own DWARF reader failing: a failure (no Python
+            exception, no qemugdb internal error in it) whose text is a `Dwarf Error`, an
+            internal-error in gdb's dwarf2/ sources or a fatal signal in its dwarf2 code,
+            or extra `Dwarf Error` lines beside one error line, or the newest frames' pcs
+            changed as gdb's own `thread apply all bt` changes them; counted, not a
+            failure.
 Before the commands a non-default thread and frame are selected (as a user might have).
 The run writes results.jsonl (one line per input), failures/*.json (recipes with the failing
 commands) and summary.json into --out; `fuzz_gdb.py --table OUT/summary.json` prints
@@ -428,6 +439,20 @@ def select_user_frame(gdb):
     gdb.run("frame 1")
 
 
+def gdb_unwinds_differently(gdb, changed):
+    """Whether a state change of only the newest frames' pcs is gdb's own: on garbage DWARF
+    gdb's frame chain can depend on what its frame cache went through (docs/robustness.md,
+    run 3: 3 frames from a fresh cache, 2 after unwinding every thread), so its own `thread
+    apply all bt`, from a fresh frame cache, changes them too."""
+    if not changed.startswith("pcs: ") or "; " in changed:
+        return False
+    gdb.run("qemu coroutine select off")   # a fresh frame cache, as before the commands
+    select_user_frame(gdb)
+    before = gdb.state()["pcs"]
+    gdb.run("thread apply all bt")
+    return gdb.state()["pcs"] != before
+
+
 def normalized(out, err, core):
     """A command's output as compared between gdbs: the core's path and gdb's warnings
     aside (gdb warns about a core's sections when it first reads a thread: which command
@@ -479,6 +504,9 @@ def run_input(gdb, exe, core, runs, debug_dir=None, dwarf=False):
                     changed = state_change(base, gdb.state())
                     if changed and outcome != "failure":
                         outcome, why = "failure", f"state changed: {changed}"
+                        if dwarf and gdb_unwinds_differently(gdb, changed):
+                            outcome = "gdb-dwarf"
+                            why += " (gdb's own `thread apply all bt` changes them too)"
                     if changed:
                         gdb.run("qemu coroutine select off")
                         select_user_frame(gdb)
