@@ -337,7 +337,6 @@ def seed_info(seed: Seed, scratch: Path, cache_home: str, baselines: Path,
     seed: runs the listings (and the variants in `wanted`) on the unmutated seed, locates
     its QEMU objects, lists the cache entries the runs wrote."""
     import corefile
-    from corefile.elf import ElfImage
     listing = [v for v, a in load_variants().items()
                if v.split()[0] in qemu_objects.LISTINGS and a == ["--json"]]
     outputs, outcomes = {}, {}
@@ -366,13 +365,7 @@ def seed_info(seed: Seed, scratch: Path, cache_home: str, baselines: Path,
     for v in wanted:
         if v not in listing:
             run(v, objects)
-    layouts = {}
-    for role, path in {"exe": seed.exe, **fuzz_core.debug_files(seed)}.items():
-        img = ElfImage(path)
-        try:
-            layouts[role] = (fuzz_core.layout(img.data), len(img.data))
-        finally:
-            img.close()
+    layouts = fuzz_core.section_layouts({"exe": seed.exe, **fuzz_core.debug_files(seed)})
     exe_layout = layouts.pop("exe")
     patterns = sorted({fuzz_core._entry_pattern(e) for e in fuzz_core.cache_entries(
         Path(cache_home) / "qemugdb", fuzz_core.seed_build_ids(seed))})

@@ -394,6 +394,19 @@ def debug_files(seed: Seed) -> dict:
     return out
 
 
+def section_layouts(paths: dict) -> dict:
+    """{role: (Layout, size)} of the ELF files {role: path}, read through a mapping."""
+    from corefile.elf import ElfImage
+    out = {}
+    for role, path in paths.items():
+        img = ElfImage(path)
+        try:
+            out[role] = (layout(img.data), len(img.data))
+        finally:
+            img.close()
+    return out
+
+
 def mirror_debug_dir(recipe: dict, seed: Seed, dest: Path) -> Path:
     """A copy of seed.debug_dir made of symlinks to its files, except the debug or dwz
     file the recipe mutates (a real, mutated file in its place, under every name)."""
@@ -403,6 +416,7 @@ def mirror_debug_dir(recipe: dict, seed: Seed, dest: Path) -> Path:
         if any(op.get("target") == role for op in recipe["ops"]):
             if role not in files:
                 raise RecipeError(f"the seed has no {role} file")
+            dest.parent.mkdir(parents=True, exist_ok=True)
             path = dest.parent / f"mutated.{role}"
             materialize(recipe, role, files[role], path)
             mutated[os.path.realpath(files[role])] = path

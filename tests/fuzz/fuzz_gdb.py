@@ -767,18 +767,10 @@ def dwarf_files(seed) -> dict:
     mutates: the separate debug and dwz files of a distribution-shaped seed, the executable
     of a seed without them under EXE_DWARF_MAX (gdb reads a QEMU executable's 100 MB of
     DWARF afresh for each one: seconds)."""
-    from corefile.elf import ElfImage
     paths = fuzz_core.debug_files(seed)
     if not paths and os.path.getsize(seed.exe) < EXE_DWARF_MAX:
         paths = {"exe": seed.exe}
-    out = {}
-    for role, path in paths.items():
-        img = ElfImage(path)
-        try:
-            out[role] = (fuzz_core.layout(img.data), len(img.data))
-        finally:
-            img.close()
-    return out
+    return fuzz_core.section_layouts(paths)
 
 
 class Report:
