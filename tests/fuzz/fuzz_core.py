@@ -45,7 +45,7 @@ for p in (ROOT, ROOT / "fixtures", ROOT / "tests"):
 
 BUDGET = 10           # seconds of CPU time per input
 WALL_FACTOR = 6       # ... and of wall time, times this (a child blocked, not computing)
-MEMORY_LIMIT = 6 << 30  # address space per child (cores are mmap'ed)
+MEMORY_LIMIT = 6 << 30  # address space a child may add (cores are mmap'ed) to what it inherits
 HEAD = 1 << 20          # bytes of a core mutate() looks at (headers and notes)
 TYPES = ("struct Coroutine", "BlockDriverState", "AioContext", "int", "char")
 VARIABLES = ("all_bdrv_states", "qemu_aio_context", "main_loop_tlg")
@@ -808,6 +808,12 @@ def run_child(core: str, exe: str, cache_home: str) -> dict:
     return call_in_child(lambda: exercise(core, exe), cache_home)
 
 
+def _address_space() -> int:
+    """This process's virtual memory size in bytes (VmSize)."""
+    with open("/proc/self/status") as f:
+        return next(int(ln.split()[1]) << 10 for ln in f if ln.startswith("VmSize:"))
+
+
 def call_in_child(fn, cache_home: str, budget: int = BUDGET) -> dict:
     """fn() (returning a JSON-able dict with an "outcome") in a forked child with
     XDG_CACHE_HOME=cache_home and the memory limit, given `budget` s of CPU time (a loop)
@@ -821,7 +827,8 @@ def call_in_child(fn, cache_home: str, budget: int = BUDGET) -> dict:
         code = 0
         try:
             os.environ["XDG_CACHE_HOME"] = cache_home
-            resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+            limit = _address_space() + MEMORY_LIMIT   # the parent's mappings count too
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
             def alarm(*_):
                 raise Hang(f"over {budget} s of CPU time")
