@@ -9,7 +9,8 @@ WALKERS = {"QLIST": queue.qlist_foreach, "QSLIST": queue.qslist_foreach,
 
 
 def walk_all(target, lists):
-    """{head: {"values", "addresses", "end": null|cycle|unmapped, "at": address}}."""
+    """{head: {"values", "addresses", "end": null|cycle|unmapped|broken, "at": address}}
+    (broken: a back-link that does not point back)."""
     out = {}
     for head, spec in lists.items():
         rec = out[head] = {"values": [], "addresses": [], "end": "null", "at": None}
@@ -18,7 +19,8 @@ def walk_all(target, lists):
                 rec["addresses"].append(elem.address_)
                 rec["values"].append(elem.value.value_())
         except CorruptError as e:
-            rec["end"], rec["at"] = "cycle", e.address
+            rec["end"] = "broken" if "back-link" in str(e) else "cycle"
+            rec["at"] = e.address
         except FaultError as e:
             rec["end"], rec["at"] = "unmapped", e.address
             rec["addresses"].pop()   # the element at the bad address yielded no value

@@ -188,15 +188,23 @@ for name, spec in EXPECTED["lists"].items():
     first, nxt = LINKS[spec["kind"]]
     head = gdb.parse_and_eval(name)
     p, seen, values, end = head[first], [], [], "null"
+    expect = int(head.address)   # what the first element's back-link holds
     while int(p):
         if int(p) in seen:
             end = "cycle"; cycle_to = seen.index(int(p)); break
+        link = p[spec["field"]]
         try:
-            values.append(int(p["value"]))
+            value = int(p["value"])
+            back = (int(link["le_prev"]) if spec["kind"] == "QLIST" else
+                    int(link["tqe_circ"]["tql_prev"]) if spec["kind"] == "QTAILQ" else 0)
         except gdb.MemoryError:
             end = "unmapped"; break
+        if back and back != expect:
+            end = "broken"; break
+        values.append(value)
         seen.append(int(p))
-        p = p[spec["field"]][nxt]
+        expect = int(link[nxt].address) if spec["kind"] == "QLIST" else int(link.address)
+        p = link[nxt]
     got = {"values": values, "end": end}
     if end == "cycle":
         got["cycle_to"] = cycle_to

@@ -3,20 +3,31 @@
 Each yields the elements (Objects of the element type) and is bounded: a cycle or more than
 `limit` elements raises CorruptError, an unreadable link raises FaultError, after the good
 elements have been yielded. Callers that must carry on catch TargetError and report it.
+
+The doubly-linked ones (QLIST, QTAILQ) also check each element's back-link (le_prev,
+tqe_circ.tql_prev) against the link that led to it, as Linux's list debugging does: a next
+pointer into readable memory that holds no element of the list (a flipped bit, a stale
+pointer) raises CorruptError instead of yielding what is there. A back-link that is NULL
+(a list built without them) or unreadable (the element's reader marks it) is not checked.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
+from ..errors import CorruptError, FaultError, MissingDebugInfo
 from ..obj import Object, strip_typedefs
-from ..target import CorruptError
 
 LIMIT = 1_000_000
 
 
-def _elements(head_first, field, next_name, limit):
+def _elements(head_first, field, next_name, limit,
+              back_link: Callable[[Object], Object] | None = None,
+              link: Callable[[Object], int] | None = None):
+    """The elements from head_first along elm->field.NEXT_NAME; with back_link (an
+    element's back-link Object) and link (the address its successor's back-link must hold),
+    each element's back-link is checked, the first against head_first's address."""
     elem_type = strip_typedefs(head_first.type_).target
     seen = set()
-    address = head_first.value_()
+    address, expected = head_first.value_(), head_first.address_
     while address:
         if address in seen:
             raise CorruptError(f"list cycles back to {address:#x}", address)
@@ -24,8 +35,21 @@ def _elements(head_first, field, next_name, limit):
             raise CorruptError(f"list longer than {limit} elements", address)
         seen.add(address)
         elem = Object(head_first.target_, elem_type, address)
+        if back_link is not None:
+            _check_back_link(back_link, elem, expected)
+            expected = link(elem)
         yield elem
         address = getattr(elem.member_(field), next_name).value_()
+
+
+def _check_back_link(back_link, elem, expected):
+    try:
+        actual = back_link(elem).value_()
+    except (FaultError, MissingDebugInfo):
+        return
+    if actual and actual != expected:
+        raise CorruptError(f"list broken at {elem.address_:#x}: its back-link is "
+                           f"{actual:#x}, not {expected:#x}", elem.address_)
 
 
 def qlist_foreach(head: Object, field: str, limit: int = LIMIT) -> Iterator[Object]:
@@ -33,7 +57,9 @@ def qlist_foreach(head: Object, field: str, limit: int = LIMIT) -> Iterator[Obje
 
     :param head: a QLIST_HEAD struct
     :returns: iterator of the element type (its struct, at each element's address)"""
-    return _elements(head.lh_first, field, "le_next", limit)
+    return _elements(head.lh_first, field, "le_next", limit,
+                     back_link=lambda e: e.member_(field).le_prev,
+                     link=lambda e: e.member_(field).le_next.address_)
 
 
 def qslist_foreach(head: Object, field: str, limit: int = LIMIT) -> Iterator[Object]:
@@ -57,4 +83,6 @@ def qtailq_foreach(head: Object, field: str, limit: int = LIMIT) -> Iterator[Obj
 
     :param head: a QTAILQ_HEAD struct
     :returns: iterator of the element type"""
-    return _elements(head.tqh_first, field, "tqe_next", limit)
+    return _elements(head.tqh_first, field, "tqe_next", limit,
+                     back_link=lambda e: e.member_(field).tqe_circ.tql_prev,
+                     link=lambda e: e.member_(field).address_)
