@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from . import enums
 from ..obj import Object, co_tls, read_fields, strip_typedefs, thread_variable
+from .coroutine import symbol
 from .iothread import iothreads
 from .queue import LIMIT, qlist_foreach, qsimpleq_foreach, qslist_foreach
 from .roots import all_bdrv_states, all_jobs, main_loop_context
@@ -30,19 +31,6 @@ from ..target import CorruptError, MissingDebugInfo, NotFound, Target, TargetErr
 BH_FLAGS_TABLE = (("BH_PENDING", 1), ("BH_SCHEDULED", 2), ("BH_DELETED", 4),
                   ("BH_ONESHOT", 8), ("BH_IDLE", 16))
 KnownContexts = list[tuple[int, list[str], list[dict]]]   # what known_contexts() returns
-
-
-def symbol(target: Target, pc: int) -> str | None:
-    """`function+offset` (or `function`) for a code address, None for NULL, hex if unknown."""
-    if not pc:
-        return None
-    try:
-        loc = target.symbolize(pc)
-    except TargetError:
-        loc = None
-    if loc is None or not loc.function:
-        return f"{pc:#x}"
-    return f"{loc.function}+{loc.offset}" if loc.offset else loc.function
 
 
 @dataclass

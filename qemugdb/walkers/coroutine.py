@@ -165,7 +165,7 @@ def describe(target: Target, address: int, guard: int,
     rec = CoroutineRecord(address=int(address))
     try:
         co = Object(target, target.lookup_type("Coroutine"), rec.address)
-        if not read_fields(rec, co, entry=lambda: _symbol_name(target, co.entry.value_()),
+        if not read_fields(rec, co, entry=lambda: symbol(target, co.entry.value_()),
                            entry_arg="entry_arg", caller=lambda: co.caller.value_() or None):
             return rec
         rec.registers = saved_registers(target, rec.address, guard, thread_registers)
@@ -179,9 +179,17 @@ def describe(target: Target, address: int, guard: int,
     return rec
 
 
-def _symbol_name(target, pc):
-    """The function containing pc, None for NULL."""
-    return target.symbolize(pc).function if pc else None
+def symbol(target: Target, pc: int) -> str | None:
+    """`function+offset` (or `function`) for a code address, None for NULL, hex if unknown."""
+    if not pc:
+        return None
+    try:
+        loc = target.symbolize(pc)
+    except TargetError:
+        loc = None
+    if loc is None or not loc.function:
+        return f"{pc:#x}"
+    return f"{loc.function}+{loc.offset}" if loc.offset else loc.function
 
 
 def coqueue_waiters(queue: Object) -> Iterator[Object]:
