@@ -99,7 +99,9 @@ def build(t):
     h2 = heap.new(h_t, io_write=0x405000, opaque=0x99)
     heap.set(h_t, h2, pfd=0)
     t.write(h2, (9).to_bytes(4, "little"))
-    t.write_u64(h2 + next(m.offset for m in h_t.members if m.name == "node_deleted") + 8, 0x1234)
+    deleted = heap.new(layout(None, [("p", UINT64)]), p=h2)   # the deleted list's head
+    t.write_u64(h2 + next(m.offset for m in h_t.members if m.name == "node_deleted") + 8,
+                deleted)
     h1 = heap.new(h_t, io_read=0x402000, io_poll=0x403000, opaque=0x77, node=h2)
     t.write(h1, (7).to_bytes(4, "little"))
     heap.set(ctx_t, main, aio_handlers=h1)

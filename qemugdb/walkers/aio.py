@@ -22,7 +22,7 @@ from . import enums
 from ..obj import Object, co_tls, read_fields, strip_typedefs, thread_variable
 from .coroutine import symbol
 from .iothread import iothreads
-from .queue import LIMIT, qlist_foreach, qsimpleq_foreach, qslist_foreach
+from .queue import LIMIT, qlist_foreach, qlist_is_inserted, qsimpleq_foreach, qslist_foreach
 from .roots import all_bdrv_states, all_jobs, main_loop_context
 from ..result import Record
 from ..target import CorruptError, MissingDebugInfo, NotFound, Target, TargetError, Thread
@@ -280,7 +280,7 @@ HANDLER_CALLBACKS = ("io_read", "io_write", "io_poll", "io_poll_ready", "io_poll
 
 
 def _deleted(handler):
-    return bool(handler.node_deleted.le_prev.value_())
+    return qlist_is_inserted(handler, "node_deleted")
 
 
 def _callbacks(target, handler):

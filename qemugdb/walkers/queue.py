@@ -62,6 +62,21 @@ def qlist_foreach(head: Object, field: str, limit: int = LIMIT) -> Iterator[Obje
                      link=lambda e: e.member_(field).le_next.address_)
 
 
+def qlist_is_inserted(elm: Object, field: str) -> bool:
+    """QLIST_IS_INSERTED: elm->field.le_prev is not NULL, checked: an inserted element's
+    le_prev points at the link holding its address (CorruptError when it does not,
+    FaultError when that cannot be read).
+
+    :param elm: the element's struct"""
+    prev = elm.member_(field).le_prev
+    if not prev.value_():
+        return False
+    if prev.deref_().value_() != elm.address_:
+        raise CorruptError(f"{field}.le_prev {prev.value_():#x} does not point back to "
+                           f"{elm.address_:#x}", elm.address_)
+    return True
+
+
 def qslist_foreach(head: Object, field: str, limit: int = LIMIT) -> Iterator[Object]:
     """QSLIST_FOREACH: head.slh_first, elm->field.sle_next.
 
