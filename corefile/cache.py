@@ -1,11 +1,13 @@
 """The on-disk cache of what corefile derives from ELF/DWARF files, keyed by build-id under
-$XDG_CACHE_HOME/qemugdb (never next to the inputs). Entries are marshal data; a missing,
-unreadable or malformed entry reads as None, and an unwritable cache only costs speed."""
+$XDG_CACHE_HOME/qemugdb (never next to the inputs). Entries are bytes (marshal data, or a
+section's inflated bytes) followed by their CRC-32: a missing, unreadable, damaged or
+malformed entry reads as None and is made again, and an unwritable cache only costs speed."""
 
 import errno
 import marshal
 import os
 import stat
+import zlib
 
 
 def default_dir():
@@ -16,13 +18,26 @@ def default_dir():
 
 def load(path):
     """The data stored at path, or None (also for an entry that is not a regular file)."""
+    raw = load_bytes(path)
+    try:   # loads(bytes): load(f) is ~10x slower
+        return None if raw is None else marshal.loads(raw)
+    except (EOFError, ValueError, TypeError):
+        return None
+
+
+def load_bytes(path, size=None):
+    """The bytes stored at path (size of them, if given) when their CRC-32 matches, or None."""
     if path is None:
         return None
     try:
-        with open_regular(path) as f:  # loads(read()): load(f) is ~10x slower
-            return marshal.loads(f.read())
-    except (OSError, EOFError, ValueError, TypeError):
+        with open_regular(path) as f:
+            raw = f.read() if size is None else f.read(size + 5)
+    except OSError:
         return None
+    if len(raw) < 4 or size is not None and len(raw) != size + 4:
+        return None
+    body = raw[:-4]
+    return body if zlib.crc32(body).to_bytes(4, "little") == raw[-4:] else None
 
 
 def open_regular(path):
@@ -36,14 +51,20 @@ def open_regular(path):
 
 
 def store(path, data):
-    """Write data at path atomically (a temporary file renamed)."""
+    """Write data (marshal data) at path: store_bytes."""
+    store_bytes(path, marshal.dumps(data))
+
+
+def store_bytes(path, body):
+    """Write body and its CRC-32 at path atomically (a temporary file renamed)."""
     if path is None:
         return
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = f"{path}.{os.getpid()}.tmp"
         with open(tmp, "wb") as f:
-            marshal.dump(data, f)
+            f.write(body)
+            f.write(zlib.crc32(body).to_bytes(4, "little"))
         os.replace(tmp, path)
     except OSError:
         pass

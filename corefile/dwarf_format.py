@@ -301,13 +301,11 @@ class ElfSections:
                 ch_type, _reserved, ch_size = struct.unpack_from("<IIQ", header, 0)
             else:
                 ch_type, ch_size = struct.unpack_from("<II", header, 0)
-            if ch_type != 1:
-                return None
-            with cache.open_regular(f"{self.cache_prefix}{name}") as f:
-                inflated = f.read(ch_size + 1)
-        except (OSError, struct.error):
+        except struct.error:
             return None
-        return inflated if len(inflated) == ch_size else None
+        if ch_type != 1:
+            return None
+        return cache.load_bytes(f"{self.cache_prefix}{name}", ch_size)
 
     def _decompress(self, name, data):
         """A compressed section's contents, through the cache when there is one: zlib
@@ -321,14 +319,9 @@ class ElfSections:
         if ch_type != 1:
             raise DwarfError(f"{self.path}: section {name}: unknown compression {ch_type}")
         cached = f"{self.cache_prefix}{name}" if self.cache_prefix else None
-        if cached:
-            try:
-                with cache.open_regular(cached) as f:
-                    inflated = f.read(ch_size + 1)
-                if len(inflated) == ch_size:
-                    return inflated
-            except OSError:
-                pass
+        inflated = cache.load_bytes(cached, ch_size)
+        if inflated is not None:
+            return inflated
         if ch_size > MAX_DEFLATE_RATIO * len(body) + 1024:
             raise DwarfError(f"{self.path}: section {name} claims {ch_size} bytes, more "
                              f"than {len(body)} compressed bytes can hold")
@@ -339,15 +332,7 @@ class ElfSections:
         if len(inflated) != ch_size:
             raise DwarfError(f"{self.path}: section {name} inflates to {len(inflated)} "
                              f"bytes, not {ch_size}")
-        if cached:
-            try:
-                os.makedirs(os.path.dirname(cached), exist_ok=True)
-                tmp = f"{cached}.{os.getpid()}.tmp"
-                with open(tmp, "wb") as f:
-                    f.write(inflated)
-                os.replace(tmp, cached)
-            except OSError:
-                pass  # an unwritable cache only costs speed
+        cache.store_bytes(cached, inflated)
         return inflated
 
 
