@@ -258,10 +258,11 @@ def mentions(record, addresses) -> bool:
 
 
 def shows(m, b, values) -> bool:
-    """Whether record m (not b) holds one of the values written (as a number or hex)."""
+    """Whether record m (not b) holds one of the values written (as a number or hex): one
+    that can be a pointer or an integer member (the bytes of a char array are not)."""
     text, before = json.dumps(m), json.dumps(b)
     return any(t in text and t not in before
-               for v in values if v > 0xffff for t in (str(v), f"{v:#x}"))
+               for v in values if 0xffff < v < 1 << 64 for t in (str(v), f"{v:#x}"))
 
 
 def differential(recipe: dict, objects, base, mut, read=None) -> Counter:
