@@ -105,6 +105,10 @@ def build(t):
     h1 = heap.new(h_t, io_read=0x402000, io_poll=0x403000, opaque=0x77, node=h2)
     t.write(h1, (7).to_bytes(4, "little"))
     heap.set(ctx_t, main, aio_handlers=h1)
+    node = next(m.offset for m in h_t.members if m.name == "node")
+    t.write_u64(h1 + node + 8, main + next(m.offset for m in ctx_t.members
+                                           if m.name == "aio_handlers"))   # le_prev
+    t.write_u64(h2 + node + 8, h1 + node)
     # timers: realtime list with two, virtual list with one; main_loop_tlg has one
     tm2 = heap.new(timer_t, expire_time=2000, cb=0x404000, opaque=0x2, scale=1)
     tm1 = heap.new(timer_t, expire_time=1000, cb=0x404000, opaque=0x1, scale=1, next=tm2)

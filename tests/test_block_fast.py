@@ -123,13 +123,14 @@ def g():
         return a
 
     def append(list_name, elem_t, link, address):
-        """Append to one of the global lists (QTAILQ or QLIST), through `link`."""
+        """Append to one of the global lists (QTAILQ or QLIST), through `link`; a QLIST
+        element's le_prev points at the link that holds it, as QEMU keeps it."""
         tail = G.tails[list_name]
-        if tail is None:
-            t.write_u64(heads[list_name], address)
-        else:
-            off = next(m.offset for m in elem_t.members if m.name == link)
-            t.write_u64(tail + off, address)
+        member_ = next(m for m in elem_t.members if m.name == link)
+        holder = heads[list_name] if tail is None else tail + member_.offset
+        t.write_u64(holder, address)
+        if any(m.name == "le_prev" for m in member_.type.members):
+            t.write_u64(address + member_.offset + 8, holder)
         G.tails[list_name] = address
 
     drivers = {}
@@ -163,8 +164,10 @@ def g():
         off_children = next(m.offset for m in bs_t.members if m.name == "children")
         off_next = next(m.offset for m in child_t.members if m.name == "next")
         t.write_u64(parent + off_children, children_[0] if children_ else 0)
-        for a, b in zip(children_, children_[1:]):
-            t.write_u64(a + off_next, b)
+        for holder, c in zip([parent + off_children] + [a + off_next for a in children_],
+                             children_):
+            t.write_u64(holder, c)
+            t.write_u64(c + off_next + 8, holder)   # le_prev
 
     def backend(name, root_child, ctx=0x5000):
         a = heap.new(blk_t, name=string(name) if name else 0, refcnt=1, ctx=ctx, perm=1,
@@ -187,8 +190,14 @@ def g():
         append("jobs", job_t, "job_list", a)
         return a
 
-    G.string, G.node, G.graph_add, G.child, G.link_children = (
-        string, node, graph_add, child, link_children)
+    def track(bs, req):
+        """req as bs->tracked_requests' only element (its le_prev at the head)."""
+        head = bs + next(m.offset for m in bs_t.members if m.name == "tracked_requests")
+        t.write_u64(head, req)
+        t.write_u64(req + next(m.offset for m in req_t.members if m.name == "list") + 8, head)
+
+    G.string, G.node, G.graph_add, G.child, G.link_children, G.track = (
+        string, node, graph_add, child, link_children, track)
     G.backend, G.block_job = backend, block_job
     return G
 
@@ -298,8 +307,7 @@ def test_jobs_records(g):
 def test_tracked_requests_of_a_node(g):
     a = build_chain(g)
     req = g.heap.new(g.types["req"], offset=4096, bytes=512, type=1, serialising=1, co=0xc0de)
-    off = next(m.offset for m in g.types["bs"].members if m.name == "tracked_requests")
-    g.t.write_u64(a["base"] + off, req)
+    g.track(a["base"], req)
     detail = block.node_detail(g.t, "base")
     [r] = detail.requests
     assert (r.offset, r.bytes, r.type, r.serialising, r.co) == (4096, 512, "write", True, 0xc0de)

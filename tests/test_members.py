@@ -163,8 +163,7 @@ def test_a_job_without_pause_count_keeps_progress_and_speed(g):  # noqa: F811
 def test_a_tracked_request_without_serialising(g):  # noqa: F811
     a = build_chain(g)
     req = g.heap.new(g.types["req"], offset=4096, bytes=512, type=1, serialising=1, co=0xc0de)
-    off = next(m.offset for m in g.types["bs"].members if m.name == "tracked_requests")
-    g.t.write_u64(a["base"] + off, req)
+    g.track(a["base"], req)
     hide(g.t, "BdrvTrackedRequest", "serialising")
     detail = block.node_detail(g.t, "base")
     [r] = detail.requests

@@ -126,12 +126,20 @@ def _node_type(t):
     return node, head, tqh
 
 
-def _chain(t, nexts, values=None):
-    """Nodes at BASE + 0x100*i; nexts[i] is the index node i links to (None = NULL)."""
+def _chain(t, nexts, values=None, head=0x100):
+    """Nodes at BASE + 0x100*i; nexts[i] is the index node i links to (None = NULL). Each
+    node's back-links (le_prev, and tqe_circ's second word) point at the first link to it:
+    the head's for node 0."""
+    prev = {0: head}
+    for i, n in enumerate(nexts):
+        if n is not None:
+            prev.setdefault(n, BASE + 0x100 * i)
     for i, n in enumerate(nexts):
         nxt = 0 if n is None else BASE + 0x100 * n
+        back = prev.get(i, 0)
         t.map(BASE + 0x100 * i, struct.pack("<i4xQQQQ", (values or nexts)[i] if values else i,
-                                             nxt, 0, nxt, 0))
+                                             nxt, back and back + 8 * (back != head), nxt,
+                                             back and back + 24 * (back != head)))
 
 
 def test_qlist_and_qtailq_walk(t):

@@ -7,8 +7,9 @@ elements have been yielded. Callers that must carry on catch TargetError and rep
 The doubly-linked ones (QLIST, QTAILQ) also check each element's back-link (le_prev,
 tqe_circ.tql_prev) against the link that led to it, as Linux's list debugging does: a next
 pointer into readable memory that holds no element of the list (a flipped bit, a stale
-pointer) raises CorruptError instead of yielding what is there. A back-link that is NULL
-(a list built without them) or unreadable (the element's reader marks it) is not checked.
+pointer, zeroed memory) raises CorruptError instead of yielding what is there. QEMU keeps
+every listed element's back-link (QLIST_REMOVE and QTAILQ_REMOVE clear it), so a NULL one is
+broken too; an unreadable one is not checked (the element's reader marks it).
 """
 
 from collections.abc import Callable, Iterator
@@ -47,7 +48,7 @@ def _check_back_link(back_link, elem, expected):
         actual = back_link(elem).value_()
     except (FaultError, MissingDebugInfo):
         return
-    if actual and actual != expected:
+    if actual != expected:
         raise CorruptError(f"list broken at {elem.address_:#x}: its back-link is "
                            f"{actual:#x}, not {expected:#x}", elem.address_)
 
