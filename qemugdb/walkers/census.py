@@ -40,23 +40,35 @@ def _thread_roots(target, threads):
             below = caller
 
 
-def _request_roots(target):
+def _request_roots(target, errors):
+    """Each node's reqs_lock and tracked requests; a node whose list breaks is one line in
+    errors, and the other nodes are still walked."""
     for bs in all_bdrv_states(target):
         name = node_name(bs)
-        if strip_typedefs(bs.reqs_lock.type_).name == "CoMutex":  # QEMU < 8.0
-            holder = bs.reqs_lock.holder.value_()
-            if holder:
-                yield holder, f"holds reqs_lock of node {name}", "suspended"
-            for co in comutex_waiters(bs.reqs_lock):
-                yield co, f"waits for reqs_lock of node {name}", "suspended"
-        for req in qlist_foreach(bs.tracked_requests, "list"):
-            what = (f"{req.type.enum_name_() or req.type.value_()} offset {req.offset.value_()}"
-                    f" bytes {req.bytes.value_()}")
-            if req.co.value_():
-                yield req.co.value_(), f"tracked request on node {name}: {what}", "suspended"
-            for co in coqueue_waiters(req.wait_queue):
-                yield co.address_, (f"waits for serialising request on node {name}: "
-                                    f"{what}"), "suspended"
+        try:
+            yield from _node_request_roots(bs, name)
+        except MissingDebugInfo:
+            raise
+        except TargetError as e:
+            errors.append(f"tracked requests of node {name}: {e}")
+
+
+def _node_request_roots(bs, name):
+    """:param bs: BlockDriverState"""
+    if strip_typedefs(bs.reqs_lock.type_).name == "CoMutex":  # QEMU < 8.0
+        holder = bs.reqs_lock.holder.value_()
+        if holder:
+            yield holder, f"holds reqs_lock of node {name}", "suspended"
+        for co in comutex_waiters(bs.reqs_lock):
+            yield co, f"waits for reqs_lock of node {name}", "suspended"
+    for req in qlist_foreach(bs.tracked_requests, "list"):
+        what = (f"{req.type.enum_name_() or req.type.value_()} offset {req.offset.value_()}"
+                f" bytes {req.bytes.value_()}")
+        if req.co.value_():
+            yield req.co.value_(), f"tracked request on node {name}: {what}", "suspended"
+        for co in coqueue_waiters(req.wait_queue):
+            yield co.address_, (f"waits for serialising request on node {name}: "
+                                f"{what}"), "suspended"
 
 
 def _backend_roots(target):
@@ -161,7 +173,7 @@ def all_coroutines(target: Target, unwind: bool = True, pooled: bool = True) -> 
 
     roots = [("threads", lambda: _thread_roots(target, threads)),
              ("jobs", lambda: _job_roots(target)),
-             ("tracked requests", lambda: _request_roots(target)),
+             ("tracked requests", lambda: _request_roots(target, errors)),
              ("BlockBackend queues", lambda: _backend_roots(target)),
              ("throttle groups", lambda: _throttle_roots(target)),
              ("AioContexts", lambda: _scheduled_roots(target, threads))]
