@@ -236,11 +236,18 @@ def child_record(layout: BlockLayout, child: Object) -> Child:
                 perm=lambda: layout.perm_names(child.perm.value_()),
                 shared_perm=lambda: layout.perm_names(child.shared_perm.value_()),
                 frozen=lambda: bool(child.frozen.value_()))
-    if rec.child is not None and rec.error is None:
-        try:   # an edge to memory that holds no node is marked, not drawn as a node
-            child.target_.read(rec.child, 1)
-        except TargetError as e:
-            rec.error = f"child node {rec.child:#x}: {e}"
+    if rec.error is not None:
+        return rec
+    # Pointers shown but not followed must point at memory: an edge to a node that is not
+    # there, or a class that is not there (None is also another QEMU's class), is marked.
+    unknown_class = rec.parent_type is None and "parent_type" not in rec.absent
+    for what, address in (("child node", rec.child),
+                          ("klass", child.klass.value_() if unknown_class else None)):
+        if address and rec.error is None:
+            try:
+                child.target_.read(address, 1)
+            except TargetError as e:
+                rec.error = f"{what} {address:#x}: {e}"
     return rec
 
 
