@@ -97,3 +97,18 @@ def test_dropped_from_a_marked_listing_is_not_a_mismatch():
     verdicts = fuzz_cli.differential(recipe, _objects(), BASE, mut)
     assert verdicts["dropped from a marked listing"] == 1
     assert not [v for v in verdicts if v.startswith("mismatch")], verdicts
+
+
+def test_narrow_keeps_the_values_a_reader_can_tell_are_bad():
+    """A mismatch in a recipe mixing a plausible value (an integer, NULL) with a bad one
+    is judged again on the bad one alone; nothing to narrow otherwise."""
+    wild = {"op": "object", "kind": "BlockDriverState", "index": 0, "member": "drv",
+            "value": {"ptr": "wild"}}
+    null = dict(wild, index=1, value={"ptr": "null"})
+    count = dict(wild, member="refcnt", value={"int": 0})
+    mismatch = {"mismatch: other object changed": 1}
+    recipe = {"seed": "s", "command": "c", "ops": [null, wild, count]}
+    assert fuzz_cli.narrow(recipe, _objects(), mismatch) == {**recipe, "ops": [wild]}
+    assert fuzz_cli.narrow(recipe, _objects(), {"same": 3}) is None
+    assert fuzz_cli.narrow({**recipe, "ops": [wild]}, _objects(), mismatch) is None
+    assert fuzz_cli.narrow({**recipe, "ops": [null, count]}, _objects(), mismatch) is None

@@ -265,6 +265,20 @@ def shows(m, b, values) -> bool:
                for v in values if 0xffff < v < 1 << 64 for t in (str(v), f"{v:#x}"))
 
 
+def mismatched(verdicts) -> bool:
+    return any(v.startswith("mismatch") for v in verdicts)
+
+
+def narrow(recipe, objects, verdicts):
+    """A recipe mixing plausible values (NULL, another object, integers) with values a
+    reader can tell are bad gives one verdict for both: when it mismatches, the recipe with
+    only the bad values, to judge them alone; else None."""
+    bad = [op for op in recipe["ops"] if qemu_objects.must_be_marked(op, objects)]
+    if not mismatched(verdicts) or not bad or len(bad) == len(recipe["ops"]):
+        return None
+    return {**recipe, "ops": bad}
+
+
 def differential(recipe: dict, objects, base, mut, read=None) -> Counter:
     """Compare a --json output of a core with QEMU-object mutations (mut) with the
     unmutated seed's (base): a Counter of verdicts per record (see the module's doc);
@@ -478,6 +492,15 @@ def work(item, cache_home, slot):
     if diff and out is not None and family(recipe) == "object":
         res["differential"] = dict(differential(recipe, objects, base, out,
                                                 seed_reader(seed)))
+        narrowed = narrow(recipe, objects, res["differential"])
+        if narrowed is not None:   # which operation made the mismatch?
+            again = run_input(narrowed, seed, objects, slot, cache_home, want_output=True)
+            if "json" in again:
+                res["narrowed"] = dict(differential(narrowed, objects, base, again["json"],
+                                                    seed_reader(seed)))
+                if not mismatched(res["narrowed"]):   # a plausible value's doing
+                    res["differential"] = {"silent: plausible value (narrowed)": 1,
+                                           **res["narrowed"]}
     elif diff and out is not None:   # a damaged cache may cost time, never change a result
         res["differential"] = {"same output" if out == base else
                                "mismatch: the cache changed the output": 1}
@@ -676,7 +699,7 @@ class Summary:
             (self.out / "failures" / f"{line['i']:06d}.json").write_text(json.dumps(recipe, indent=1))
         diff = line.get("differential") or {}
         self.verdicts.update(diff)
-        if any(k.startswith("mismatch") for k in diff):
+        if mismatched(diff):
             self.mismatches.append(line["i"])
             (self.out / "mismatches" / f"{line['i']:06d}.json").write_text(
                 json.dumps({**recipe, "differential": diff}, indent=1))
