@@ -10,7 +10,9 @@ a claim), and every `module.name` the last column names is defined in qemugdb/wa
 
 Claims (PROGRAM: qemu-storage-daemon, or qemu-system-x86_64 after the word `system`):
 
-    [system] var NAME[@FILE][: TYPE]   a variable (of the unit whose name ends with FILE)
+    [system] var NAME[@FILE][ in FUNCTION][: TYPE]
+                                       a variable (of the unit whose name ends with FILE;
+                                       a static of FUNCTION there)
     [system] func NAME                 a function
     [system] type NAME                 a type ("enum ThrottleDirection" too)
     [system] enumerator NAME[ = N]     an enum constant (of value N)
@@ -222,8 +224,9 @@ def check(build, claim):
     di = build.dwarf(program)
     name = d["name"].strip() if d["name"] else None
     if kind == "var":
-        var, _, file = name.partition("@")
-        found = di.find_variable(var, file or None)
+        var, _, function = name.partition(" in ")
+        var, _, file = var.partition("@")
+        found = di.find_variable(var, file or None, function or None)
         got = None if found is None else str(found[1])
     elif kind == "func":
         got = di.find_function(name)

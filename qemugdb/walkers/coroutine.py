@@ -165,7 +165,7 @@ def describe(target: Target, address: int, guard: int,
     rec = CoroutineRecord(address=int(address))
     try:
         co = Object(target, target.lookup_type("Coroutine"), rec.address)
-        if not read_fields(rec, co, entry=lambda: symbol(target, co.entry.value_()),
+        if not read_fields(rec, co, entry=lambda: symbol(target, co.entry.value_(), offset=False),
                            entry_arg="entry_arg", caller=lambda: co.caller.value_() or None):
             return rec
         rec.registers = saved_registers(target, rec.address, guard, thread_registers)
@@ -179,8 +179,10 @@ def describe(target: Target, address: int, guard: int,
     return rec
 
 
-def symbol(target: Target, pc: int) -> str | None:
-    """`function+offset` (or `function`) for a code address, None for NULL, hex if unknown."""
+def symbol(target: Target, pc: int, offset: bool = True) -> str | None:
+    """`function+offset` (or `function`, and always with offset=False: an entry point,
+    whose offset gdb counts from the function's lowest address) for a code address, None
+    for NULL, hex if unknown."""
     if not pc:
         return None
     try:
@@ -189,7 +191,7 @@ def symbol(target: Target, pc: int) -> str | None:
         loc = None
     if loc is None or not loc.function:
         return f"{pc:#x}"
-    return f"{loc.function}+{loc.offset}" if loc.offset else loc.function
+    return f"{loc.function}+{loc.offset}" if offset and loc.offset else loc.function
 
 
 def coqueue_waiters(queue: Object) -> Iterator[Object]:
