@@ -40,20 +40,34 @@ def module_of(pc):
     solib = progspace.solib_name(pc)
     if solib:
         return solib
-    if FORMAT_ADDRESS.search(gdb.format_address(pc)):
+    if format_address(pc):
         return progspace.filename
     return None
+
+
+def text(get):
+    """get(), a name or file name gdb read from the debug info; None when its bytes are not
+    UTF-8 (a damaged string section), which gdb's Python cannot decode."""
+    try:
+        return get()
+    except UnicodeDecodeError:
+        return None
+
+
+def format_address(pc):
+    """FORMAT_ADDRESS's match on gdb's `<symbol+offset>` for pc, or None."""
+    return FORMAT_ADDRESS.search(text(lambda: gdb.format_address(pc)) or "")
 
 
 def location_of_frame(frame):
     """A Location for a gdb.Frame as `bt` shows it (inline frames not merged)."""
     pc = frame.pc()
     sal = frame.find_sal()
-    loc = Location(pc=pc, function=frame.name())
+    loc = Location(pc=pc, function=text(frame.name))
     if sal.symtab is not None:
-        loc.file, loc.line = sal.symtab.filename, sal.line
+        loc.file, loc.line = text(lambda: sal.symtab.filename), sal.line
     if frame.type() != gdb.INLINE_FRAME:
-        m = FORMAT_ADDRESS.search(gdb.format_address(pc))
+        m = format_address(pc)
         if m:
             loc.offset = int(m.group("off") or 0)
     loc.module = module_of(pc)

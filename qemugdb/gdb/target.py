@@ -13,7 +13,7 @@ import gdb
 from ..target import (FAULT_SIGNALS, FaultError, Location, MissingDebugInfo, Process, Target,
                       TargetError, Thread)
 from . import unwinder
-from .frames import FORMAT_ADDRESS, frame_registers, module_of, to_int
+from .frames import format_address, frame_registers, module_of, text, to_int
 
 _KINDS = {
     gdb.TYPE_CODE_STRUCT: "struct", gdb.TYPE_CODE_UNION: "union", gdb.TYPE_CODE_ENUM: "enum",
@@ -136,6 +136,12 @@ def _gdb_thread(num):
 _INFO_SYMBOL = re.compile(r"(?P<name>\S+)(?: \+ (?P<off>\d+))? in section ")
 
 
+
+def _in_file(sym, file):
+    """Whether gdb.Symbol sym is of the unit whose file name ends with file."""
+    return (text(lambda: sym.symtab.filename) or "").endswith(file)
+
+
 class GdbTarget(Target):
     """The inferior gdb has selected: a live process or a core."""
 
@@ -220,7 +226,7 @@ class GdbTarget(Target):
             return sym
         if file is not None:
             for sym in gdb.lookup_static_symbols(name):
-                if sym.symtab is not None and sym.symtab.filename.endswith(file):
+                if sym.symtab is not None and _in_file(sym, file):
                     return sym
             raise MissingDebugInfo(f"no static {name!r} in {file}")
         sym = gdb.lookup_global_symbol(name) or gdb.lookup_static_symbol(name)
@@ -235,13 +241,13 @@ class GdbTarget(Target):
         lookup_static_symbols does not look."""
         for sym in (gdb.lookup_global_symbol(function), *gdb.lookup_static_symbols(function)):
             if sym is None or not sym.is_function or sym.symtab is None \
-                    or not sym.symtab.filename.endswith(file):
+                    or not _in_file(sym, file):
                 continue
             scope = gdb.block_for_pc(int(sym.value().address))
             while scope is not None and scope.function is None:
                 scope = scope.superblock
             for local in scope or ():
-                if local.name == name and local.addr_class == gdb.SYMBOL_LOC_STATIC:
+                if text(lambda: local.name) == name and local.addr_class == gdb.SYMBOL_LOC_STATIC:
                     return local
         return None
 
@@ -350,13 +356,14 @@ class GdbTarget(Target):
             block = block.superblock
         sal = gdb.find_pc_line(pc)
         if sal.symtab is not None:
-            loc.file, loc.line = sal.symtab.filename, sal.line
+            loc.file, loc.line = text(lambda: sal.symtab.filename), sal.line
         if functions:
             outer, start = functions[-1]
-            loc.function, loc.offset = outer.name, pc - start
-            loc.inlined = [Location(pc=None, function=f.name) for f, _ in functions[:-1]]
+            loc.function, loc.offset = text(lambda: outer.name), pc - start
+            loc.inlined = [Location(pc=None, function=text(lambda: f.name))
+                           for f, _ in functions[:-1]]
             return loc
-        m = FORMAT_ADDRESS.search(gdb.format_address(pc))
+        m = format_address(pc)
         if m:
             loc.function, loc.offset = m.group("name"), int(m.group("off") or 0)
         return loc
