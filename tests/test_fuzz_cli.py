@@ -112,3 +112,18 @@ def test_narrow_keeps_the_values_a_reader_can_tell_are_bad():
     assert fuzz_cli.narrow(recipe, _objects(), {"same": 3}) is None
     assert fuzz_cli.narrow({**recipe, "ops": [wild]}, _objects(), mismatch) is None
     assert fuzz_cli.narrow({**recipe, "ops": [null, count]}, _objects(), mismatch) is None
+
+
+def test_a_coroutine_that_lost_a_reason_to_a_marked_root_is_not_a_mismatch():
+    """A coroutine reached through a throttle queue and a tracked request keeps the first
+    when the node list breaks (marked): not a mismatch; unmarked, it is one."""
+    recipe = {"ops": [{"op": "object", "kind": "BlockDriverState", "index": 0,
+                       "member": "drv", "value": {"ptr": "wild"}}]}
+    co = {"address": 0x9000, "entry": "f", "waits": ["throttled read", "tracked request"]}
+    base = {"coroutines": [co], "errors": []}
+    lost = {"coroutines": [dict(co, waits=["throttled read"])],
+            "errors": ["tracked requests: list broken at 0x1000"]}
+    verdicts = fuzz_cli.differential(recipe, _objects(), base, lost)
+    assert verdicts == {"lost a reason to a marked root": 1}, verdicts
+    assert fuzz_cli.mismatched(fuzz_cli.differential(recipe, _objects(), base,
+                                                     dict(lost, errors=[])))

@@ -265,6 +265,13 @@ def shows(m, b, values) -> bool:
                for v in values if 0xffff < v < 1 << 64 for t in (str(v), f"{v:#x}"))
 
 
+def fewer_reasons(m, b) -> bool:
+    """Whether record m is b with some of its `waits` gone: a coroutine found through
+    several roots (a job, a tracked request, a throttle queue), one of them broken."""
+    return (m.keys() == b.keys() and all(m[k] == b[k] for k in b if k != "waits")
+            and set(m.get("waits") or ()) < set(b.get("waits") or ()))
+
+
 def mismatched(verdicts) -> bool:
     return any(v.startswith("mismatch") for v in verdicts)
 
@@ -306,6 +313,8 @@ def differential(recipe: dict, objects, base, mut, read=None) -> Counter:
             verdicts["marked" if is_mutated else "other marked"] += 1
         elif m is None and tree_marked:
             verdicts["dropped from a marked listing"] += 1
+        elif m is not None and tree_marked and fewer_reasons(m, b):
+            verdicts["lost a reason to a marked root"] += 1
         elif is_mutated and m is not None and shows(m, b, written):
             verdicts["shows the value written"] += 1   # a pointer printed, not followed
         elif is_mutated:
